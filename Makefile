@@ -1,0 +1,68 @@
+# Every target installs what it needs first (into .venv), so each works on a fresh clone.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+BOOK_MD := $(wildcard book/*.md)
+SOLUTION_MD := $(wildcard solutions/*.md)
+LAB_MD := $(wildcard labs/*.md)
+CHAPTERS := $(filter book/0%.md,$(BOOK_MD))
+
+.PHONY: help install labs notebooks lab lint pytest nbval stubs book test bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --editable .
+	touch $@
+
+install: $(STAMP)  ## create .venv and install everything (done by every target)
+
+labs: $(STAMP)  ## regenerate labs/ from solutions/
+	$(PY) -m utils.labgen solutions labs
+
+notebooks: $(STAMP)  ## write the paired .ipynb next to every .md notebook (git-ignored)
+	$(BIN)/jupytext --quiet --to ipynb $(BOOK_MD:book/intro.md=) $(SOLUTION_MD) $(LAB_MD)
+
+lab: $(STAMP)  ## open JupyterLab on labs/ (.md files open as notebooks)
+	$(BIN)/jupytext-config set-default-viewer
+	$(BIN)/jupyter lab labs/
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check utils tests
+	$(BIN)/ruff format --check utils tests
+
+pytest: $(STAMP)  ## unit tests, checks and their catalogues, lab generator, stub test
+	$(BIN)/pytest -q
+
+nbval: $(STAMP) notebooks  ## execute chapters and solutions (checks must pass: strict mode)
+	NN_CHECK_STRICT=1 $(BIN)/pytest -q -p no:cacheprovider \
+	  --nbval-lax --nbval-current-env --rootdir=. -o testpaths= \
+	  $(CHAPTERS:.md=.ipynb) $(SOLUTION_MD:.md=.ipynb)
+
+stubs: $(STAMP)  ## the untouched labs: every check says "not implemented yet"
+	$(BIN)/pytest -q -m notebooks tests/test_labs_stubs.py
+
+book: $(STAMP)  ## build the site into book/_build/html (executes chapters; warnings fail)
+	rm -rf book/labs && mkdir -p book/labs && cp labs/*.md book/labs/
+	NN_CHECK_STRICT=1 $(BIN)/jupyter-book build book --warningiserror --keep-going
+	@echo "Site: book/_build/html/index.html"
+
+test: lint pytest nbval book  ## everything CI runs
+
+bench: $(STAMP)  ## timings the text quotes (not part of test)
+	$(PY) -m utils.bench
+
+clean:  ## remove generated files (keeps .venv; `rm -rf .venv` for that)
+	rm -rf book/_build book/labs .pytest_cache .ruff_cache
+	find . -name '*.ipynb' -not -path './.venv/*' -delete
+	find . -name '__pycache__' -not -path './.venv/*' -prune -exec rm -rf {} +

@@ -1,0 +1,305 @@
+"""Lab 1: typical wrong implementations, as students write them."""
+
+import numpy as np
+
+from tests.catalogue import Wrong
+from utils.check import lab1 as LAB
+from utils.reference import stage1 as REFERENCE
+
+REFERENCE_IMPLS = {ex: getattr(REFERENCE, ex) for ex in LAB.LAB.exercises}
+ref = REFERENCE
+
+
+# relu ------------------------------------------------------------------------
+def relu_in_place(z):
+    z[z < 0] = 0
+    return z
+
+
+def relu_mask(z):
+    return (z > 0).astype(z.dtype)
+
+
+def relu_abs(z):
+    return np.abs(z)
+
+
+def relu_list(z):
+    return [max(v, 0) for v in z.ravel()]
+
+
+# relu_grad -------------------------------------------------------------------
+def relu_grad_ge(z):
+    return (z >= 0).astype(z.dtype)
+
+
+def relu_grad_is_relu(z):
+    return np.maximum(z, 0)
+
+
+def relu_grad_sign(z):
+    return np.sign(z)
+
+
+def relu_grad_no_return(z):
+    (z > 0).astype(z.dtype)
+
+
+# softmax ---------------------------------------------------------------------
+def softmax_naive(logits):
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_global_max(logits):
+    e = np.exp(logits - np.max(logits))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_whole_sum(logits):
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / np.sum(e)
+
+
+def softmax_no_keepdims(logits):
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1)
+
+
+def softmax_axis0(logits):
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+
+
+# cross_entropy ---------------------------------------------------------------
+def ce_one_hot_log(probs, y):
+    Y = np.eye(probs.shape[1])[y]
+    return -np.mean(np.sum(Y * np.log(probs), axis=1))
+
+
+def ce_sum(probs, y):
+    return -np.sum(np.log(probs[np.arange(len(y)), y]))
+
+
+def ce_no_minus(probs, y):
+    return np.mean(np.log(probs[np.arange(len(y)), y]))
+
+
+def ce_per_example(probs, y):
+    return -np.log(probs[np.arange(len(y)), y])
+
+
+def ce_mean_all(probs, y):
+    Y = np.eye(probs.shape[1])[y]
+    return -np.mean(Y * np.log(probs + 1e-12))
+
+
+# forward ---------------------------------------------------------------------
+def forward_no_relu(X, params):
+    z1 = X @ params["W1"] + params["b1"]
+    h1 = z1
+    probs = ref.softmax(h1 @ params["W2"] + params["b2"])
+    return probs, {"X": X, "z1": z1, "h1": h1, "probs": probs}
+
+
+def forward_no_bias(X, params):
+    z1 = X @ params["W1"]
+    h1 = ref.relu(z1)
+    probs = ref.softmax(h1 @ params["W2"])
+    return probs, {"X": X, "z1": z1, "h1": h1, "probs": probs}
+
+
+def forward_logits(X, params):
+    z1 = X @ params["W1"] + params["b1"]
+    h1 = ref.relu(z1)
+    logits = h1 @ params["W2"] + params["b2"]
+    return logits, {"X": X, "z1": z1, "h1": h1, "probs": ref.softmax(logits)}
+
+
+def forward_caches_h1_as_z1(X, params):
+    z1 = X @ params["W1"] + params["b1"]
+    z1 = ref.relu(z1)
+    h1 = z1
+    probs = ref.softmax(h1 @ params["W2"] + params["b2"])
+    return probs, {"X": X, "z1": z1, "h1": h1, "probs": probs}
+
+
+def forward_only_probs(X, params):
+    z1 = X @ params["W1"] + params["b1"]
+    return ref.softmax(ref.relu(z1) @ params["W2"] + params["b2"])
+
+
+# softmax_cross_entropy_grad --------------------------------------------------
+def sce_grad_no_mean(probs, y):
+    Y = np.eye(probs.shape[1], dtype=probs.dtype)[y]
+    return probs - Y
+
+
+def sce_grad_minus_one(probs, y):
+    return (probs - 1) / len(y)
+
+
+def sce_grad_sign(probs, y):
+    Y = np.eye(probs.shape[1], dtype=probs.dtype)[y]
+    return (Y - probs) / len(y)
+
+
+def sce_grad_probs(probs, y):
+    return probs / len(y)
+
+
+# linear_backward -------------------------------------------------------------
+def lin_db_not_summed(dz, x, W):
+    return dz @ W.T, x.T @ dz, dz
+
+
+def lin_db_mean(dz, x, W):
+    return dz @ W.T, x.T @ dz, dz.mean(axis=0)
+
+
+def lin_dW_transposed(dz, x, W):
+    return dz @ W.T, dz.T @ x, dz.sum(axis=0)
+
+
+def lin_dW_over_N(dz, x, W):
+    return dz @ W.T, x.T @ dz / len(x), dz.sum(axis=0)
+
+
+# backward --------------------------------------------------------------------
+def backward_no_relu_grad(y, params, cache):
+    dlogits = ref.softmax_cross_entropy_grad(cache["probs"], y)
+    dh1, dW2, db2 = ref.linear_backward(dlogits, cache["h1"], params["W2"])
+    _, dW1, db1 = ref.linear_backward(dh1, cache["X"], params["W1"])
+    return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+
+
+def backward_no_mean(y, params, cache):
+    probs = cache["probs"]
+    dlogits = probs - np.eye(probs.shape[1], dtype=probs.dtype)[y]
+    dh1, dW2, db2 = ref.linear_backward(dlogits, cache["h1"], params["W2"])
+    dz1 = dh1 * ref.relu_grad(cache["z1"])
+    _, dW1, db1 = ref.linear_backward(dz1, cache["X"], params["W1"])
+    return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+
+
+def backward_dW2_transposed(y, params, cache):
+    grads = ref.backward(y, params, cache)
+    grads["W2"] = grads["W2"].T
+    return grads
+
+
+def backward_wrong_keys(y, params, cache):
+    grads = ref.backward(y, params, cache)
+    return {"d" + k: v for k, v in grads.items()}
+
+
+def backward_db1_not_summed(y, params, cache):
+    dlogits = ref.softmax_cross_entropy_grad(cache["probs"], y)
+    dh1 = dlogits @ params["W2"].T
+    dz1 = dh1 * ref.relu_grad(cache["z1"])
+    grads = ref.backward(y, params, cache)
+    grads["b1"] = dz1
+    return grads
+
+
+# sgd_update ------------------------------------------------------------------
+def update_new_dict(params, grads, lr):
+    params = {k: params[k] - lr * grads[k] for k in params}
+
+
+def update_loop_variable(params, grads, lr):
+    for p, g in zip(params.values(), grads.values()):
+        p = p - lr * g  # rebinds the loop variable, the dict never sees it
+
+
+def update_plus(params, grads, lr):
+    for k in params:
+        params[k] += lr * grads[k]
+
+
+def update_no_lr(params, grads, lr):
+    for k in params:
+        params[k] -= grads[k]
+
+
+def update_returns_dict(params, grads, lr):
+    for k in params:
+        params[k] -= lr * grads[k]
+    return params
+
+
+# train_step ------------------------------------------------------------------
+def step_no_update(X, y, params, lr):
+    probs, cache = ref.forward(X, params)
+    ref.backward(y, params, cache)
+    return ref.cross_entropy(probs, y)
+
+
+def step_loss_after(X, y, params, lr):
+    probs, cache = ref.forward(X, params)
+    ref.sgd_update(params, ref.backward(y, params, cache), lr)
+    return ref.cross_entropy(ref.forward(X, params)[0], y)
+
+
+def step_uphill(X, y, params, lr):
+    probs, cache = ref.forward(X, params)
+    grads = ref.backward(y, params, cache)
+    for k in params:
+        params[k] += lr * grads[k]
+    return ref.cross_entropy(probs, y)
+
+
+def step_no_return(X, y, params, lr):
+    probs, cache = ref.forward(X, params)
+    ref.sgd_update(params, ref.backward(y, params, cache), lr)
+
+
+WRONG = [
+    Wrong("relu", relu_in_place, "in place", "modifies z"),
+    Wrong("relu", relu_mask, "derivative", "returns the mask"),
+    Wrong("relu", relu_abs, "absolute", "abs"),
+    Wrong("relu", relu_list, "NumPy array", "python list"),
+    Wrong("relu_grad", relu_grad_ge, "z > 0, not z >= 0", "wrong side at 0"),
+    Wrong("relu_grad", relu_grad_is_relu, "ReLU itself", "returns relu"),
+    Wrong("relu_grad", relu_grad_sign, "np.sign", "sign"),
+    Wrong("relu_grad", relu_grad_no_return, "return", "no return"),
+    Wrong("softmax", softmax_naive, "overflows", "no max subtraction"),
+    Wrong("softmax", softmax_global_max, "each row's own maximum", "global max"),
+    Wrong("softmax", softmax_whole_sum, "each row must sum to 1", "global sum"),
+    Wrong("softmax", softmax_no_keepdims, "keepdims", "missing keepdims"),
+    Wrong("softmax", softmax_axis0, "axis=0", "columns"),
+    Wrong("cross_entropy", ce_one_hot_log, "0 * -inf", "log of zeros"),
+    Wrong("cross_entropy", ce_sum, "not the sum", "sum over batch"),
+    Wrong("cross_entropy", ce_no_minus, "sign", "missing minus"),
+    Wrong("cross_entropy", ce_per_example, "single number", "per-example"),
+    Wrong("cross_entropy", ce_mean_all, "N × C", "mean over classes too"),
+    Wrong("forward", forward_no_relu, "relu(z1)", "no relu"),
+    Wrong("forward", forward_no_bias, "biases", "no bias"),
+    Wrong("forward", forward_logits, "logits", "returns logits"),
+    Wrong("forward", forward_caches_h1_as_z1, "pre-activation", "cache z1"),
+    Wrong("forward", forward_only_probs, "tuple", "no cache"),
+    Wrong("softmax_cross_entropy_grad", sce_grad_no_mean, "divide by n", "no 1/N"),
+    Wrong("softmax_cross_entropy_grad", sce_grad_minus_one, "correct class", "-1"),
+    Wrong("softmax_cross_entropy_grad", sce_grad_sign, "sign", "Y - p"),
+    Wrong("softmax_cross_entropy_grad", sce_grad_probs, "-Y is missing", "p only"),
+    Wrong("linear_backward", lin_db_not_summed, "summed over the batch", "db=dz"),
+    Wrong("linear_backward", lin_db_mean, "not the mean", "db mean"),
+    Wrong("linear_backward", lin_dW_transposed, "transpose", "dW.T"),
+    Wrong("linear_backward", lin_dW_over_N, "too small", "dW / N"),
+    Wrong("backward", backward_no_relu_grad, "relu_grad", "no relu derivative"),
+    Wrong("backward", backward_no_mean, "N times too large", "no 1/N"),
+    Wrong("backward", backward_dW2_transposed, "transpose", "dW2 transposed"),
+    Wrong("backward", backward_wrong_keys, "missing the key", "dW1 keys"),
+    Wrong(
+        "backward", backward_db1_not_summed, "summed over the batch", "db1 not summed"
+    ),
+    Wrong("sgd_update", update_new_dict, "did not change", "new dict"),
+    Wrong("sgd_update", update_loop_variable, "did not change", "loop variable"),
+    Wrong("sgd_update", update_plus, "uphill", "plus"),
+    Wrong("sgd_update", update_no_lr, "learning rate", "no lr"),
+    Wrong("sgd_update", update_returns_dict, "should be None", "returns params"),
+    Wrong("train_step", step_no_update, "did not change", "no update"),
+    Wrong("train_step", step_loss_after, "before the update", "loss after"),
+    Wrong("train_step", step_uphill, "uphill", "uphill"),
+    Wrong("train_step", step_no_return, "return", "returns None"),
+]

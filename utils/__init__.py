@@ -1,0 +1,1 @@
+"""Course utilities: data, plots, reference implementations, checks, lab generator."""

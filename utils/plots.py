@@ -1,0 +1,407 @@
+"""Matplotlib helpers for the course notebooks: training curves and image grids.
+
+Every function builds a new figure with :mod:`matplotlib.pyplot` and returns the
+:class:`~matplotlib.figure.Figure`; none calls ``plt.show()``, so they work
+with any backend (including ``Agg`` in tests). In a notebook the figure is shown
+at the end of the cell; end the line with ``;`` (or assign the result) so it is
+not shown twice. Close figures you no longer need with ``plt.close(fig)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+__all__ = [
+    "plot_curves",
+    "plot_history",
+    "show_images",
+    "show_misclassified",
+    "show_predictions",
+    "show_weights",
+]
+
+_CELL = 1.3  # inches per image in a grid
+_TITLE_SPACE = 0.5  # inches for a figure title
+
+
+def _is_accuracy(key: str) -> bool:
+    return "acc" in key.lower()
+
+
+def _plot_series(ax: Axes, series: dict[str, Sequence[float]], xlabel: str) -> None:
+    for label, values in series.items():
+        values = np.asarray(values, dtype=float)
+        ax.plot(np.arange(1, len(values) + 1), values, label=label)
+    ax.set_xlabel(xlabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+
+
+def plot_history(
+    history: dict[str, Sequence[float]], *, title: str | None = None
+) -> Figure:
+    """Plot a training history: losses on the left, accuracies on the right.
+
+    Keys containing ``"acc"`` (``"train_acc"``, ``"test_acc"``, ``"acc"``, ...) go
+    to the accuracy axes; every other key (``"train_loss"``, ``"loss"``, ...) to
+    the loss axes. A panel is only drawn when it has curves. The x axis counts
+    the recorded values from 1 (epochs or steps).
+
+    Args:
+        history: Name -> values per epoch/step.
+        title: Figure title.
+
+    Returns:
+        The figure, with one or two axes.
+
+    Raises:
+        ValueError: If ``history`` is empty.
+    """
+    if not history:
+        raise ValueError("plot_history needs at least one curve, got an empty dict")
+    losses = {k: v for k, v in history.items() if not _is_accuracy(k)}
+    accuracies = {k: v for k, v in history.items() if _is_accuracy(k)}
+    panels = [
+        (p, name) for p, name in ((losses, "loss"), (accuracies, "accuracy")) if p
+    ]
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False
+    )
+    for ax, (series, name) in zip(axes[0], panels, strict=True):
+        _plot_series(ax, series, "epoch")
+        ax.set_ylabel(name)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(
+    curves: dict[str, Sequence[float]],
+    *,
+    xlabel: str = "step",
+    ylabel: str = "loss",
+    title: str | None = None,
+    logy: bool = False,
+) -> Figure:
+    """Plot several labelled curves on one axes (x counts from 1).
+
+    Args:
+        curves: Label -> values.
+        xlabel: Label of the x axis.
+        ylabel: Label of the y axis.
+        title: Axes title.
+        logy: Use a logarithmic y axis.
+
+    Returns:
+        The figure, with one axes.
+
+    Raises:
+        ValueError: If ``curves`` is empty.
+    """
+    if not curves:
+        raise ValueError("plot_curves needs at least one curve, got an empty dict")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    _plot_series(ax, curves, xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def _as_images(images: np.ndarray, image_shape: tuple[int, int] | None) -> np.ndarray:
+    """Reshape ``(n, d)`` or ``(n, h, w)`` input to ``(n, h, w)``.
+
+    Args:
+        images: The images.
+        image_shape: ``(h, w)``; needed for ``(n, d)`` input unless ``d`` is a
+            perfect square.
+
+    Returns:
+        ``(n, h, w)`` array.
+
+    Raises:
+        ValueError: If the shapes do not fit.
+    """
+    images = np.asarray(images)
+    if images.ndim == 3:
+        if image_shape is not None and images.shape[1:] != tuple(image_shape):
+            raise ValueError(
+                f"images have shape {images.shape} but image_shape is {image_shape}"
+            )
+        return images
+    if images.ndim != 2:
+        raise ValueError(
+            f"images must be (n, d) with image_shape, or (n, h, w); got {images.shape}"
+        )
+    d = images.shape[1]
+    if image_shape is None:
+        side = math.isqrt(d)
+        if side * side != d:
+            raise ValueError(
+                f"images have {d} pixels, not a square number; pass image_shape"
+            )
+        image_shape = (side, side)
+    h, w = image_shape
+    if h * w != d:
+        raise ValueError(
+            f"images of shape {images.shape} have {d} pixels, but image_shape "
+            f"{tuple(image_shape)} needs {h * w}"
+        )
+    return images.reshape(len(images), h, w)
+
+
+def _image_grid(n: int, ncols: int, suptitle: str | None) -> tuple[Figure, list[Axes]]:
+    """A figure with ``n`` tick-less axes in a grid of at most ``ncols`` columns.
+
+    Args:
+        n: Number of images (>= 1).
+        ncols: Maximum number of columns.
+        suptitle: Figure title.
+
+    Returns:
+        The figure and its ``n`` axes (unused grid cells are removed).
+    """
+    if ncols < 1:
+        raise ValueError(f"ncols must be >= 1, got {ncols}")
+    cols = min(ncols, n)
+    rows = math.ceil(n / cols)
+    height = rows * _CELL + (_TITLE_SPACE if suptitle else 0.0) + 0.3
+    fig, grid = plt.subplots(rows, cols, figsize=(cols * _CELL, height), squeeze=False)
+    axes = list(grid.ravel())
+    for ax in axes[n:]:
+        fig.delaxes(ax)
+    axes = axes[:n]
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig, axes
+
+
+def _gray_limits(images: np.ndarray) -> tuple[float, float]:
+    """Shared color limits: ``[0, 1]`` for data in that range, else min/max."""
+    lo, hi = float(np.min(images)), float(np.max(images))
+    if lo >= 0.0 and hi <= 1.0:
+        return 0.0, 1.0
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+def show_images(
+    images: np.ndarray,
+    *,
+    image_shape: tuple[int, int] | None = None,
+    titles: Sequence[str] | None = None,
+    ncols: int = 8,
+    cmap: str = "gray",
+    suptitle: str | None = None,
+) -> Figure:
+    """Show images in a grid without ticks, on one shared color scale.
+
+    Args:
+        images: ``(n, d)`` flattened images (with ``image_shape``, optional when
+            ``d`` is a square) or ``(n, h, w)``.
+        image_shape: ``(h, w)`` of one image.
+        titles: One title per image.
+        ncols: Maximum number of columns.
+        cmap: Matplotlib colormap.
+        suptitle: Figure title.
+
+    Returns:
+        The figure, with one axes per image.
+
+    Raises:
+        ValueError: If there are no images, the shapes do not fit, or the number
+            of titles differs from the number of images.
+    """
+    imgs = _as_images(images, image_shape)
+    n = len(imgs)
+    if n == 0:
+        raise ValueError("show_images needs at least one image")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"got {len(titles)} titles for {n} images")
+    vmin, vmax = _gray_limits(imgs)
+    fig, axes = _image_grid(n, ncols, suptitle)
+    for i, ax in enumerate(axes):
+        ax.imshow(imgs[i], cmap=cmap, vmin=vmin, vmax=vmax)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def show_weights(
+    W: np.ndarray,
+    image_shape: tuple[int, int],
+    *,
+    ncols: int = 8,
+    max_units: int = 32,
+    title: str | None = None,
+) -> Figure:
+    """Show the columns of a weight matrix as images (e.g. first-layer filters).
+
+    Uses a diverging colormap (blue negative, red positive, white zero) on one
+    color scale symmetric around 0, shared by all units so they are comparable.
+
+    Args:
+        W: ``(d, k)`` weights; column ``j`` holds the input weights of unit ``j``.
+        image_shape: ``(h, w)`` with ``h * w == d``.
+        ncols: Maximum number of columns.
+        max_units: Show at most this many units (the first ones).
+        title: Figure title.
+
+    Returns:
+        The figure, with one axes per unit shown.
+
+    Raises:
+        ValueError: If ``W`` is not 2-D or its rows do not match ``image_shape``.
+    """
+    W = np.asarray(W)
+    h, w = image_shape
+    if W.ndim != 2:
+        raise ValueError(f"W must be a (d, k) matrix, got shape {W.shape}")
+    if W.shape[0] != h * w:
+        hint = " (did you mean W.T?)" if W.shape[1] == h * w else ""
+        raise ValueError(
+            f"W has shape {W.shape} but image_shape {tuple(image_shape)} needs "
+            f"{h * w} rows{hint}"
+        )
+    if max_units < 1:
+        raise ValueError(f"max_units must be >= 1, got {max_units}")
+    k = min(W.shape[1], max_units)
+    if k == 0:
+        raise ValueError("W has no columns to show")
+    units = W[:, :k].T.reshape(k, h, w)
+    limit = float(np.max(np.abs(units))) or 1.0
+    fig, axes = _image_grid(k, ncols, title)
+    for j, ax in enumerate(axes):
+        ax.imshow(units[j], cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(f"unit {j}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _labels(y: np.ndarray) -> np.ndarray:
+    """Class indices from labels ``(n,)`` or scores/one-hot ``(n, C)``."""
+    y = np.asarray(y)
+    return y.argmax(axis=1) if y.ndim == 2 else y
+
+
+def _prediction_grid(
+    X: np.ndarray,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    image_shape: tuple[int, int],
+    indices: np.ndarray,
+    title: str | None,
+) -> Figure:
+    imgs = _as_images(X, image_shape)
+    vmin, vmax = _gray_limits(imgs[indices])
+    fig, axes = _image_grid(len(indices), 8, title)
+    for ax, i in zip(axes, indices, strict=True):
+        ax.imshow(imgs[i], cmap="gray", vmin=vmin, vmax=vmax)
+        wrong = y_pred[i] != y_true[i]
+        ax.set_title(
+            f"pred {y_pred[i]} / true {y_true[i]}",
+            fontsize=8,
+            color="red" if wrong else "black",
+        )
+    fig.tight_layout()
+    return fig
+
+
+def _check_predictions(
+    X: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, max_images: int
+) -> tuple[np.ndarray, np.ndarray]:
+    y_true, y_pred = _labels(y_true), _labels(y_pred)
+    if max_images < 1:
+        raise ValueError(f"max_images must be >= 1, got {max_images}")
+    if not len(X) == len(y_true) == len(y_pred):
+        raise ValueError(
+            f"X, y_true and y_pred must have the same length, got {len(X)}, "
+            f"{len(y_true)} and {len(y_pred)}"
+        )
+    return y_true, y_pred
+
+
+def show_predictions(
+    X: np.ndarray,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    image_shape: tuple[int, int],
+    *,
+    max_images: int = 16,
+    title: str | None = None,
+) -> Figure:
+    """Show the first images titled ``"pred p / true t"``, in red when wrong.
+
+    Args:
+        X: ``(n, d)`` or ``(n, h, w)`` images.
+        y_true: ``(n,)`` labels (or ``(n, C)`` one-hot).
+        y_pred: ``(n,)`` predicted labels (or ``(n, C)`` scores; argmax is used).
+        image_shape: ``(h, w)`` of one image.
+        max_images: Show at most this many images.
+        title: Figure title.
+
+    Returns:
+        The figure, with one axes per image shown.
+
+    Raises:
+        ValueError: If the lengths differ or there is nothing to show.
+    """
+    y_true, y_pred = _check_predictions(X, y_true, y_pred, max_images)
+    k = min(len(X), max_images)
+    if k < 1:
+        raise ValueError("show_predictions needs at least one image")
+    return _prediction_grid(X, y_true, y_pred, image_shape, np.arange(k), title)
+
+
+def show_misclassified(
+    X: np.ndarray,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    image_shape: tuple[int, int],
+    *,
+    max_images: int = 16,
+) -> Figure:
+    """Show the first misclassified images, titled ``"pred p / true t"`` in red.
+
+    Args:
+        X: ``(n, d)`` or ``(n, h, w)`` images.
+        y_true: ``(n,)`` labels (or ``(n, C)`` one-hot).
+        y_pred: ``(n,)`` predicted labels (or ``(n, C)`` scores; argmax is used).
+        image_shape: ``(h, w)`` of one image.
+        max_images: Show at most this many images.
+
+    Returns:
+        The figure: one axes per image shown, or a single axes saying
+        "no mistakes" when every prediction is right.
+
+    Raises:
+        ValueError: If the lengths differ or ``max_images < 1``.
+    """
+    y_true, y_pred = _check_predictions(X, y_true, y_pred, max_images)
+    wrong = np.flatnonzero(y_pred != y_true)
+    if len(wrong) == 0:
+        fig, ax = plt.subplots(figsize=(3, 1.5))
+        ax.text(0.5, 0.5, f"no mistakes ({len(X)} images)", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    shown = wrong[:max_images]
+    title = (
+        f"{len(wrong)} of {len(X)} misclassified"
+        f"{f' (first {len(shown)} shown)' if len(shown) < len(wrong) else ''}"
+    )
+    return _prediction_grid(X, y_true, y_pred, image_shape, shown, title)
