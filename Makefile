@@ -34,8 +34,10 @@ notebooks: $(STAMP)  ## write the paired .ipynb next to every .md notebook (git-
 	$(BIN)/jupytext --quiet --to ipynb $(BOOK_MD:book/intro.md=) $(SOLUTION_MD) $(LAB_MD)
 
 lab: $(STAMP)  ## open JupyterLab on labs/ (.md files open as notebooks)
-	$(BIN)/jupytext-config set-default-viewer
-	$(BIN)/jupyter lab labs/
+	$(BIN)/jupytext-config \
+	  --settings-file $(VENV)/share/jupyter/lab/settings/overrides.json \
+	  set-default-viewer
+	$(BIN)/jupyter lab --ServerApp.root_dir=labs
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check utils tests
