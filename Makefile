@@ -7,6 +7,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+LAB_ARGS ?=  # extra options for `make lab`, e.g. --no-browser --port 8888
 
 BOOK_MD := $(wildcard book/*.md)
 SOLUTION_MD := $(wildcard solutions/*.md)
@@ -37,7 +38,7 @@ lab: $(STAMP)  ## open JupyterLab on labs/ (.md files open as notebooks)
 	$(BIN)/jupytext-config \
 	  --settings-file $(VENV)/share/jupyter/lab/settings/overrides.json \
 	  set-default-viewer
-	$(BIN)/jupyter lab --ServerApp.root_dir=labs
+	$(BIN)/jupyter lab --ServerApp.root_dir=labs $(LAB_ARGS)
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check utils tests
