@@ -35,6 +35,14 @@ def test_stub_says_not_implemented_without_traceback():
     assert result.status == core.NOT_IMPLEMENTED
     assert "not implemented yet" in result.text()
     assert "Traceback" not in result.text()
+    assert "still a stub" not in result.text()  # the exercise's own stub
+
+
+def test_stub_of_another_function_is_named():
+    def double(x):
+        raise NotImplementedError("helper")
+
+    assert "(`helper` is still a stub)" in check(double).text()
 
 
 def test_exception_shows_the_students_line_not_utils():

@@ -85,8 +85,11 @@ class CheckResult:
         if self.status == PASSED:
             return f"✅ {self.name}: all {self.cases_total} cases passed."
         if self.status == NOT_IMPLEMENTED:
+            where = ""
+            if self.message and self.message != self.name:
+                where = f" (`{self.message}` is still a stub)"
             return (
-                f"⏳ {self.name}: not implemented yet: replace the "
+                f"⏳ {self.name}: not implemented yet{where}: replace the "
                 "`raise NotImplementedError` line with your code, then run this again."
             )
         lines = [
@@ -519,8 +522,10 @@ def _run(
         expected, _, _ = case.execute(reference)
         try:
             got, args_after, kwargs_after = case.execute(student)
-        except NotImplementedError:
-            return CheckResult(name, NOT_IMPLEMENTED, 0, total)
+        except NotImplementedError as exc:
+            # the generated stubs raise NotImplementedError("<function name>")
+            stub = str(exc).strip()
+            return CheckResult(name, NOT_IMPLEMENTED, 0, total, stub)
         except Exception as exc:  # noqa: BLE001 - the student's code may raise anything
             return CheckResult(
                 name,

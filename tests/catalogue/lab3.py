@@ -1,0 +1,398 @@
+"""Lab 3: typical wrong implementations, as students write them."""
+
+import numpy as np
+
+from tests.catalogue import Wrong
+from utils import data
+from utils.check import lab3 as LAB  # noqa: F401 - read by tests/test_catalogue.py
+from utils.reference import stage3 as REFERENCE
+from utils.reference.stage3 import SGD, Adam, Linear, Module, Parameter, Sequential
+
+REFERENCE_IMPLS = {
+    "parameter": REFERENCE.Parameter,
+    "module": REFERENCE.Module,
+    "sequential": REFERENCE.Sequential,
+    "linear": REFERENCE.Linear,
+    "sgd": REFERENCE.SGD,
+    "momentum": REFERENCE.SGD,
+    "adam": REFERENCE.Adam,
+    "train_epoch": REFERENCE.train_epoch,
+}
+
+
+# parameter -------------------------------------------------------------------
+class ParamNoCast(Parameter):
+    def __init__(self, data):
+        self.data = np.asarray(data)
+        self.grad = np.zeros_like(self.data)
+
+
+class ParamGradZeros64(Parameter):
+    def __init__(self, data):
+        self.data = np.asarray(data, dtype=np.float32)
+        self.grad = np.zeros(self.data.shape)
+
+
+class ParamZeroGradNewArray(Parameter):
+    def zero_grad(self):
+        self.grad = np.zeros_like(self.grad)
+
+
+class ParamZeroGradTimesZero(Parameter):
+    def zero_grad(self):
+        self.grad = self.grad * 0
+
+
+class ParamGradAliasesData(Parameter):
+    def __init__(self, data):
+        self.data = np.asarray(data, dtype=np.float32)
+        self.grad = self.data
+
+
+class ParamZeroGradScalar(Parameter):
+    def zero_grad(self):
+        self.grad = 0
+
+
+# module ----------------------------------------------------------------------
+class ModuleNoRecursion(Module):
+    def parameters(self):
+        return list(self._parameters.values())
+
+
+class ModuleTwoLevels(Module):
+    def parameters(self):
+        params = list(self._parameters.values())
+        for m in self._modules.values():
+            for p in m._parameters.values():
+                params.append(p)
+        return params
+
+
+class ModuleNoDedup(Module):
+    def parameters(self):
+        params = []
+        for p in self._parameters.values():
+            params.append(p)
+        for m in self._modules.values():
+            params.extend(m.parameters())
+        return params
+
+
+class ModuleForgetsAttribute(Module):
+    def __setattr__(self, name, value):
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+
+
+class ModuleTypeEquals(Module):
+    def __setattr__(self, name, value):
+        if type(value) is Parameter:
+            self._parameters[name] = value
+        elif type(value) is Module:
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+
+class ModuleGenerator(Module):
+    """A generator of parameters is fine; this one lists a shared one twice."""
+
+    def parameters(self):
+        yield from self._parameters.values()
+        for m in self._modules.values():
+            yield from m.parameters()
+
+
+# sequential ------------------------------------------------------------------
+class SeqBackwardSameOrder(Sequential):
+    def backward(self, dout):
+        for layer in self._modules.values():
+            dout = layer.backward(dout)
+        return dout
+
+
+class SeqBackwardSameDout(Sequential):
+    def backward(self, dout):
+        layers = list(self._modules.values())
+        for layer in reversed(layers):
+            dx = layer.backward(dout)
+        return dx
+
+
+class SeqForwardSameX(Sequential):
+    def forward(self, x):
+        for layer in self._modules.values():
+            out = layer(x)
+        return out
+
+
+class SeqForwardNoReturn(Sequential):
+    def forward(self, x):
+        for layer in self._modules.values():
+            x = layer(x)
+
+
+# linear ----------------------------------------------------------------------
+class LinearAssignsGrads(Linear):
+    def backward(self, dout):
+        self.W.grad = self._x.T @ dout
+        self.b.grad = np.sum(dout, axis=0)
+        return dout @ self.W.data.T
+
+
+class LinearInitEveryTime(Linear):
+    def forward(self, x):
+        self.reset_parameters(x.shape[1])
+        self._x = x
+        return x @ self.W.data + self.b.data
+
+
+class LinearNoBias(Linear):
+    def forward(self, x):
+        if self.W is None:
+            self.reset_parameters(x.shape[1])
+        self._x = x
+        return x @ self.W.data
+
+
+class LinearBatchAsFeatures(Linear):
+    def forward(self, x):
+        if self.W is None:
+            self.reset_parameters(x.shape[0])
+        self._x = x
+        return x @ self.W.data + self.b.data
+
+
+class LinearDbMean(Linear):
+    def backward(self, dout):
+        self.W.grad += self._x.T @ dout
+        self.b.grad += np.mean(dout, axis=0)
+        return dout @ self.W.data.T
+
+
+# sgd -------------------------------------------------------------------------
+class SGDPlus(SGD):
+    def step(self):
+        for p in self.params:
+            p.data += self.lr * p.grad
+
+
+class SGDNoLr(SGD):
+    def step(self):
+        for p in self.params:
+            p.data -= p.grad
+
+
+class SGDLoopVariable(SGD):
+    def step(self):
+        for p in self.params:
+            w = p.data
+            w = w - self.lr * p.grad
+
+
+class SGDReturnInLoop(SGD):
+    def step(self):
+        for p in self.params:
+            p.data -= self.lr * p.grad
+            return
+
+
+# momentum --------------------------------------------------------------------
+class MomentumNewVelocity(SGD):
+    def step(self):
+        for p in self.params:
+            v = np.zeros_like(p.data)
+            v = self.momentum * v + p.grad
+            p.data -= self.lr * v
+
+
+class MomentumRebind(SGD):
+    def step(self):
+        for p, v in zip(self.params, self.velocities):
+            v = self.momentum * v + p.grad
+            p.data = p.data - self.lr * v
+
+
+class MomentumEMA(SGD):
+    def step(self):
+        for i, p in enumerate(self.params):
+            self.velocities[i] = (
+                self.momentum * self.velocities[i] + (1 - self.momentum) * p.grad
+            )
+            p.data -= self.lr * self.velocities[i]
+
+
+class MomentumUnused(SGD):
+    def step(self):
+        for p, v in zip(self.params, self.velocities):
+            v = self.momentum * v + p.grad
+            p.data -= self.lr * p.grad
+
+
+class MomentumOldVelocity(SGD):
+    def step(self):
+        for i, p in enumerate(self.params):
+            p.data -= self.lr * self.velocities[i]
+            self.velocities[i] = self.momentum * self.velocities[i] + p.grad
+
+
+# adam ------------------------------------------------------------------------
+class AdamNoCorrection(Adam):
+    def step(self):
+        b1, b2 = self.betas
+        self.t += 1
+        for i, p in enumerate(self.params):
+            self.m[i] = b1 * self.m[i] + (1 - b1) * p.grad
+            self.v[i] = b2 * self.v[i] + (1 - b2) * p.grad**2
+            p.data -= self.lr * self.m[i] / (np.sqrt(self.v[i]) + self.eps)
+
+
+class AdamNoIncrement(Adam):
+    def step(self):
+        b1, b2 = self.betas
+        for i, p in enumerate(self.params):
+            self.m[i] = b1 * self.m[i] + (1 - b1) * p.grad
+            self.v[i] = b2 * self.v[i] + (1 - b2) * p.grad**2
+            m_hat = self.m[i] / (1 - b1 ** (self.t + 1))
+            v_hat = self.v[i] / (1 - b2 ** (self.t + 1))
+            p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+class AdamEpsInSqrt(Adam):
+    def step(self):
+        b1, b2 = self.betas
+        self.t += 1
+        for i, p in enumerate(self.params):
+            self.m[i] = b1 * self.m[i] + (1 - b1) * p.grad
+            self.v[i] = b2 * self.v[i] + (1 - b2) * p.grad**2
+            m_hat = self.m[i] / (1 - b1**self.t)
+            v_hat = self.v[i] / (1 - b2**self.t)
+            p.data -= self.lr * m_hat / np.sqrt(v_hat + self.eps)
+
+
+class AdamLocalState(Adam):
+    def step(self):
+        b1, b2 = self.betas
+        self.t += 1
+        for p, m, v in zip(self.params, self.m, self.v):
+            m = b1 * m + (1 - b1) * p.grad
+            v = b2 * v + (1 - b2) * p.grad**2
+            m_hat = m / (1 - b1**self.t)
+            v_hat = v / (1 - b2**self.t)
+            p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+class AdamGradNotSquared(Adam):
+    def step(self):
+        b1, b2 = self.betas
+        self.t += 1
+        for i, p in enumerate(self.params):
+            self.m[i] = b1 * self.m[i] + (1 - b1) * p.grad
+            self.v[i] = b2 * self.v[i] + (1 - b2) * p.grad
+            m_hat = self.m[i] / (1 - b1**self.t)
+            v_hat = self.v[i] / (1 - b2**self.t)
+            p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+# train_epoch -----------------------------------------------------------------
+def epoch_no_zero_grad(model, loss_fn, optimizer, X, y, batch_size, rng):
+    losses, correct = [], 0
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+        logits = model(Xb)
+        losses.append(loss_fn(logits, yb))
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        correct += np.sum(np.argmax(logits, axis=1) == yb)
+    return np.mean(losses), correct / len(y)
+
+
+def epoch_zero_grad_before_step(model, loss_fn, optimizer, X, y, batch_size, rng):
+    losses, correct = [], 0
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+        logits = model(Xb)
+        losses.append(loss_fn(logits, yb))
+        model.backward(loss_fn.backward())
+        optimizer.zero_grad()
+        optimizer.step()
+        correct += np.sum(np.argmax(logits, axis=1) == yb)
+    return np.mean(losses), correct / len(y)
+
+
+def epoch_no_shuffle(model, loss_fn, optimizer, X, y, batch_size, rng):
+    losses, correct = [], 0
+    for start in range(0, len(X), batch_size):
+        Xb, yb = X[start : start + batch_size], y[start : start + batch_size]
+        optimizer.zero_grad()
+        logits = model(Xb)
+        losses.append(loss_fn(logits, yb))
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        correct += np.sum(np.argmax(logits, axis=1) == yb)
+    return np.mean(losses), correct / len(y)
+
+
+def epoch_last_loss(model, loss_fn, optimizer, X, y, batch_size, rng):
+    correct = 0
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+        optimizer.zero_grad()
+        logits = model(Xb)
+        loss = loss_fn(logits, yb)
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        correct += np.sum(np.argmax(logits, axis=1) == yb)
+    return loss, correct / len(y)
+
+
+def epoch_no_return(model, loss_fn, optimizer, X, y, batch_size, rng):
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+        optimizer.zero_grad()
+        loss_fn(model(Xb), yb)
+        model.backward(loss_fn.backward())
+        optimizer.step()
+
+
+WRONG = [
+    Wrong("parameter", ParamNoCast, "float32", "data not cast"),
+    Wrong("parameter", ParamGradZeros64, "zeros_like", "grad float64"),
+    Wrong("parameter", ParamZeroGradNewArray, "in place", "zero_grad new array"),
+    Wrong("parameter", ParamZeroGradTimesZero, "in place", "zero_grad grad * 0"),
+    Wrong("parameter", ParamGradAliasesData, "one array", "grad is data"),
+    Wrong("parameter", ParamZeroGradScalar, "by a number", "grad = 0"),
+    Wrong("module", ModuleNoRecursion, "submodules", "own parameters only"),
+    Wrong("module", ModuleTwoLevels, "one level down", "not recursive"),
+    Wrong("module", ModuleNoDedup, "only once", "shared listed twice"),
+    Wrong("module", ModuleGenerator, "only once", "generator, shared twice"),
+    Wrong("module", ModuleForgetsAttribute, "object.__setattr__", "attr not set"),
+    Wrong("module", ModuleTypeEquals, "isinstance", "type() == Module"),
+    Wrong("sequential", SeqBackwardSameOrder, "reverse order", "backward not reversed"),
+    Wrong("sequential", SeqBackwardSameDout, "returned by the layer after", "no chain"),
+    Wrong("sequential", SeqForwardSameX, "into the next", "forward no chain"),
+    Wrong("sequential", SeqForwardNoReturn, "return", "forward returns None"),
+    Wrong("linear", LinearAssignsGrads, "+=", "grads assigned"),
+    Wrong("linear", LinearInitEveryTime, "only the first time", "re-initialised"),
+    Wrong("linear", LinearNoBias, "bias is missing", "no bias"),
+    Wrong("linear", LinearBatchAsFeatures, "shapes don't fit", "x.shape[0]"),
+    Wrong("linear", LinearDbMean, "not the mean", "db mean"),
+    Wrong("sgd", SGDPlus, "uphill", "plus"),
+    Wrong("sgd", SGDNoLr, "learning rate is missing", "no lr"),
+    Wrong("sgd", SGDLoopVariable, "did not change", "rebinds a local"),
+    Wrong("sgd", SGDReturnInLoop, "only the first parameter", "return in loop"),
+    Wrong("momentum", MomentumNewVelocity, "persist between steps", "new velocity"),
+    Wrong("momentum", MomentumRebind, "persist between steps", "rebinds v"),
+    Wrong("momentum", MomentumEMA, "exponential average", "dampened"),
+    Wrong("momentum", MomentumUnused, "plain SGD", "velocity unused"),
+    Wrong("momentum", MomentumNewVelocity, "plain SGD", "new velocity: plain SGD"),
+    Wrong("momentum", MomentumOldVelocity, "velocity first", "old velocity"),
+    Wrong("adam", AdamNoCorrection, "bias correction", "no bias correction"),
+    Wrong("adam", AdamNoIncrement, "grow by one", "t never incremented"),
+    Wrong("adam", AdamEpsInSqrt, "outside the square root", "eps inside sqrt"),
+    Wrong("adam", AdamLocalState, "persist between steps", "m, v rebound"),
+    Wrong("adam", AdamGradNotSquared, "squared", "v of g"),
+    Wrong("train_epoch", epoch_no_zero_grad, "zero_grad", "no zero_grad"),
+    Wrong("train_epoch", epoch_zero_grad_before_step, "before backward", "zero late"),
+    Wrong("train_epoch", epoch_no_shuffle, "shuffle", "no shuffling"),
+    Wrong("train_epoch", epoch_last_loss, "last batch", "last loss"),
+    Wrong("train_epoch", epoch_no_return, "return two numbers", "returns None"),
+]

@@ -1,0 +1,1008 @@
+"""Checks for lab 3: modules and optimizers.
+
+The exercises are classes (and one function), so each case builds an object from the
+student's class, uses it the way a model or a training loop would (a tree of modules
+with a shared parameter, several optimizer steps on fixed gradients, two backward
+passes in a row, ...) and returns what to compare with :mod:`utils.reference.stage3`.
+
+Usage in the lab::
+
+    from utils.check import lab3 as check
+    check.parameter(Parameter)
+    check.module(Module, Parameter)
+    ...
+    check.summary()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from utils import data
+from utils.check.core import Case, CheckResult, Lab, Mistake, Summary, run_check
+from utils.reference import stage3 as ref
+
+LAB = Lab(
+    "Lab 3: modules and optimizers",
+    [
+        "parameter",
+        "module",
+        "sequential",
+        "linear",
+        "sgd",
+        "momentum",
+        "adam",
+        "train_epoch",
+    ],
+)
+
+
+def _randn(shape, seed: int, scale: float = 1.0) -> np.ndarray:
+    rng = np.random.default_rng(3000 + seed)
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- parameter
+def _snapshot(x: Any) -> Any:
+    """A copy of an array (later steps of a case may change the original)."""
+    return x.copy() if isinstance(x, np.ndarray) else x
+
+
+def _run_parameter(cls, values):
+    p = cls(values)
+    out: dict[str, Any] = {
+        "p.data": _snapshot(p.data),
+        "p.data.dtype": str(getattr(p.data, "dtype", type(p.data).__name__)),
+        "p.grad": _snapshot(p.grad),
+        "p.grad.dtype": str(getattr(p.grad, "dtype", type(p.grad).__name__)),
+    }
+    grad = p.grad
+    if isinstance(grad, np.ndarray) and grad.shape == np.shape(p.data):
+        grad[...] = 1.5  # as if a backward pass had accumulated into it
+        held = grad  # what an optimizer or a layer holding p.grad would still see
+        p.zero_grad()
+        out["p.grad after p.zero_grad()"] = _snapshot(p.grad)
+        out["an old reference to p.grad, after p.zero_grad()"] = _snapshot(held)
+    return out
+
+
+class _ParamKeepsDtype(ref.Parameter):
+    def __init__(self, data):
+        self.data = np.array(data)
+        self.grad = np.zeros_like(self.data)
+
+
+class _ParamGradFloat64(ref.Parameter):
+    def __init__(self, data):
+        self.data = np.array(data, dtype=np.float32)
+        self.grad = np.zeros(self.data.shape)
+
+
+class _ParamGradIsData(ref.Parameter):
+    def __init__(self, data):
+        self.data = np.array(data, dtype=np.float32)
+        self.grad = self.data
+
+
+class _ParamZeroReplaces(ref.Parameter):
+    def zero_grad(self):
+        self.grad = np.zeros_like(self.data)
+
+
+class _ParamZeroScalar(ref.Parameter):
+    def zero_grad(self):
+        self.grad = 0
+
+
+def parameter(student) -> CheckResult:
+    """Check ``Parameter(data)``: float32 ``data``, a zero ``grad``, and a
+    ``zero_grad`` that works in place."""
+    cases = [
+        Case("a (2, 3) float64 array", (_randn((2, 3), 0).astype(np.float64),)),
+        Case("a Python list of 4 numbers", ([0.5, -1.0, 2.0, 3.25],)),
+        Case("a (3, 2) integer array", (np.arange(6).reshape(3, 2),)),
+        Case("a (5,) float32 array", (_randn((5,), 1),)),
+    ]
+    return run_check(
+        "parameter",
+        student,
+        ref.Parameter,
+        [Case(c.name, c.args, run=_run_parameter) for c in cases],
+        mistakes=[
+            Mistake(
+                "convert the data to float32, `np.array(data, dtype=np.float32)`: "
+                "lists and float64 arrays would otherwise stay float64 (twice the "
+                "memory and slower matrix products).",
+                _ParamKeepsDtype,
+            ),
+            Mistake(
+                "`np.zeros(shape)` is float64; the gradient must have the dtype of "
+                "the data: `np.zeros_like(self.data)`.",
+                _ParamGradFloat64,
+            ),
+            Mistake(
+                "`self.grad = self.data` makes both names refer to one array: the "
+                "gradient must be a new array of zeros, `np.zeros_like(self.data)`.",
+                _ParamGradIsData,
+            ),
+            Mistake(
+                "zero the gradient in place, `self.grad[...] = 0` (or "
+                "`self.grad.fill(0)`): assigning a new array leaves whoever still "
+                "holds the old one (an optimizer, a layer) with stale gradients.",
+                _ParamZeroReplaces,
+            ),
+            Mistake(
+                "`self.grad = 0` replaces the array by a number: zero the array in "
+                "place instead, `self.grad[...] = 0`.",
+                _ParamZeroScalar,
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+# --------------------------------------------------------------------------- module
+def _find_global(cls, name: str, default: Any) -> Any:
+    """``name`` as seen by the methods of ``cls`` (the notebook's, for a student)."""
+    for klass in getattr(cls, "__mro__", ()):
+        for attr in vars(klass).values():
+            glob = getattr(attr, "__globals__", None)
+            if glob is not None and isinstance(glob.get(name), type):
+                return glob[name]
+    return default
+
+
+def _new_param(P, values: np.ndarray):
+    """A parameter of class ``P`` without running ``P.__init__`` (the module check
+    must not depend on the student's ``Parameter``)."""
+    p = object.__new__(P)
+    p.data = values.astype(np.float32)
+    p.grad = np.zeros_like(p.data)
+    return p
+
+
+def _label(obj, labels: dict[int, str]) -> str:
+    if id(obj) in labels:
+        return labels[id(obj)]
+    if isinstance(obj, np.ndarray):
+        return "an array (return the Parameter objects, not their data)"
+    return f"a {type(obj).__name__} object"
+
+
+def _module_tree(M, P, kind: str):
+    """Build a small tree of modules from the classes ``M`` and ``P``.
+
+    Returns the top module, the labels of the parameters created, and the parameter
+    that ``model.first_W`` should be.
+    """
+    labels: dict[int, str] = {}
+
+    def param(label: str, shape, seed: int):
+        p = _new_param(P, _randn(shape, seed))
+        labels[id(p)] = label
+        return p
+
+    class Leaf(M):
+        def __init__(self, label: str, seed: int, W=None):
+            M.__init__(self)
+            self.W = W if W is not None else param(f"{label}.W", (3, 2), seed)
+            self.b = param(f"{label}.b", (2,), seed + 1)
+
+    class NoParams(M):
+        def __init__(self):
+            M.__init__(self)
+            self.scale = 2.0  # a plain attribute
+
+    class Block(M):
+        def __init__(self, label: str, seed: int):
+            M.__init__(self)
+            self.fc1 = Leaf(f"{label}.fc1", seed)
+            self.act = NoParams()
+            self.fc2 = Leaf(f"{label}.fc2", seed + 2)
+
+    class Net(M):
+        def __init__(self):
+            M.__init__(self)
+            if kind == "nested":
+                self.scale = param("scale", (2,), 10)
+                self.note = "a plain attribute"
+                self.mean = np.zeros(3, np.float32)  # an array, not a Parameter
+                self.encoder = Block("encoder", 20)
+                self.head = Leaf("head", 30)
+            elif kind == "shared":
+                shared = param("embed.W", (3, 2), 40)
+                embed = Leaf("embed", 41, W=shared)
+                self.embed = embed
+                self.note = "a plain attribute"
+                self.decoder = Leaf("decoder", 50, W=shared)  # tied weights
+                self.again = embed  # one module under two names
+            else:  # "reassigned"
+                self.scale = param("old scale", (2,), 70)
+                self.fc = Leaf("old fc", 60)
+                self.note = "a plain attribute"
+                self.scale = param("scale", (2,), 90)
+                self.fc = Block("fc", 80)
+
+    return Net(), labels
+
+
+def _run_module(M, P, kind: str):
+    model, labels = _module_tree(M, P, kind)
+    first = {
+        "nested": ("encoder", "fc1", "W"),
+        "shared": ("embed", "W"),
+        "reassigned": ("fc", "fc1", "W"),
+    }[kind]
+    try:
+        obj = model
+        for name in first:
+            obj = getattr(obj, name)
+        attribute_ok = labels.get(id(obj)) == ".".join(first)
+    except AttributeError:
+        attribute_ok = False
+    return {
+        "self._parameters (names)": list(getattr(model, "_parameters", {})),
+        "self._modules (names)": list(getattr(model, "_modules", {})),
+        "parameters()": [_label(p, labels) for p in model.parameters()],
+        f"model.{'.'.join(first)} is the Parameter assigned": attribute_ok,
+        "model.note": getattr(model, "note", "(missing)"),
+        "an unknown attribute raises AttributeError": not hasattr(model, "no_such"),
+    }
+
+
+class _ModuleShallow(ref.Module):
+    def parameters(self):
+        return list(self._parameters.values())
+
+
+class _ModuleOneLevel(ref.Module):
+    def parameters(self):
+        params = list(self._parameters.values())
+        for module in self._modules.values():
+            params += list(module._parameters.values())
+        return params
+
+
+class _ModuleDuplicates(ref.Module):
+    def parameters(self):
+        params = list(self._parameters.values())
+        for module in self._modules.values():
+            params += module.parameters()
+        return params
+
+
+class _ModuleNoSetattr(ref.Module):
+    def __setattr__(self, name, value):
+        if isinstance(value, ref.Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, ref.Module):
+            self._modules[name] = value
+
+
+class _ModuleTypeIs(ref.Module):
+    def __setattr__(self, name, value):
+        if type(value) is ref.Parameter:
+            self._parameters[name] = value
+        elif type(value) is ref.Module:
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+
+class _ModuleAllInParameters(ref.Module):
+    def __setattr__(self, name, value):
+        if isinstance(value, (ref.Parameter, ref.Module)):
+            self._parameters[name] = value
+        object.__setattr__(self, name, value)
+
+    def parameters(self):
+        return list(self._parameters.values())
+
+
+def module(student, parameter_cls=None) -> CheckResult:
+    """Check ``Module.__setattr__`` (registration) and ``Module.parameters()``.
+
+    Args:
+        student: the student's ``Module`` class.
+        parameter_cls: the student's ``Parameter`` class (the one their
+            ``__setattr__`` recognises); found in the notebook when not given.
+    """
+    P = parameter_cls or _find_global(student, "Parameter", ref.Parameter)
+
+    def run(M, kind):
+        return _run_module(M, P if M is student else ref.Parameter, kind)
+
+    cases = [
+        Case("a model with a nested block", ("nested",), run=run),
+        Case("a shared parameter and a module under two names", ("shared",), run=run),
+        Case("attributes assigned twice", ("reassigned",), run=run),
+    ]
+    return run_check(
+        "module",
+        student,
+        ref.Module,
+        cases,
+        mistakes=[
+            Mistake(
+                "parameters() must also collect the parameters of the submodules in "
+                "self._modules, recursively (call their parameters()).",
+                _ModuleShallow,
+            ),
+            Mistake(
+                "a shared parameter (or a module registered under two names) must be "
+                "listed only once: skip a parameter already in the list (compare "
+                "with `is`, or keep a set of id(p)), or the optimizer updates it "
+                "twice per step.",
+                _ModuleDuplicates,
+            ),
+            Mistake(
+                "parameters() stops one level down: a submodule's submodules have "
+                "parameters too; collect them recursively by calling each "
+                "submodule's parameters().",
+                _ModuleOneLevel,
+            ),
+            Mistake(
+                "register the value, then still set the attribute itself: end "
+                "__setattr__ with `object.__setattr__(self, name, value)` (or "
+                "`super().__setattr__(name, value)`), otherwise `model.fc1` does not "
+                "exist.",
+                _ModuleNoSetattr,
+            ),
+            Mistake(
+                "use isinstance(value, Module): a layer is a *subclass* of Module, "
+                "and `type(value) is Module` is False for it.",
+                _ModuleTypeIs,
+            ),
+            Mistake(
+                "submodules go in self._modules, parameters in self._parameters; "
+                "parameters() returns Parameters only (walk into the submodules).",
+                _ModuleAllInParameters,
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+# --------------------------------------------------------------------------- sequential
+def _module_base(cls) -> type:
+    """The ``Module`` class that ``cls`` derives from (the student's in a notebook)."""
+    for klass in getattr(cls, "__mro__", ())[1:]:
+        if klass.__name__ == "Module":
+            return klass
+    return ref.Module
+
+
+def _traced(M, inner, index: int, calls: list[str]):
+    """A module of class ``M`` (a subclass, built without its ``__init__`` running
+    any student code beyond ``M.__init__``) that runs the reference layer ``inner``
+    and records its calls."""
+
+    class Traced(M):
+        def forward(self, x):
+            calls.append(f"forward of layer {index}")
+            return inner.forward(x)
+
+        def backward(self, dout):
+            calls.append(f"backward of layer {index}")
+            return inner.backward(dout)
+
+    layer = object.__new__(Traced)
+    M.__init__(layer)
+    return layer
+
+
+def _run_sequential(Seq, shapes, seed, nested=False):
+    M = _module_base(Seq)
+    calls: list[str] = []
+    inner = []
+    for i, (n_in, n_out) in enumerate(shapes):
+        inner.append(ref.Linear(n_in, n_out, seed=seed + i))
+        if i < len(shapes) - 1:
+            inner.append(ref.ReLU())
+    for i, layer in enumerate(inner):
+        if isinstance(layer, ref.Linear):
+            layer.b.data[...] = _randn(layer.b.shape, seed + 10 + i, 0.1)
+    traced = [_traced(M, layer, i, calls) for i, layer in enumerate(inner)]
+    if nested and len(traced) >= 3:
+        model = Seq(traced[0], Seq(*traced[1:-1]), traced[-1])
+    else:
+        model = Seq(*traced)
+    N = 1 if seed % 2 else 5
+    x = _randn((N, shapes[0][0]), seed + 20)
+    out = model(x)
+    dout = _randn(np.shape(out), seed + 21) if isinstance(out, np.ndarray) else None
+    dx = model.backward(dout) if dout is not None else None
+    linears = [layer for layer in inner if isinstance(layer, ref.Linear)]
+    return {
+        "output of forward": out,
+        "the order of the calls": calls,
+        "dx returned by backward": dx,
+        "dW of the first layer": linears[0].W.grad,
+        "dW of the last layer": linears[-1].W.grad,
+    }
+
+
+class _SeqBackwardForwardOrder(ref.Sequential):
+    def backward(self, dout):
+        for layer in self._modules.values():
+            dout = layer.backward(dout)
+        return dout
+
+
+class _SeqBackwardNoChain(ref.Sequential):
+    def backward(self, dout):
+        dx = dout
+        for layer in reversed(list(self._modules.values())):
+            dx = layer.backward(dout)
+        return dx
+
+
+class _SeqForwardNoChain(ref.Sequential):
+    def forward(self, x):
+        out = x
+        for layer in self._modules.values():
+            out = layer(x)
+        return out
+
+
+def sequential(student) -> CheckResult:
+    """Check ``Sequential.forward`` and ``Sequential.backward``."""
+    cases = [
+        Case("Linear(4, 4), ReLU, Linear(4, 4)", ([(4, 4), (4, 4)], 0)),
+        Case("Linear(5, 3), ReLU, Linear(3, 2), a batch of one", ([(5, 3), (3, 2)], 1)),
+        Case("three Linear layers, 6 → 5 → 4 → 3", ([(6, 5), (5, 4), (4, 3)], 2)),
+        Case("a single Linear(3, 2)", ([(3, 2)], 4)),
+        Case(
+            "a Sequential inside a Sequential",
+            ([(4, 5), (5, 4), (4, 3)], 6),
+            {"nested": True},
+        ),
+    ]
+    return run_check(
+        "sequential",
+        student,
+        ref.Sequential,
+        [Case(c.name, c.args, c.kwargs, run=_run_sequential) for c in cases],
+        mistakes=[
+            Mistake(
+                "backward must visit the layers in reverse order, last layer first: "
+                "`for layer in reversed(list(self._modules.values()))`.",
+                _SeqBackwardForwardOrder,
+            ),
+            Mistake(
+                "each layer's backward must receive the gradient returned by the "
+                "layer after it: `dout = layer.backward(dout)`, then return the "
+                "final dout.",
+                _SeqBackwardNoChain,
+            ),
+            Mistake(
+                "feed each layer's output into the next one: `x = layer(x)`, then "
+                "return the final x.",
+                _SeqForwardNoChain,
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+# --------------------------------------------------------------------------- linear
+def _run_linear(cls, sizes, seed, scenario):
+    layer = cls(*sizes, seed=seed)
+    n_in = sizes[0] if len(sizes) == 2 else 4
+    N = 1 if scenario == "one" else 5
+    x = _randn((N, n_in), seed + 1)
+    out = layer(x)
+    result: dict[str, Any] = {"output of forward": out, "W.data": layer.W.data}
+    if scenario == "update":
+        layer.W.data -= 0.5  # as an optimizer step would, in place
+        layer.b.data += 0.25
+        result["output of a second forward, after W and b changed"] = layer(
+            _randn((N, n_in), seed + 2)
+        )
+        return result
+    dout = _randn(np.shape(out), seed + 3)
+    result["dx returned by backward"] = layer.backward(dout)
+    if scenario == "twice":
+        layer.backward(_randn(np.shape(out), seed + 4))
+        result["W.grad after two backward passes"] = layer.W.grad
+        result["b.grad after two backward passes"] = layer.b.grad
+    else:
+        result["W.grad"] = layer.W.grad
+        result["b.grad"] = layer.b.grad
+    return result
+
+
+class _LinearAssigns(ref.Linear):
+    def backward(self, dout):
+        self.W.grad = self._x.T @ dout
+        self.b.grad = dout.sum(axis=0)
+        return dout @ self.W.data.T
+
+
+class _LinearReinit(ref.Linear):
+    def forward(self, x):
+        self.reset_parameters(x.shape[1])
+        self._x = x
+        return x @ self.W.data + self.b.data
+
+
+class _LinearNoBias(ref.Linear):
+    def forward(self, x):
+        if self.W is None:
+            self.reset_parameters(x.shape[1])
+        self._x = x
+        return x @ self.W.data
+
+
+class _LinearDbMean(ref.Linear):
+    def backward(self, dout):
+        self.W.grad += self._x.T @ dout
+        self.b.grad += dout.mean(axis=0)
+        return dout @ self.W.data.T
+
+
+def linear(student) -> CheckResult:
+    """Check the lazy ``Linear``: ``forward`` (building W and b at the first call)
+    and ``backward`` (adding into ``W.grad`` and ``b.grad``, returning dx)."""
+    cases = [
+        Case("lazy Linear(3), input (5, 4)", ((3,), 0, "plain")),
+        Case("Linear(4, 3), sizes given", ((4, 3), 10, "plain")),
+        Case("lazy Linear(2), a batch of one", ((2,), 20, "one")),
+        Case("lazy Linear(3), W and b changed between forwards", ((3,), 30, "update")),
+        Case("Linear(4, 3), two backward passes in a row", ((4, 3), 40, "twice")),
+    ]
+    return run_check(
+        "linear",
+        student,
+        ref.Linear,
+        [Case(c.name, c.args, run=_run_linear) for c in cases],
+        mistakes=[
+            Mistake(
+                "add into the gradients, `self.W.grad += ...` and `self.b.grad += "
+                "...`: a parameter used twice (or two batches between zero_grad "
+                "calls) must accumulate, and `=` would also replace the array that "
+                "the optimizer reads.",
+                _LinearAssigns,
+            ),
+            Mistake(
+                "build W and b only the first time, when `self.W is None`: building "
+                "them at every forward throws away what the optimizer learned.",
+                _LinearReinit,
+            ),
+            Mistake(
+                "the bias is missing: out = x @ W.data + b.data.",
+                _LinearNoBias,
+            ),
+            Mistake(
+                "db is the sum over the batch, `dout.sum(axis=0)`, not the mean: the "
+                "1/N is already inside dout.",
+                _LinearDbMean,
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+# --------------------------------------------------------------------------- optimizers
+def _opt_params(seed: int) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
+    """Initial values of two parameters and, for 4 steps, their gradients."""
+    values = [_randn((3, 4), seed), _randn((4,), seed + 1)]
+    grads = [
+        [_randn(v.shape, seed + 10 * k + i) for i, v in enumerate(values)]
+        for k in range(1, 5)
+    ]
+    return values, grads
+
+
+def _run_optimizer(cls, values, grads, kwargs):
+    params = [ref.Parameter(v) for v in values]
+    opt = cls(params, **kwargs)
+    result: dict[str, Any] = {}
+    for k, step_grads in enumerate(grads, start=1):
+        for p, g in zip(params, step_grads, strict=True):
+            p.grad[...] = g  # in place, as a backward pass after zero_grad would
+        opt.step()
+        for name, p in zip(("W", "b"), params, strict=True):
+            result[f"{name}.data after step {k}"] = p.data.copy()
+    result["W.grad after the last step (step must not change it)"] = params[0].grad
+    return result
+
+
+def _optimizer_cases(configs) -> list[Case]:
+    cases = []
+    for name, seed, kwargs, scale in configs:
+        values, grads = _opt_params(seed)
+        grads = [[g * scale for g in step] for step in grads]
+        if "zero" in name:
+            grads[2] = [np.zeros_like(g) for g in grads[2]]
+        cases.append(Case(name, (values, grads, kwargs), run=_run_optimizer))
+    return cases
+
+
+class _SGDUphill(ref.SGD):
+    def step(self):
+        for p in self.params:
+            p.data += self.lr * p.grad
+
+
+class _SGDNoLr(ref.SGD):
+    def step(self):
+        for p in self.params:
+            p.data -= p.grad
+
+
+class _SGDRebinds(ref.SGD):
+    def step(self):
+        for p in self.params:
+            data = p.data
+            data = data - self.lr * p.grad  # noqa: F841 - the mistake: a new array
+
+
+class _SGDFirstOnly(ref.SGD):
+    def step(self):
+        for p in self.params:
+            p.data -= self.lr * p.grad
+            return
+
+
+def sgd(student) -> CheckResult:
+    """Check ``SGD(params, lr).step()``: ``p.data -= lr * p.grad`` for every p."""
+    return run_check(
+        "sgd",
+        student,
+        ref.SGD,
+        _optimizer_cases(
+            [
+                ("lr=0.1, 4 steps", 0, {"lr": 0.1}, 1.0),
+                ("lr=0.5, 4 steps", 1, {"lr": 0.5}, 1.0),
+                ("lr=0.01, large gradients", 2, {"lr": 0.01}, 100.0),
+            ]
+        ),
+        mistakes=[
+            Mistake(
+                "the parameters moved uphill: gradient descent subtracts, "
+                "`p.data -= self.lr * p.grad`.",
+                _SGDUphill,
+            ),
+            Mistake(
+                "the learning rate is missing: `p.data -= self.lr * p.grad`.",
+                _SGDNoLr,
+            ),
+            Mistake(
+                "the parameters did not change: `data = data - ...` makes a new "
+                "array and rebinds a local name; update the parameter itself, in "
+                "place: `p.data -= self.lr * p.grad`.",
+                _SGDRebinds,
+            ),
+            Mistake(
+                "only the first parameter changed: is there a `return` inside the "
+                "loop? Update every parameter in self.params.",
+                _SGDFirstOnly,
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+class _MomentumForgets(ref.SGD):
+    def step(self):
+        for p in self.params:
+            v = np.zeros_like(p.data)
+            v = self.momentum * v + p.grad
+            p.data -= self.lr * v
+
+
+class _MomentumAverage(ref.SGD):
+    def step(self):
+        for p, v in zip(self.params, self.velocities, strict=True):
+            v *= self.momentum
+            v += (1 - self.momentum) * p.grad
+            p.data -= self.lr * v
+
+
+class _MomentumStaleVelocity(ref.SGD):
+    def step(self):
+        for p, v in zip(self.params, self.velocities, strict=True):
+            p.data -= self.lr * v
+            v *= self.momentum
+            v += p.grad
+
+
+def momentum(student) -> CheckResult:
+    """Check ``SGD(params, lr, momentum).step()``: ``v = mu v + g; p -= lr v``."""
+    return run_check(
+        "momentum",
+        student,
+        ref.SGD,
+        _optimizer_cases(
+            [
+                ("lr=0.1, momentum=0.9, 4 steps", 3, {"lr": 0.1, "momentum": 0.9}, 1.0),
+                (
+                    "lr=0.05, momentum=0.5, a zero gradient at step 3",
+                    4,
+                    {"lr": 0.05, "momentum": 0.5},
+                    1.0,
+                ),
+                ("lr=0.2, momentum=0, plain SGD", 5, {"lr": 0.2, "momentum": 0}, 1.0),
+            ]
+        ),
+        mistakes=[
+            Mistake(
+                "these are plain SGD steps: the velocity never builds up. It must "
+                "persist between steps: create it once, in __init__, and update it "
+                "in place in step (`v *= self.momentum; v += p.grad`), then "
+                "p.data -= lr * v. Note that `v = self.momentum * v + p.grad` only "
+                "rebinds a local name: the list keeps the old array.",
+                _MomentumForgets,
+            ),
+            Mistake(
+                "that is an exponential average, with a (1 - momentum) factor on the "
+                "gradient; classic momentum adds the whole gradient: v = μ v + g.",
+                _MomentumAverage,
+            ),
+            Mistake(
+                "update the velocity first, then step with the new velocity: "
+                "v = μ v + g, then p -= lr v.",
+                _MomentumStaleVelocity,
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+class _AdamNoBiasCorrection(ref.Adam):
+    def step(self):
+        b1, b2 = self.betas
+        self.t += 1
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            m *= b1
+            m += (1 - b1) * p.grad
+            v *= b2
+            v += (1 - b2) * p.grad**2
+            p.data -= self.lr * m / (np.sqrt(v) + self.eps)
+
+
+class _AdamStepStuck(ref.Adam):
+    def step(self):
+        b1, b2 = self.betas
+        t = 1
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            m *= b1
+            m += (1 - b1) * p.grad
+            v *= b2
+            v += (1 - b2) * p.grad**2
+            m_hat = m / (1 - b1**t)
+            v_hat = v / (1 - b2**t)
+            p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+class _AdamEpsInside(ref.Adam):
+    def step(self):
+        b1, b2 = self.betas
+        self.t += 1
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            m *= b1
+            m += (1 - b1) * p.grad
+            v *= b2
+            v += (1 - b2) * p.grad**2
+            m_hat = m / (1 - b1**self.t)
+            v_hat = v / (1 - b2**self.t)
+            p.data -= self.lr * m_hat / np.sqrt(v_hat + self.eps)
+
+
+class _AdamForgets(ref.Adam):
+    def step(self):
+        b1, b2 = self.betas
+        self.t += 1
+        for p in self.params:
+            m = (1 - b1) * p.grad
+            v = (1 - b2) * p.grad**2
+            m_hat = m / (1 - b1**self.t)
+            v_hat = v / (1 - b2**self.t)
+            p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+class _AdamNotSquared(ref.Adam):
+    def step(self):
+        b1, b2 = self.betas
+        self.t += 1
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            m *= b1
+            m += (1 - b1) * p.grad
+            v *= b2
+            v += (1 - b2) * p.grad
+            m_hat = m / (1 - b1**self.t)
+            v_hat = v / (1 - b2**self.t)
+            p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+def adam(student) -> CheckResult:
+    """Check ``Adam(params, lr, betas, eps).step()`` over several steps."""
+    return run_check(
+        "adam",
+        student,
+        ref.Adam,
+        _optimizer_cases(
+            [
+                ("lr=0.01, default betas and eps, 4 steps", 6, {"lr": 0.01}, 1.0),
+                (
+                    "lr=0.1, betas=(0.8, 0.9), eps=1e-3, small gradients",
+                    7,
+                    {"lr": 0.1, "betas": (0.8, 0.9), "eps": 1e-3},
+                    1e-3,
+                ),
+                (
+                    "lr=0.001, a zero gradient at step 3",
+                    8,
+                    {"lr": 0.001},
+                    1.0,
+                ),
+            ]
+        ),
+        mistakes=[
+            Mistake(
+                "the bias correction is missing: m and v start at 0, so divide them "
+                "by (1 - β1^t) and (1 - β2^t) before the update.",
+                _AdamNoBiasCorrection,
+            ),
+            Mistake(
+                "the step count t must grow by one at every step (self.t += 1, "
+                "before the bias correction): the corrections 1 - β^t depend on it.",
+                _AdamStepStuck,
+            ),
+            Mistake(
+                "eps goes outside the square root: m_hat / (np.sqrt(v_hat) + eps).",
+                _AdamEpsInside,
+            ),
+            Mistake(
+                "m and v must persist between steps: create them once in __init__ "
+                "and update them in place (`m *= β1; m += (1 - β1) * g`); made "
+                "afresh at each step they forget the past gradients.",
+                _AdamForgets,
+            ),
+            Mistake(
+                "v is the running mean of the *squared* gradient: "
+                "v = β2 v + (1 - β2) g * g.",
+                _AdamNotSquared,
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+# --------------------------------------------------------------------------- training
+def _run_train_epoch(impl, X, y, batch_size, seed):
+    C = int(y.max()) + 1
+    model = ref.Sequential(
+        ref.Linear(X.shape[1], 6, seed=seed),
+        ref.ReLU(),
+        ref.Linear(6, C, seed=seed + 1),
+    )
+    loss_fn = ref.CrossEntropyLoss()
+    optimizer = ref.SGD(model.parameters(), lr=0.5, momentum=0.5)
+    rng = np.random.default_rng(seed)
+    out = impl(model, loss_fn, optimizer, X, y, batch_size, rng)
+    pair = isinstance(out, (tuple, list)) and len(out) == 2
+    result: dict[str, Any] = {
+        _PAIR: pair,
+        "the mean loss returned": out[0] if pair else out,
+        "the accuracy returned": out[1] if pair else None,
+    }
+    result["the parameters after the epoch"] = model.state_dict()
+    return result
+
+
+_PAIR = "the return value is a pair (mean loss, accuracy)"
+
+
+def _hint_pair(got, expected, case) -> str:
+    if isinstance(got, dict) and got.get(_PAIR) is False:
+        return "return two numbers, the mean loss and the accuracy: `return loss, acc`."
+    return ""
+
+
+def _train_epoch_no_zero_grad(model, loss_fn, optimizer, X, y, batch_size, rng):
+    total, correct = 0.0, 0
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+        logits = model(Xb)
+        loss = loss_fn(logits, yb)
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        total += loss * len(yb)
+        correct += int(np.sum(logits.argmax(axis=1) == yb))
+    return total / len(X), correct / len(X)
+
+
+def _train_epoch_zero_after_backward(model, loss_fn, optimizer, X, y, batch_size, rng):
+    total, correct = 0.0, 0
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+        logits = model(Xb)
+        loss = loss_fn(logits, yb)
+        model.backward(loss_fn.backward())
+        optimizer.zero_grad()
+        optimizer.step()
+        total += loss * len(yb)
+        correct += int(np.sum(logits.argmax(axis=1) == yb))
+    return total / len(X), correct / len(X)
+
+
+def _train_epoch_in_order(model, loss_fn, optimizer, X, y, batch_size, rng):
+    total, correct = 0.0, 0
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, shuffle=False):
+        optimizer.zero_grad()
+        logits = model(Xb)
+        loss = loss_fn(logits, yb)
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        total += loss * len(yb)
+        correct += int(np.sum(logits.argmax(axis=1) == yb))
+    return total / len(X), correct / len(X)
+
+
+def _train_epoch_last_loss(model, loss_fn, optimizer, X, y, batch_size, rng):
+    correct = 0
+    loss = 0.0
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+        optimizer.zero_grad()
+        logits = model(Xb)
+        loss = loss_fn(logits, yb)
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        correct += int(np.sum(logits.argmax(axis=1) == yb))
+    return loss, correct / len(X)
+
+
+def _epoch_data(N: int, D: int, C: int, seed: int):
+    X = _randn((N, D), seed)
+    y = np.random.default_rng(4000 + seed).integers(0, C, size=N)
+    return X, y
+
+
+def train_epoch(student) -> CheckResult:
+    """Check ``train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng)``."""
+    cases = []
+    for name, (N, D, C, batch_size), seed in [
+        ("24 examples, batches of 8", (24, 5, 3, 8), 0),
+        ("30 examples, batches of 10", (30, 4, 2, 10), 1),
+        ("12 examples in one batch", (12, 6, 4, 12), 2),
+        ("20 examples, batches of 4", (20, 3, 3, 4), 3),
+    ]:
+        X, y = _epoch_data(N, D, C, seed)
+        cases.append(Case(name, (X, y, batch_size, seed), run=_run_train_epoch))
+    return run_check(
+        "train_epoch",
+        student,
+        ref.train_epoch,
+        cases,
+        hints=[_hint_pair],
+        mistakes=[
+            Mistake(
+                "call optimizer.zero_grad() at the start of every step: backward "
+                "adds into p.grad, so without it each step uses the sum of all the "
+                "gradients so far.",
+                _train_epoch_no_zero_grad,
+            ),
+            Mistake(
+                "zero the gradients before backward, not between backward and step: "
+                "the step then sees only zeros and nothing learns.",
+                _train_epoch_zero_after_backward,
+            ),
+            Mistake(
+                "shuffle the examples with the generator you are given: "
+                "data.iterate_minibatches(X, y, batch_size, rng=rng).",
+                _train_epoch_in_order,
+            ),
+            Mistake(
+                "return the mean loss over the epoch (weight each batch's loss by "
+                "its size, divide by N), not the last batch's loss.",
+                _train_epoch_last_loss,
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+def summary() -> Summary:
+    """The table of lab 3's exercises and which passed."""
+    return LAB.summary()
