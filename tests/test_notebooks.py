@@ -45,7 +45,13 @@ def test_notebook_is_myst_with_no_outputs(path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code, "a notebook without code cells"
     assert all(not c.get("outputs") for c in code)
-    headings = [ln for ln in text.splitlines() if ln.startswith("# ")]
+    headings = [
+        ln
+        for cell in nb.cells
+        if cell.cell_type == "markdown"
+        for ln in cell.source.splitlines()
+        if ln.startswith("# ")
+    ]
     assert len(headings) == 1, f"one top-level title per page, found {headings}"
 
 

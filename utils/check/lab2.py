@@ -1,0 +1,1384 @@
+"""Checks for lab 2: a network of layers.
+
+Each function takes the student's class or function, runs it and
+:mod:`utils.reference.stage2` on the same seeded cases (a batch of one, zeros and
+negative inputs, inputs of ±1000 for the activations and the softmax) and returns a
+:class:`~utils.check.core.CheckResult`.
+
+A layer is checked by building it with fixed weights, calling ``forward`` and then
+``backward``, and comparing the outputs, the gradients and the warnings NumPy
+raised (an ``exp`` that overflows is a mistake even when the result is right).
+The network checks put reference layers into the student's ``Network``, so that
+``Network.forward`` is checked on its own, whatever the state of the student's
+layers. ``train_epoch`` is checked with a stand-in network that records what it
+is given.
+
+Usage in the lab::
+
+    from utils.check import lab2 as check
+    check.linear_forward(Linear)
+    ...
+    check.summary()
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+from utils.check.core import (
+    FAILED,
+    NOT_IMPLEMENTED,
+    PASSED,
+    Case,
+    CheckResult,
+    Lab,
+    Mistake,
+    Summary,
+    describe_exception,
+    finish,
+    run_check,
+)
+from utils.reference import stage2 as ref
+
+LAB = Lab(
+    "Lab 2: a network of layers",
+    [
+        "linear_forward",
+        "linear_backward",
+        "relu",
+        "sigmoid",
+        "tanh",
+        "softmax",
+        "softmax_cross_entropy",
+        "mse",
+        "zeros",
+        "glorot_uniform",
+        "he_normal",
+        "network_forward",
+        "network_backward",
+        "network_update",
+        "train_step",
+        "train_epoch",
+    ],
+)
+
+WARNINGS = "floating-point warnings"  # the key under which a layer's warnings appear
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(2000 + seed)
+
+
+def _randn(shape, seed: int, scale: float = 1.0) -> np.ndarray:
+    return (_rng(seed).standard_normal(shape) * scale).astype(np.float32)
+
+
+def _labels(n: int, c: int, seed: int) -> np.ndarray:
+    return _rng(seed).integers(0, c, size=n)
+
+
+@contextmanager
+def _fp_warnings() -> Iterator[list[str]]:
+    """Collect NumPy's overflow, invalid-value and divide-by-zero warnings as text.
+
+    Underflow (``exp(-1000) = 0``) is harmless and stays silent.
+    """
+    found: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with np.errstate(over="warn", invalid="warn", divide="warn", under="ignore"):
+            yield found
+    found.extend(
+        sorted(
+            {str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)}
+        )
+    )
+
+
+def _warning_text(found: list[str]) -> str:
+    return "; ".join(found) if found else "none"
+
+
+def _overflow_hint(text: str) -> Callable[[object, object, Case], str]:
+    """A diagnoser: ``text`` when NumPy warned of an overflow in the student's run."""
+
+    def hint(got, expected, case) -> str:
+        if isinstance(got, dict) and "overflow" in str(got.get(WARNINGS, "")):
+            return text
+        return ""
+
+    return hint
+
+
+# --------------------------------------------------------------------------- Linear
+def _make_linear(cls, W: np.ndarray, b: np.ndarray):
+    """The class ``cls`` built with the weights ``W`` and the bias ``b``."""
+    layer = cls(W.shape[0], W.shape[1], init=lambda fan_in, fan_out, rng: W.copy())
+    layer.b = b.copy()
+    return layer
+
+
+def _linear_cases() -> list[Case]:
+    """(x, W, b, dout); the first is square so that a transposed W shows in values."""
+    cases = []
+    for name, (N, n_in, n_out), seed in [
+        ("N=5, in=4, out=4", (5, 4, 4), 0),
+        ("N=6, in=4, out=3", (6, 4, 3), 1),
+        ("a batch of one, in=5, out=2", (1, 5, 2), 2),
+        ("N=7, in=3, out=5", (7, 3, 5), 3),
+    ]:
+        x = _randn((N, n_in), seed)
+        W = _randn((n_in, n_out), seed + 10)
+        b = _randn((n_out,), seed + 20)
+        dout = _randn((N, n_out), seed + 30)
+        cases.append(Case(name, (x, W, b, dout)))
+    return cases
+
+
+def _run_linear_forward(cls, x, W, b, dout):
+    layer = _make_linear(cls, W, b)
+    out = layer.forward(x)
+    return {
+        "output": out,
+        "what self.x holds": _what(getattr(layer, "x", None), x, out),
+    }
+
+
+def _what(cached, x, out) -> str:
+    """Which array a layer cached, in words."""
+    if cached is None:
+        return "nothing (None)"
+    for name, array in [("the input x", x), ("the output", out)]:
+        try:
+            if np.shape(cached) == np.shape(array) and np.array_equal(cached, array):
+                return name
+        except (TypeError, ValueError):
+            pass
+    return "something else"
+
+
+def _run_linear_backward(cls, x, W, b, dout):
+    layer = _make_linear(cls, W, b)
+    layer.forward(x)
+    dx = layer.backward(dout)
+    return {"dx": dx, "dW": layer.dW, "db": layer.db}
+
+
+class _LinearMistake(ref.Linear):
+    """The reference ``Linear`` with one thing changed (a model of a mistake)."""
+
+    def __init__(self, *args, fwd=None, bwd=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._fwd, self._bwd = fwd, bwd
+
+    def forward(self, x):
+        if self._fwd is None:
+            return super().forward(x)
+        return self._fwd(self, x)
+
+    def backward(self, dout):
+        if self._bwd is None:
+            return super().backward(dout)
+        return self._bwd(self, dout)
+
+
+def _linear_mistake(fwd=None, bwd=None) -> Callable:
+    return lambda *args, **kwargs: _LinearMistake(*args, fwd=fwd, bwd=bwd, **kwargs)
+
+
+def _fwd_cache(self, out, x):
+    """Cache ``x`` as the reference does, return ``out``."""
+    self.x = x
+    return out
+
+
+def _bwd(dx=None, dW=None, db=None) -> Callable:
+    """A backward whose dx, dW or db is computed by the given function of the layer."""
+
+    def backward(self, dout):
+        self.dW = self.x.T @ dout if dW is None else dW(self, dout)
+        self.db = dout.sum(axis=0) if db is None else db(self, dout)
+        return dout @ self.W.T if dx is None else dx(self, dout)
+
+    return backward
+
+
+def linear_forward(student) -> CheckResult:
+    """Check ``Linear.forward``: ``x @ W + b``, caching the input in ``self.x``."""
+    return run_check(
+        "linear_forward",
+        student,
+        ref.Linear,
+        [Case(c.name, c.args, run=_run_linear_forward) for c in _linear_cases()],
+        arg_names=["x", "W", "b", "dout"],
+        mistakes=[
+            Mistake(
+                "the bias is missing: z = x @ W + b.",
+                _linear_mistake(fwd=lambda self, x: _fwd_cache(self, x @ self.W, x)),
+            ),
+            Mistake(
+                "W has shape (in, out), so the product is x @ W, (N, in) @ (in, out); "
+                "x @ W.T would need W of shape (out, in).",
+                _linear_mistake(
+                    fwd=lambda self, x: _fwd_cache(self, x @ self.W.T + self.b, x)
+                ),
+            ),
+            Mistake(
+                "Linear is only the affine map x @ W + b: the activation is a layer "
+                "of its own, applied by the next layer in the list.",
+                _linear_mistake(
+                    fwd=lambda self, x: _fwd_cache(
+                        self, np.maximum(x @ self.W + self.b, 0), x
+                    )
+                ),
+            ),
+            Mistake(
+                "the bias is added to the output, x @ W + b, not to the weights "
+                "(x @ (W + b) broadcasts b over every row of W).",
+                _linear_mistake(
+                    fwd=lambda self, x: _fwd_cache(self, x @ (self.W + self.b), x)
+                ),
+            ),
+            Mistake(
+                "forward must cache its *input*, `self.x = x`: backward needs it for "
+                "dW = x.T @ dout.",
+                _linear_mistake(
+                    fwd=lambda self, x: _fwd_cache(self, x @ self.W + self.b, None)
+                ),
+            ),
+            Mistake(
+                "forward must cache its *input*, `self.x = x`, not the output: "
+                "backward needs the input for dW = x.T @ dout.",
+                _linear_mistake(
+                    fwd=lambda self, x: (
+                        setattr(self, "x", x @ self.W + self.b) or self.x
+                    )
+                ),
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+def linear_backward(student) -> CheckResult:
+    """Check ``Linear.backward``: sets ``dW``, ``db``, returns ``dx``."""
+    return run_check(
+        "linear_backward",
+        student,
+        ref.Linear,
+        [Case(c.name, c.args, run=_run_linear_backward) for c in _linear_cases()],
+        arg_names=["x", "W", "b", "dout"],
+        mistakes=[
+            Mistake(
+                "db must be summed over the batch, `dout.sum(axis=0)`, shape (out,): "
+                "b was added to every row, so every row's gradient flows into it.",
+                _linear_mistake(bwd=_bwd(db=lambda self, dout: dout)),
+            ),
+            Mistake(
+                "db is the sum over the batch, not the mean: the 1/N of the loss is "
+                "already inside dout.",
+                _linear_mistake(bwd=_bwd(db=lambda self, dout: dout.mean(axis=0))),
+            ),
+            Mistake(
+                "dW is the transpose of what it should be: dW = x.T @ dout has the "
+                "shape of W, (in, out).",
+                _linear_mistake(bwd=_bwd(dW=lambda self, dout: dout.T @ self.x)),
+            ),
+            Mistake(
+                "dW is too small by a factor N: the 1/N of the mean is already inside "
+                "dout, so dW = x.T @ dout with no division.",
+                _linear_mistake(
+                    bwd=_bwd(dW=lambda self, dout: self.x.T @ dout / len(dout))
+                ),
+            ),
+            Mistake(
+                "dx = dout @ W.T: dout is (N, out) and W is (in, out), so W must be "
+                "transposed to bring the gradient back to (N, in).",
+                _linear_mistake(bwd=_bwd(dx=lambda self, dout: dout @ self.W)),
+            ),
+            Mistake(
+                "dW = x.T @ dout needs the layer's *input* x: cache x in forward "
+                "(`self.x = x`), not the output.",
+                _linear_mistake(
+                    fwd=lambda self, x: (
+                        setattr(self, "x", x @ self.W + self.b) or self.x
+                    )
+                ),
+            ),
+        ],
+        output_names=["dx", "dW", "db"],
+        record=LAB.record,
+    )
+
+
+# ------------------------------------------------------------------------ activations
+def _activation_cases() -> list[Case]:
+    """(x, dout): random, zeros and negatives, a batch of one, and ±1000."""
+    with_zeros = _randn((4, 6), 41)
+    with_zeros[0, :3] = 0.0
+    with_zeros[2, 1] = 0.0
+    with_zeros[3] = -np.abs(with_zeros[3])
+    cases = [
+        Case(
+            "random values, shape (5, 3)", (_randn((5, 3), 40, 2.0), _randn((5, 3), 50))
+        ),
+        Case(
+            "exact zeros and negatives, shape (4, 6)", (with_zeros, _randn((4, 6), 51))
+        ),
+        Case(
+            "a batch of one, shape (1, 7)",
+            (_randn((1, 7), 42, 3.0), _randn((1, 7), 52)),
+        ),
+    ]
+    x = np.array([[1000.0, -1000.0, 0.5], [-1000.0, 999.0, -2.0]], np.float32)
+    cases.append(Case("inputs of ±1000, shape (2, 3)", (x, _randn((2, 3), 53))))
+    return cases
+
+
+def _run_layer(cls, x, dout):
+    """Build a parameter-free layer, run forward then backward; note any warning."""
+    layer = cls()
+    with _fp_warnings() as found:
+        out = layer.forward(x)
+        dx = layer.backward(dout)
+    return {WARNINGS: _warning_text(found), "output": out, "dx": dx}
+
+
+def _layer(forward: Callable, backward: Callable) -> type:
+    """A layer class from two functions (a model of a mistake).
+
+    ``forward(x)`` returns ``out``; ``backward(x, out, dout)`` returns ``dx``.
+    """
+
+    class Model:
+        def forward(self, x):
+            self.x = x
+            self.out = forward(x)
+            return self.out
+
+        def backward(self, dout):
+            return backward(self.x, self.out, dout)
+
+    return Model
+
+
+def _stable_sigmoid(x):
+    with np.errstate(over="ignore", under="ignore"):
+        return ref.Sigmoid().forward(x)
+
+
+def relu(student) -> CheckResult:
+    """Check the ``ReLU`` layer: ``max(x, 0)`` forward, ``dout * (x > 0)`` backward."""
+    relu_fwd = lambda x: np.maximum(x, 0)
+    return run_check(
+        "relu",
+        student,
+        ref.ReLU,
+        [Case(c.name, c.args, run=_run_layer) for c in _activation_cases()],
+        arg_names=["x", "dout"],
+        mistakes=[
+            Mistake(
+                "backward returns the local derivative only; the chain rule "
+                "multiplies it by the gradient that arrives: dx = dout * (x > 0).",
+                _layer(relu_fwd, lambda x, out, dout: (x > 0).astype(x.dtype)),
+            ),
+            Mistake(
+                "the output is always >= 0, so `out >= 0` lets every gradient "
+                "through: test `out > 0` (or `x > 0`): the slope is 0 where x <= 0.",
+                _layer(relu_fwd, lambda x, out, dout: dout * (out >= 0)),
+            ),
+            Mistake(
+                "at x = 0 ReLU has a kink; this course takes the derivative there "
+                "to be 0, so use x > 0, not x >= 0.",
+                _layer(relu_fwd, lambda x, out, dout: dout * (x >= 0)),
+            ),
+            Mistake(
+                "backward multiplies dout by ReLU's *derivative*, the 0/1 mask "
+                "(x > 0), not by the output max(x, 0).",
+                _layer(relu_fwd, lambda x, out, dout: dout * out),
+            ),
+            Mistake(
+                "ReLU sets negative values to 0; it does not take their absolute "
+                "value.",
+                _layer(np.abs, lambda x, out, dout: dout * np.sign(x)),
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+def sigmoid(student) -> CheckResult:
+    """Check the ``Sigmoid`` layer: stable at ±1000, derivative ``s (1 - s)``."""
+    return run_check(
+        "sigmoid",
+        student,
+        ref.Sigmoid,
+        [Case(c.name, c.args, run=_run_layer) for c in _activation_cases()],
+        arg_names=["x", "dout"],
+        hints=[
+            _overflow_hint(
+                "np.exp(-x) overflows for x = -1000 (NumPy warns even when the "
+                "result is thrown away afterwards, e.g. in a branch of np.where, "
+                "which computes both branches for every element). Compute "
+                "e = np.exp(-np.abs(x)), which is at most 1: sigmoid is 1 / (1 + e) "
+                "where x >= 0 and e / (1 + e) where x < 0."
+            )
+        ],
+        mistakes=[
+            Mistake(
+                "the derivative is s * (1 - s) with s the sigmoid's *output* (cache "
+                "it in forward), not x * (1 - x) with the input.",
+                _layer(_stable_sigmoid, lambda x, s, dout: dout * x * (1 - x)),
+            ),
+            Mistake(
+                "backward returns the local derivative only; the chain rule "
+                "multiplies it by the gradient that arrives: dx = dout * s * (1 - s).",
+                _layer(_stable_sigmoid, lambda x, s, dout: s * (1 - s)),
+            ),
+            Mistake(
+                "the derivative of the sigmoid is s * (1 - s), not s itself.",
+                _layer(_stable_sigmoid, lambda x, s, dout: dout * s),
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+def tanh(student) -> CheckResult:
+    """Check the ``Tanh`` layer: stable at ±1000, derivative ``1 - out**2``."""
+    return run_check(
+        "tanh",
+        student,
+        ref.Tanh,
+        [Case(c.name, c.args, run=_run_layer) for c in _activation_cases()],
+        arg_names=["x", "dout"],
+        hints=[
+            _overflow_hint(
+                "np.exp(1000) overflows, and (exp(x) - exp(-x)) / (exp(x) + exp(-x)) "
+                "becomes inf / inf = NaN at ±1000: use np.tanh, which saturates at ±1 "
+                "(or build tanh from np.exp(-2 * np.abs(x)), which never overflows)."
+            )
+        ],
+        mistakes=[
+            Mistake(
+                "the derivative is 1 - t**2 with t = tanh(x), the *output* (cache it "
+                "in forward), not 1 - x**2 with the input.",
+                _layer(np.tanh, lambda x, t, dout: dout * (1 - x**2)),
+            ),
+            Mistake(
+                "the derivative of tanh is 1 - tanh(x)**2: the square is missing.",
+                _layer(np.tanh, lambda x, t, dout: dout * (1 - t)),
+            ),
+            Mistake(
+                "backward returns the local derivative only; the chain rule "
+                "multiplies it by the gradient that arrives: dx = dout * (1 - t**2).",
+                _layer(np.tanh, lambda x, t, dout: 1 - t**2),
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+# --------------------------------------------------------------------------- softmax
+def _logit_cases() -> list[Case]:
+    """(logits, dout): N != C in the first, so a missing keepdims cannot broadcast."""
+    huge = np.array([[1000.0, 999.0, 998.0], [-1000.0, -999.0, -1001.0]], np.float32)
+    return [
+        Case(
+            "random logits, shape (4, 3)", (_randn((4, 3), 60, 2.0), _randn((4, 3), 70))
+        ),
+        Case("a batch of one, shape (1, 5)", (_randn((1, 5), 61), _randn((1, 5), 71))),
+        Case("logits of ±1000, shape (2, 3)", (huge, _randn((2, 3), 72))),
+        Case(
+            "equal logits, shape (3, 4)",
+            (np.zeros((3, 4), np.float32), _randn((3, 4), 73)),
+        ),
+    ]
+
+
+def softmax(student) -> CheckResult:
+    """Check the ``Softmax`` layer: stable forward, Jacobian-vector product backward."""
+    sm = ref.softmax
+    return run_check(
+        "softmax",
+        student,
+        ref.Softmax,
+        [Case(c.name, c.args, run=_run_layer) for c in _logit_cases()],
+        arg_names=["x", "dout"],
+        mistakes=[
+            Mistake(
+                "backward must use the softmax *output* s (cache it in forward): "
+                "dx = s * (dout - sum(dout * s)), with the sum over each row. You "
+                "built it from the input x.",
+                _layer(
+                    sm,
+                    lambda x, s, dout: (
+                        x * (dout - np.sum(dout * x, axis=1, keepdims=True))
+                    ),
+                ),
+            ),
+            Mistake(
+                "s * (1 - s) is only the diagonal of the softmax Jacobian: every "
+                "output of a row depends on every input of that row, so "
+                "dx = s * (dout - sum(dout * s)), the sum over the row's classes.",
+                _layer(sm, lambda x, s, dout: dout * s * (1 - s)),
+            ),
+            Mistake(
+                "the sum in dx = s * (dout - sum(dout * s)) runs over each row's "
+                "classes, axis=1 (with keepdims=True), not over the batch.",
+                _layer(
+                    sm,
+                    lambda x, s, dout: (
+                        s * (dout - np.sum(dout * s, axis=0, keepdims=True))
+                    ),
+                ),
+            ),
+            Mistake(
+                "the term sum(dout * s) is missing: dx = s * (dout - sum(dout * s)).",
+                _layer(sm, lambda x, s, dout: s * dout),
+            ),
+        ],
+        hints=[
+            _overflow_hint(
+                "exp(1000) overflows to inf and inf / inf is NaN: subtract each "
+                "row's maximum first, `x - x.max(axis=1, keepdims=True)`; softmax "
+                "does not change when a row is shifted."
+            )
+        ],
+        record=LAB.record,
+    )
+
+
+# --------------------------------------------------------------------------- losses
+def _sce_cases() -> list[Case]:
+    """(logits, y)."""
+    huge = np.array([[1000.0, 999.0, 998.0], [-1000.0, -999.0, -1001.0]], np.float32)
+    confident = np.array(
+        [[0.0, 200.0, 0.0], [300.0, 0.0, 0.0], [0.0, 0.0, 150.0]], np.float32
+    )
+    return [
+        Case("N=5, C=3", (_randn((5, 3), 80, 2.0), _labels(5, 3, 80))),
+        Case("a batch of one, C=4", (_randn((1, 4), 81, 2.0), _labels(1, 4, 81))),
+        Case("N=6, C=4", (_randn((6, 4), 82, 2.0), _labels(6, 4, 82))),
+        Case("logits of ±1000, shape (2, 3)", (huge, np.array([1, 0]))),
+        Case(
+            "confident and right: probabilities of exactly 0 in other classes",
+            (confident, np.array([1, 0, 2])),
+        ),
+    ]
+
+
+def _run_loss(cls, inputs, targets):
+    loss_layer = cls()
+    with _fp_warnings() as found:
+        loss = loss_layer.forward(inputs, targets)
+        grad = loss_layer.backward()
+    return {WARNINGS: _warning_text(found), "loss": loss, "gradient": grad}
+
+
+def _loss(forward: Callable, backward: Callable) -> type:
+    """A loss class from ``forward(a, b) -> loss`` and ``backward(a, b) -> grad``."""
+
+    class Model:
+        def forward(self, a, b):
+            self.a, self.b = a, b
+            return forward(a, b)
+
+        def backward(self):
+            return backward(self.a, self.b)
+
+    return Model
+
+
+def _Y(logits, y):
+    return ref._one_hot(y, logits.shape[1], logits.dtype)
+
+
+def _ce(logits, y):
+    return ref.SoftmaxCrossEntropy().forward(logits, y)
+
+
+def _sce_grad(logits, y):
+    return (ref.softmax(logits) - _Y(logits, y)) / len(y)
+
+
+def softmax_cross_entropy(student) -> CheckResult:
+    """Check ``SoftmaxCrossEntropy``: mean cross-entropy, backward ``(p - Y) / N``."""
+    return run_check(
+        "softmax_cross_entropy",
+        student,
+        ref.SoftmaxCrossEntropy,
+        [Case(c.name, c.args, run=_run_loss) for c in _sce_cases()],
+        arg_names=["logits", "y"],
+        hints=[
+            _overflow_hint(
+                "exp(1000) overflows to inf and inf / inf is NaN: compute the "
+                "softmax with each row's maximum subtracted first."
+            )
+        ],
+        mistakes=[
+            Mistake(
+                "backward is N times too large: the loss is a mean over the batch, "
+                "so dlogits = (p - Y) / N.",
+                _loss(_ce, lambda z, y: ref.softmax(z) - _Y(z, y)),
+            ),
+            Mistake(
+                "the loss is the mean over the batch, not the sum: divide by N.",
+                _loss(lambda z, y: _ce(z, y) * len(y), _sce_grad),
+            ),
+            Mistake(
+                "subtract 1 only at the correct class: p - Y with Y the one-hot "
+                "labels, not p - 1 everywhere.",
+                _loss(_ce, lambda z, y: (ref.softmax(z) - 1) / len(y)),
+            ),
+            Mistake(
+                "the -Y is missing: the gradient of -log p_y with respect to the "
+                "logits is (p - Y) / N.",
+                _loss(_ce, lambda z, y: ref.softmax(z) / len(y)),
+            ),
+            Mistake(
+                "0 * log(0) is 0 * -inf = NaN: pick only the correct class's "
+                "probability, `probs[np.arange(N), y]`, instead of multiplying "
+                "log(probs) by a one-hot matrix.",
+                _loss(
+                    lambda z, y: float(
+                        -np.mean(np.sum(_Y(z, y) * np.log(ref.softmax(z)), axis=1))
+                    ),
+                    _sce_grad,
+                ),
+            ),
+            Mistake(
+                "the loss is -log p (a positive number that shrinks as p -> 1): "
+                "check the sign.",
+                _loss(lambda z, y: -_ce(z, y), _sce_grad),
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+def _mse_cases() -> list[Case]:
+    """(pred, target)."""
+    same = _randn((3, 2), 93)
+    return [
+        Case("N=4, K=3", (_randn((4, 3), 90), _randn((4, 3), 94))),
+        Case("a batch of one, K=2", (_randn((1, 2), 91), _randn((1, 2), 95))),
+        Case("N=5, K=1", (_randn((5, 1), 92), _randn((5, 1), 96))),
+        Case("pred equal to target", (same, same.copy())),
+    ]
+
+
+def mse(student) -> CheckResult:
+    """Check ``MSE``: the mean over all N*K entries; backward ``2 (p - t) / (N K)``."""
+    mean_sq = lambda p, t: float(np.mean((p - t) ** 2))
+    return run_check(
+        "mse",
+        student,
+        ref.MSE,
+        [Case(c.name, c.args, run=_run_loss) for c in _mse_cases()],
+        arg_names=["pred", "target"],
+        mistakes=[
+            Mistake(
+                "the derivative of (p - t)**2 is 2 * (p - t): the factor 2 is missing.",
+                _loss(mean_sq, lambda p, t: (p - t) / p.size),
+            ),
+            Mistake(
+                "the loss is the mean over all N * K entries, so the gradient is "
+                "divided by N * K (p.size), not by N only.",
+                _loss(mean_sq, lambda p, t: 2 * (p - t) / len(p)),
+            ),
+            Mistake(
+                "the gradient with respect to pred is 2 * (pred - target) / (N K): "
+                "check the sign.",
+                _loss(mean_sq, lambda p, t: 2 * (t - p) / p.size),
+            ),
+            Mistake(
+                "the loss is the mean of the squared errors over all N * K entries, "
+                "not their sum.",
+                _loss(
+                    lambda p, t: float(np.sum((p - t) ** 2)),
+                    lambda p, t: 2 * (p - t) / p.size,
+                ),
+            ),
+            Mistake(
+                "this course's MSE averages over all N * K entries (np.mean), not "
+                "over the N examples only.",
+                _loss(
+                    lambda p, t: float(np.sum((p - t) ** 2) / len(p)),
+                    lambda p, t: 2 * (p - t) / len(p),
+                ),
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+# --------------------------------------------------------------------------- init
+_INIT_SHAPES = [(300, 200), (3, 7), (1, 1)]  # the first is large: statistics
+
+
+def _init_candidates(kind: str, fan_in: int, fan_out: int) -> list[tuple[float, str]]:
+    """Standard deviations that common mistakes give, with a hint for each."""
+    if kind == "uniform":  # U(-a, a) has standard deviation a / sqrt(3)
+        r3 = np.sqrt(3.0)
+        return [
+            (
+                np.sqrt(6.0 / fan_in) / r3,
+                "your limit looks like sqrt(6 / fan_in): Glorot's limit uses "
+                "fan_in + fan_out, a = sqrt(6 / (fan_in + fan_out)).",
+            ),
+            (
+                np.sqrt(2.0 / (fan_in + fan_out)) / r3,
+                "your limit looks like sqrt(2 / (fan_in + fan_out)), which is the "
+                "standard deviation Glorot wants; U(-a, a) has standard deviation "
+                "a / sqrt(3), so the limit is a = sqrt(6 / (fan_in + fan_out)).",
+            ),
+            (
+                6.0 / (fan_in + fan_out) / r3,
+                "your limit looks like 6 / (fan_in + fan_out): the square root is "
+                "missing.",
+            ),
+            (
+                np.sqrt(6.0 / (fan_in + fan_out)) / 2 / r3,
+                "your weights span half the range: draw from U(-a, a), from -a to a.",
+            ),
+            (1 / r3, "the draws are not scaled: multiply by the limit a."),
+        ]
+    return [
+        (
+            2.0 / fan_in,
+            "your standard deviation looks like 2 / fan_in, which is the variance: "
+            "the standard deviation is its square root, sqrt(2 / fan_in).",
+        ),
+        (
+            np.sqrt(2.0 / fan_out),
+            "your standard deviation looks like sqrt(2 / fan_out): He's uses fan_in, "
+            "the number of inputs that are summed.",
+        ),
+        (
+            np.sqrt(1.0 / fan_in),
+            "your standard deviation looks like sqrt(1 / fan_in): the factor 2 "
+            "(which makes up for ReLU zeroing half its inputs) is missing.",
+        ),
+        (
+            np.sqrt(2.0 / (fan_in + fan_out)),
+            "your standard deviation looks like Glorot's sqrt(2 / (fan_in + "
+            "fan_out)); He's is sqrt(2 / fan_in).",
+        ),
+        (
+            1.0,
+            "the draws are not scaled: multiply the standard normal by "
+            "sqrt(2 / fan_in).",
+        ),
+    ]
+
+
+def _closest(value: float, candidates: list[tuple[float, str]]) -> str:
+    """The hint of the candidate within 3% of ``value``, if any."""
+    best_value, hint = min(candidates, key=lambda c: abs(np.log(value / c[0])))
+    return hint if abs(np.log(value / best_value)) < 0.03 else ""
+
+
+def _result(name: str, status: str, passed: int, message: str = "", hint: str = ""):
+    return finish(
+        CheckResult(name, status, passed, len(_INIT_SHAPES) + 1, message, hint),
+        LAB.record,
+    )
+
+
+def _check_initializer(name: str, student, kind: str) -> CheckResult:
+    """Shape, dtype and, for random ones, the distribution and the use of ``rng``.
+
+    ``kind`` is ``"zeros"``, ``"uniform"`` (Glorot) or ``"normal"`` (He).
+    """
+    if not callable(student):
+        return _result(
+            name,
+            FAILED,
+            0,
+            f"`{name}` should be a function, but it is {type(student).__name__}.",
+            "pass the function itself, without calling it: check(f), not check(f()).",
+        )
+    draws = []
+    for i, (fan_in, fan_out) in enumerate(_INIT_SHAPES):
+        where = f"Case 'fan_in={fan_in}, fan_out={fan_out}': "
+        try:
+            with _fp_warnings():
+                W = student(fan_in, fan_out, np.random.default_rng(100 + i))
+        except NotImplementedError:
+            return _result(name, NOT_IMPLEMENTED, 0)
+        except Exception as exc:  # noqa: BLE001 - the student's code may raise anything
+            return _result(
+                name,
+                FAILED,
+                i,
+                where + "your code raised an error.\n" + describe_exception(exc),
+                "the function is called as f(fan_in, fan_out, rng) and returns an "
+                "array of shape (fan_in, fan_out).",
+            )
+        if not isinstance(W, np.ndarray):
+            return _result(
+                name,
+                FAILED,
+                i,
+                where + f"the result should be a NumPy array of shape "
+                f"({fan_in}, {fan_out}), but your code returned {type(W).__name__}.",
+                "did you forget the `return` statement?" if W is None else "",
+            )
+        if W.shape != (fan_in, fan_out):
+            hint = ""
+            if W.shape == (fan_out, fan_in):
+                hint = (
+                    "the shape is transposed: W is (fan_in, fan_out), so x @ W works."
+                )
+            elif W.size == fan_in * fan_out or W.ndim != 2:
+                hint = "pass the shape as one tuple: size=(fan_in, fan_out)."
+            return _result(
+                name,
+                FAILED,
+                i,
+                where + f"the result has shape {W.shape}, but it should have shape "
+                f"({fan_in}, {fan_out}).",
+                hint,
+            )
+        if W.dtype != np.float32:
+            return _result(
+                name,
+                FAILED,
+                i,
+                where + f"the result has dtype {W.dtype}; the course works in float32.",
+                "NumPy draws and allocates float64 by default: convert with "
+                "`.astype(np.float32)` (or pass dtype=np.float32 to np.zeros).",
+            )
+        if not np.all(np.isfinite(W)):
+            return _result(name, FAILED, i, where + "the result contains inf or NaN.")
+        draws.append(W)
+    W = draws[0].astype(np.float64)
+    fan_in, fan_out = _INIT_SHAPES[0]
+    where = f"Case 'fan_in={fan_in}, fan_out={fan_out}': "
+    passed = len(_INIT_SHAPES)
+    if kind == "zeros":
+        if np.any(W != 0):
+            return _result(
+                name,
+                FAILED,
+                passed,
+                where + f"{int(np.sum(W != 0))} of {W.size} weights are not 0.",
+                "np.zeros((fan_in, fan_out), dtype=np.float32); the rng is not needed.",
+            )
+        return _result(name, PASSED, passed + 1)
+    std = float(W.std())
+    if std == 0:
+        return _result(
+            name,
+            FAILED,
+            passed,
+            where + "every weight is the same number: nothing is random.",
+            "draw from the generator you are given, rng.uniform(...) or "
+            "rng.standard_normal(...).",
+        )
+    if kind == "uniform":
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        target, what = (
+            limit / np.sqrt(3),
+            "a / sqrt(3) with a = sqrt(6 / (fan_in + fan_out))",
+        )
+    else:
+        target, what = np.sqrt(2.0 / fan_in), "sqrt(2 / fan_in)"
+    if abs(W.mean()) > 0.05 * std:
+        return _result(
+            name,
+            FAILED,
+            passed,
+            where + f"the weights have mean {W.mean():.4g}, expected about 0.",
+            "the weights are centred on 0: draw from U(-a, a) or N(0, std^2), not "
+            "from [0, 1) (rng.random).",
+        )
+    if abs(std / target - 1) > 0.03:
+        return _result(
+            name,
+            FAILED,
+            passed,
+            where + f"the weights have standard deviation {std:.4g}; expected "
+            f"about {target:.4g} = {what} (within 3%).",
+            _closest(std, _init_candidates(kind, fan_in, fan_out)),
+        )
+    beyond = float(np.mean(np.abs(W) > 2 * target))  # a normal has 4.6% beyond 2 sd
+    if kind == "uniform" and (beyond > 0 or np.abs(W).max() > limit * (1 + 1e-6)):
+        return _result(
+            name,
+            FAILED,
+            passed,
+            where + f"some weights are beyond the limit a = {limit:.4g} "
+            "(their largest magnitude is " + f"{np.abs(W).max():.4g}).",
+            "Glorot's uniform initialisation draws from U(-a, a), "
+            "rng.uniform(-a, a, size=...), not from a normal distribution.",
+        )
+    if kind == "normal" and beyond < 0.03:
+        return _result(
+            name,
+            FAILED,
+            passed,
+            where + f"only {beyond:.2%} of the weights are beyond 2 standard "
+            "deviations; a normal distribution has 4.6% there.",
+            "He's initialisation draws from a normal distribution, "
+            "rng.standard_normal(...) * std (or rng.normal), not a uniform one.",
+        )
+    again = student(fan_in, fan_out, np.random.default_rng(100))
+    other = student(fan_in, fan_out, np.random.default_rng(999))
+    if not np.array_equal(again, draws[0]) or np.array_equal(other, draws[0]):
+        return _result(
+            name,
+            FAILED,
+            passed,
+            "The same rng seed should give the same weights, and another seed "
+            "other weights; yours do not.",
+            "draw from the generator `rng` you are given (rng.uniform, "
+            "rng.standard_normal), not from np.random or a generator of your own: "
+            "then a network's seed decides all its weights.",
+        )
+    return _result(name, PASSED, passed + 1)
+
+
+def zeros(student) -> CheckResult:
+    """Check ``zeros(fan_in, fan_out, rng)``: float32 zeros, (fan_in, fan_out)."""
+    return _check_initializer("zeros", student, "zeros")
+
+
+def glorot_uniform(student) -> CheckResult:
+    """Check ``glorot_uniform``: U(-a, a), a = sqrt(6 / (fan_in + fan_out))."""
+    return _check_initializer("glorot_uniform", student, "uniform")
+
+
+def he_normal(student) -> CheckResult:
+    """Check ``he_normal``: N(0, 2 / fan_in), drawn from rng, float32."""
+    return _check_initializer("he_normal", student, "normal")
+
+
+# --------------------------------------------------------------------------- network
+def _reference_layers(sizes, activation, seed, dtype=np.float32):
+    """Reference layers with seeded weights and non-zero biases."""
+    net = ref.Network(sizes, activation, seed=seed, dtype=dtype)
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, ref.Linear):
+            layer.b = _randn(layer.b.shape, 300 + 10 * seed + i, 0.1).astype(dtype)
+    return net.layers
+
+
+def _network(cls, sizes, activation, seed):
+    """The student's class holding reference layers: only its own methods are tested.
+
+    Its ``__init__`` is skipped, so that ``forward`` can be checked before the
+    initialisers are written.
+    """
+    net = object.__new__(cls)
+    net.layers = _reference_layers(sizes, activation, seed)
+    net.loss_layer = ref.SoftmaxCrossEntropy()
+    return net
+
+
+def _net_cases() -> list[Case]:
+    """(sizes, activation, seed, X, y, dlogits, lr); square widths first."""
+    cases = []
+    for name, sizes, activation, N, seed in [
+        ("4 -> 4 -> 4 -> 4, relu, N=3", [4, 4, 4, 4], "relu", 3, 0),
+        ("5 -> 4 -> 3, relu, N=6", [5, 4, 3], "relu", 6, 1),
+        ("6 -> 5 -> 4 -> 3, tanh, N=4", [6, 5, 4, 3], "tanh", 4, 2),
+        ("a batch of one, 7 -> 5 -> 2, sigmoid", [7, 5, 2], "sigmoid", 1, 3),
+        ("one Linear layer, 3 -> 2, N=5", [3, 2], "relu", 5, 4),
+    ]:
+        X = _randn((N, sizes[0]), 200 + seed)
+        y = _labels(N, sizes[-1], 200 + seed)
+        dlogits = _randn((N, sizes[-1]), 210 + seed, 0.3)
+        cases.append(Case(name, (sizes, activation, seed, X, y, dlogits, 0.5)))
+    return cases
+
+
+def _grads_of(layers) -> dict[str, np.ndarray]:
+    return {
+        f"d{name} of layer {i}": g.copy()
+        for i, layer in enumerate(layers)
+        for name, g in layer.grads.items()
+    }
+
+
+def _params_of(layers) -> dict[str, np.ndarray]:
+    return {
+        f"{name} of layer {i}": p.copy()
+        for i, layer in enumerate(layers)
+        for name, p in layer.params.items()
+    }
+
+
+def _run_net_forward(cls, sizes, activation, seed, X, y, dlogits, lr):
+    return _network(cls, sizes, activation, seed).forward(X)
+
+
+def _run_net_backward(cls, sizes, activation, seed, X, y, dlogits, lr):
+    net = _network(cls, sizes, activation, seed)
+    for layer in net.layers:  # the reference forward fills the caches
+        X = layer.forward(X)
+    dX = net.backward(dlogits)
+    return {"dX": dX, **_grads_of(net.layers)}
+
+
+def _run_net_update(cls, sizes, activation, seed, X, y, dlogits, lr):
+    net = _network(cls, sizes, activation, seed)
+    out = X
+    for layer in net.layers:
+        out = layer.forward(out)
+    for layer in reversed(net.layers):
+        dlogits = layer.backward(dlogits)
+    net.update(lr)
+    return _params_of(net.layers)
+
+
+def _run_train_step(cls, sizes, activation, seed, X, y, dlogits, lr):
+    net = _network(cls, sizes, activation, seed)
+    loss = net.train_step(X, y, lr)
+    return {"loss": loss, **_params_of(net.layers)}
+
+
+def _net_mistake(**methods) -> type:
+    """The reference ``Network`` with some methods replaced: a model of a mistake."""
+    return type("NetMistake", (ref.Network,), methods)
+
+
+def _forward_over(select: Callable) -> Callable:
+    def forward(self, X):
+        for layer in select(self.layers):
+            X = layer.forward(X)
+        return X
+
+    return forward
+
+
+def _forward_last_only(self, X):
+    out = X
+    for layer in self.layers:
+        out = layer.forward(X)
+    return out
+
+
+def network_forward(student) -> CheckResult:
+    """Check ``Network.forward``: every layer in order, returns the logits."""
+    return run_check(
+        "network_forward",
+        student,
+        ref.Network,
+        [Case(c.name, c.args, run=_run_net_forward) for c in _net_cases()],
+        arg_names=["layer_sizes", "activation", "seed", "X", "y", "dlogits", "lr"],
+        mistakes=[
+            Mistake(
+                "forward goes through the layers in order, first to last; it is "
+                "backward that goes in reverse.",
+                _net_mistake(forward=_forward_over(lambda layers: layers[::-1])),
+            ),
+            Mistake(
+                "apply every layer, the activations too: `for layer in self.layers`.",
+                _net_mistake(
+                    forward=_forward_over(
+                        lambda layers: [la for la in layers if la.params]
+                    )
+                ),
+            ),
+            Mistake(
+                "feed each layer's output to the next: `X = layer.forward(X)`; "
+                "here every layer got the network's input.",
+                _net_mistake(forward=_forward_last_only),
+            ),
+            Mistake(
+                "forward returns the logits; the loss layer applies the softmax "
+                "itself.",
+                _net_mistake(
+                    forward=lambda self, X: ref.softmax(ref.Network.forward(self, X))
+                ),
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+def _backward_over(select: Callable) -> Callable:
+    def backward(self, dout):
+        for layer in select(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    return backward
+
+
+def _backward_not_chained(self, dlogits):
+    for layer in reversed(self.layers):
+        dX = layer.backward(dlogits)
+    return dX
+
+
+def network_backward(student) -> CheckResult:
+    """Check ``Network.backward``: layers in reverse, returns dL/dX."""
+    return run_check(
+        "network_backward",
+        student,
+        ref.Network,
+        [Case(c.name, c.args, run=_run_net_backward) for c in _net_cases()],
+        arg_names=["layer_sizes", "activation", "seed", "X", "y", "dlogits", "lr"],
+        mistakes=[
+            Mistake(
+                "backward goes through the layers in reverse, last to first: "
+                "`for layer in reversed(self.layers)`.",
+                _net_mistake(backward=_backward_over(lambda layers: layers)),
+            ),
+            Mistake(
+                "pass each layer's result on to the next: "
+                "`dout = layer.backward(dout)`; here every layer got dlogits.",
+                _net_mistake(backward=_backward_not_chained),
+            ),
+            Mistake(
+                "the activations are layers too: their backward multiplies by "
+                "their derivative, so go through every layer.",
+                _net_mistake(
+                    backward=_backward_over(
+                        lambda layers: [la for la in layers[::-1] if la.params]
+                    )
+                ),
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+def _update_weights_only(self, lr):
+    for layer in self.layers:
+        if "W" in layer.params:
+            layer.params["W"] -= lr * layer.grads["W"]
+
+
+def _update_first_only(self, lr):
+    for layer in self.layers:
+        for name, p in layer.params.items():
+            p -= lr * layer.grads[name]
+        return
+
+
+def network_update(student) -> CheckResult:
+    """Check ``Network.update(lr)``: every parameter, in place, ``p -= lr * g``."""
+    return run_check(
+        "network_update",
+        student,
+        ref.Network,
+        [Case(c.name, c.args, run=_run_net_update) for c in _net_cases()],
+        arg_names=["layer_sizes", "activation", "seed", "X", "y", "dlogits", "lr"],
+        mistakes=[
+            Mistake(
+                "the parameters did not change. Go through every layer's dicts, "
+                "`for name, p in layer.params.items()`, and change the array itself, "
+                "`p -= lr * layer.grads[name]` (`p = p - lr * g` only rebinds the "
+                "name p). The check runs your method on reference layers, so a test "
+                "such as `isinstance(layer, Linear)` does not recognise them: "
+                "`layer.params` works for any layer.",
+                _net_mistake(update=lambda self, lr: None),
+            ),
+            Mistake(
+                "you moved uphill: gradient descent subtracts, p -= lr * g.",
+                _net_mistake(update=lambda self, lr: ref.Network.update(self, -lr)),
+            ),
+            Mistake(
+                "the learning rate is missing: p -= lr * g.",
+                _net_mistake(update=lambda self, lr: ref.Network.update(self, 1.0)),
+            ),
+            Mistake(
+                "update every parameter of every layer, the biases too: loop over "
+                "`layer.params` (with its `layer.grads`).",
+                _net_mistake(update=_update_weights_only),
+            ),
+            Mistake(
+                "only the first layer was updated: is a `return` inside the loop?",
+                _net_mistake(update=_update_first_only),
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+def _step(order: str = "fbu", loss_after: bool = False, softmax_first: bool = False):
+    def train_step(self, X, y, lr):
+        logits = self.forward(X)
+        if softmax_first:
+            logits = ref.softmax(logits)
+        loss = self.loss_layer.forward(logits, y)
+        for stage in order[1:]:
+            if stage == "b":
+                self.backward(self.loss_layer.backward())
+            else:
+                self.update(lr)
+        if loss_after:
+            return self.loss_layer.forward(self.forward(X), y)
+        return loss
+
+    return train_step
+
+
+def train_step(student) -> CheckResult:
+    """Check ``Network.train_step``: forward, loss, backward, update; the loss."""
+    return run_check(
+        "train_step",
+        student,
+        ref.Network,
+        [Case(c.name, c.args, run=_run_train_step) for c in _net_cases()],
+        arg_names=["layer_sizes", "activation", "seed", "X", "y", "dlogits", "lr"],
+        mistakes=[
+            Mistake(
+                "the parameters did not change: after the loss, call "
+                "`self.backward(self.loss_layer.backward())`, *then* `self.update(lr)` "
+                "(update uses the gradients that backward stores).",
+                _net_mistake(train_step=_step(order="fb")),
+            ),
+            Mistake(
+                "return the loss computed in this step's forward pass, before the "
+                "update, not a loss recomputed afterwards.",
+                _net_mistake(train_step=_step(loss_after=True)),
+            ),
+            Mistake(
+                "the loss layer takes the logits and applies the softmax itself: do "
+                "not apply a softmax before it.",
+                _net_mistake(train_step=_step(softmax_first=True)),
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+# --------------------------------------------------------------------------- training
+class _Recorder:
+    """Stands in for a network: records every ``train_step`` it is given.
+
+    Column 0 of X holds each example's index and y the same index, so the batches
+    show which examples were used, and whether X and y stayed together; column 1
+    is a made-up per-example loss, averaged over the batch.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[np.ndarray, np.ndarray, float]] = []
+
+    def train_step(self, X, y, lr):
+        self.calls.append((np.asarray(X)[:, 0].astype(int), np.asarray(y).copy(), lr))
+        return float(np.mean(np.asarray(X)[:, 1]))
+
+
+def _epoch_cases() -> list[Case]:
+    """(X, y, batch_size, lr, rng)."""
+    cases = []
+    for name, N, batch_size, constant, seed in [
+        ("N=12, batch_size=4", 12, 4, False, 0),
+        ("N=10, batch_size=4 (a last batch of 2)", 10, 4, True, 1),
+        ("N=6, batch_size=1", 6, 1, False, 2),
+        ("N=5, batch_size=8 (one batch)", 5, 8, False, 3),
+    ]:
+        X = np.zeros((N, 3), np.float32)
+        X[:, 0] = np.arange(N)
+        # with unequal batches the mean of batch means depends on the order: constant
+        X[:, 1] = 0.5 if constant else _rng(400 + seed).uniform(0, 2, N)
+        X[:, 2] = _randn(N, 410 + seed)
+        y = np.arange(N)
+        rng = np.random.default_rng(420 + seed)
+        cases.append(Case(name, (X, y, batch_size, 0.05, rng)))
+    return cases
+
+
+LR_KEY = "every train_step given lr"
+
+
+def _lr_hint(got, expected, case) -> str:
+    if isinstance(got, dict) and got.get(LR_KEY) is False:
+        return (
+            "pass the learning rate you are given to every step, unchanged: "
+            "`net.train_step(X_batch, y_batch, lr)`."
+        )
+    return ""
+
+
+def _run_epoch(impl, X, y, batch_size, lr, rng):
+    net = _Recorder()
+    returned = impl(net, X, y, batch_size, lr, rng)
+    ids = [c[0] for c in net.calls]
+    seen = np.concatenate(ids) if ids else np.zeros(0, int)
+    return {
+        "number of train_step calls": len(net.calls),
+        "every example used exactly once": bool(
+            len(seen) == len(X) and np.array_equal(np.sort(seen), np.arange(len(X)))
+        ),
+        "rows of X and y kept together": all(
+            np.array_equal(i, labels) for i, labels, _ in net.calls
+        ),
+        "examples shuffled": len(X) == 1 or not np.array_equal(seen, np.arange(len(X))),
+        "largest batch": max((len(i) for i in ids), default=0),
+        LR_KEY: all(c[2] == lr for c in net.calls),
+        "returned value": returned,
+    }
+
+
+def _epoch(shuffle=True, drop_last=False, same_order=True, reduce=np.mean) -> Callable:
+    def train_epoch(net, X, y, batch_size, lr, rng):
+        N = len(X)
+        order = rng.permutation(N) if shuffle else np.arange(N)
+        order_y = order if same_order else rng.permutation(N)
+        stop = N - N % batch_size if drop_last else N
+        losses = [
+            net.train_step(
+                X[order[i : i + batch_size]],
+                y[order_y[i : i + batch_size]],
+                lr,
+            )
+            for i in range(0, stop, batch_size)
+        ]
+        return reduce(losses)
+
+    return train_epoch
+
+
+def train_epoch(student) -> CheckResult:
+    """Check ``train_epoch(net, X, y, batch_size, lr, rng)`` with a stand-in net."""
+    return run_check(
+        "train_epoch",
+        student,
+        ref.train_epoch,
+        [Case(c.name, c.args, run=_run_epoch) for c in _epoch_cases()],
+        arg_names=["X", "y", "batch_size", "lr", "rng"],
+        hints=[_lr_hint],
+        mistakes=[
+            Mistake(
+                "the last, smaller batch is missing: `range(0, N, batch_size)` "
+                "starts a batch at every multiple of batch_size below N, and "
+                "slicing past the end is fine in NumPy.",
+                _epoch(drop_last=True),
+            ),
+            Mistake(
+                "shuffle the examples at every epoch: take the order from "
+                "`rng.permutation(N)`, then slice batches of it.",
+                _epoch(shuffle=False),
+            ),
+            Mistake(
+                "X and y must be shuffled with the *same* permutation, or each "
+                "example gets another's label: draw one order and index both with it.",
+                _epoch(same_order=False),
+            ),
+            Mistake(
+                "return the mean of the batches' losses, not their sum.",
+                _epoch(reduce=np.sum),
+            ),
+            Mistake(
+                "return the mean of all the batches' losses, not the last one.",
+                _epoch(reduce=lambda losses: losses[-1]),
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+def summary() -> Summary:
+    """The table of lab 2's exercises and which passed."""
+    return LAB.summary()
