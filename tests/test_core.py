@@ -147,3 +147,8 @@ def test_compare_walks_dicts_and_tuples():
     assert core.compare({"a": 1.0}, {"a": 1.0, "b": 2.0}, "d").message.endswith(
         "missing the key(s) ['b']."
     )
+
+
+def test_shape_given_as_two_arguments_gets_a_hint():
+    result = check(lambda x: np.zeros(3, 2))
+    assert "one tuple" in result.hint

@@ -163,6 +163,28 @@ class Case:
         return out, args, kwargs
 
 
+class Inputs:
+    """Seeded inputs for a lab's cases, float32 like the course's arrays.
+
+    Each lab has its own ``base_seed``, so that two labs never test on the same
+    numbers; ``seed`` tells the cases of one lab apart.
+    """
+
+    def __init__(self, base_seed: int):
+        self.base_seed = base_seed
+
+    def rng(self, seed: int) -> np.random.Generator:
+        return np.random.default_rng(self.base_seed + seed)
+
+    def randn(self, shape, seed: int, scale: float = 1.0) -> np.ndarray:
+        """Standard normal values times ``scale``, float32."""
+        return (self.rng(seed).standard_normal(shape) * scale).astype(np.float32)
+
+    def labels(self, n: int, num_classes: int, seed: int) -> np.ndarray:
+        """``n`` integer labels in ``[0, num_classes)``."""
+        return self.rng(seed).integers(0, num_classes, size=n)
+
+
 @dataclass
 class Mistake:
     """A recognised mistake: an implementation of it, and the hint to give.
@@ -600,6 +622,11 @@ def _exception_hint(exc: BaseException) -> str:
             "the shapes don't fit together: write the shape of every array next to "
             "it, e.g. X is (N, D) and W1 is (D, H), so X @ W1 is (N, H). A sum or "
             "max over rows needs keepdims=True to broadcast back against (N, C)."
+        )
+    if isinstance(exc, TypeError) and "as a data type" in text:
+        return (
+            "a shape goes in as one tuple: np.zeros((rows, cols)), not "
+            "np.zeros(rows, cols) (the second argument is the dtype)."
         )
     if isinstance(exc, (KeyError, IndexError)):
         return "check the names and indices you use against the docstring."

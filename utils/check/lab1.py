@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from utils.check.core import Case, CheckResult, Lab, Mistake, Summary, run_check
+from utils.check.core import Case, CheckResult, Inputs, Lab, Mistake, Summary, run_check
 from utils.reference import stage1 as ref
 
 LAB = Lab(
@@ -37,16 +37,8 @@ LAB = Lab(
 )
 
 
-def _rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng(1000 + seed)
-
-
-def _randn(shape, seed: int, scale: float = 1.0) -> np.ndarray:
-    return (_rng(seed).standard_normal(shape) * scale).astype(np.float32)
-
-
-def _labels(n: int, c: int, seed: int) -> np.ndarray:
-    return _rng(seed).integers(0, c, size=n)
+_INPUTS = Inputs(base_seed=1000)
+_rng, _randn, _labels = _INPUTS.rng, _INPUTS.randn, _INPUTS.labels
 
 
 def _activations_cases() -> list[Case]:

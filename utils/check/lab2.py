@@ -35,6 +35,7 @@ from utils.check.core import (
     PASSED,
     Case,
     CheckResult,
+    Inputs,
     Lab,
     Mistake,
     Summary,
@@ -69,16 +70,8 @@ LAB = Lab(
 WARNINGS = "floating-point warnings"  # the key under which a layer's warnings appear
 
 
-def _rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng(2000 + seed)
-
-
-def _randn(shape, seed: int, scale: float = 1.0) -> np.ndarray:
-    return (_rng(seed).standard_normal(shape) * scale).astype(np.float32)
-
-
-def _labels(n: int, c: int, seed: int) -> np.ndarray:
-    return _rng(seed).integers(0, c, size=n)
+_INPUTS = Inputs(base_seed=2000)
+_rng, _randn, _labels = _INPUTS.rng, _INPUTS.randn, _INPUTS.labels
 
 
 @contextmanager

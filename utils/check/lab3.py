@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from utils import data
-from utils.check.core import Case, CheckResult, Lab, Mistake, Summary, run_check
+from utils.check.core import Case, CheckResult, Inputs, Lab, Mistake, Summary, run_check
 from utils.reference import stage3 as ref
 
 LAB = Lab(
@@ -39,9 +39,7 @@ LAB = Lab(
 )
 
 
-def _randn(shape, seed: int, scale: float = 1.0) -> np.ndarray:
-    rng = np.random.default_rng(3000 + seed)
-    return (rng.standard_normal(shape) * scale).astype(np.float32)
+_randn = Inputs(base_seed=3000).randn
 
 
 # --------------------------------------------------------------------------- parameter
