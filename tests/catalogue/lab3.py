@@ -373,7 +373,7 @@ WRONG = [
     Wrong("linear", LinearAssignsGrads, "+=", "grads assigned"),
     Wrong("linear", LinearInitEveryTime, "only the first time", "re-initialised"),
     Wrong("linear", LinearNoBias, "bias is missing", "no bias"),
-    Wrong("linear", LinearBatchAsFeatures, "shapes don't fit", "x.shape[0]"),
+    Wrong("linear", LinearBatchAsFeatures, "don't fit", "x.shape[0]"),
     Wrong("linear", LinearDbMean, "not the mean", "db mean"),
     Wrong("sgd", SGDPlus, "uphill", "plus"),
     Wrong("sgd", SGDNoLr, "learning rate is missing", "no lr"),

@@ -576,11 +576,13 @@ def _mutation_problem(case, args_after, kwargs_after, arg_names) -> Problem | No
         if label in case.may_modify or _arg_name(i, arg_names) in case.may_modify:
             continue
         if not _unchanged(before, after):
+            arg = _arg_name(i, arg_names)
             return Problem(
-                f"your code changed its input `{_arg_name(i, arg_names)}` in place.",
-                "work on a new array (e.g. `z = z + 1`, or `z.copy()`) rather than "
-                "editing the caller's (`z += 1`, `z[z < 0] = 0`): the caller may "
-                "still need it, for example in the backward pass.",
+                f"your code changed its input `{arg}` in place.",
+                f"work on a new array (e.g. `{arg} = {arg} + 1`, or `{arg}.copy()`) "
+                f"rather than editing the caller's (`{arg} += 1`, "
+                f"`{arg}[{arg} < 0] = 0`): the caller may still need it, for "
+                "example in the backward pass.",
             )
     for key, before in case.kwargs.items():
         if key in case.may_modify:
@@ -615,13 +617,17 @@ def _diagnose(got, expected, case, mistakes, hints, problem: Problem) -> str:
 
 def _exception_hint(exc: BaseException) -> str:
     text = str(exc)
-    if isinstance(exc, ValueError) and (
-        "matmul" in text or "aligned" in text or "broadcast" in text
-    ):
+    if isinstance(exc, ValueError) and "broadcast" in text:
         return (
-            "the shapes don't fit together: write the shape of every array next to "
-            "it, e.g. X is (N, D) and W1 is (D, H), so X @ W1 is (N, H). A sum or "
-            "max over rows needs keepdims=True to broadcast back against (N, C)."
+            "two arrays' shapes don't broadcast: a sum or max over each row, "
+            "(N, C) -> (N,), needs keepdims=True to give (N, 1), which broadcasts "
+            "back against (N, C)."
+        )
+    if isinstance(exc, ValueError) and ("matmul" in text or "aligned" in text):
+        return (
+            "the shapes of a matrix product don't fit: write the shape of every "
+            "array next to it, e.g. X is (N, D) and W1 is (D, H), so X @ W1 is "
+            "(N, H)."
         )
     if isinstance(exc, TypeError) and "as a data type" in text:
         return (
