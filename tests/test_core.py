@@ -44,6 +44,11 @@ def test_stub_of_another_function_is_named():
 
     assert "(`helper` is still a stub)" in check(double).text()
 
+    def forward(x):
+        raise NotImplementedError("Model must define forward")
+
+    assert "(Model must define forward)" in check(forward).text()
+
 
 def test_exception_shows_the_students_line_not_utils():
     def double(x):

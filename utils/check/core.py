@@ -86,8 +86,10 @@ class CheckResult:
             return f"✅ {self.name}: all {self.cases_total} cases passed."
         if self.status == NOT_IMPLEMENTED:
             where = ""
-            if self.message and self.message != self.name:
+            if self.message.isidentifier() and self.message != self.name:
                 where = f" (`{self.message}` is still a stub)"
+            elif self.message and not self.message.isidentifier():
+                where = f" ({self.message})"
             return (
                 f"⏳ {self.name}: not implemented yet{where}: replace the "
                 "`raise NotImplementedError` line with your code, then run this again."
