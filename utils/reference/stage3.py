@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from utils import data as _data
+from utils.reference.stage1 import numerical_gradient, relative_error
 
 DTYPE = np.float32
 
@@ -1024,12 +1025,6 @@ def fit(
 
 
 # --------------------------------------------------------------------------- checking
-def _relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-12)))
-
-
 def gradient_check(
     model: Module,
     loss_fn: Loss,
@@ -1050,15 +1045,7 @@ def gradient_check(
     model.backward(loss_fn.backward())
     errors = {}
     for name, p in model.named_parameters():
-        numeric = np.zeros_like(p.data, dtype=np.float64)
-        flat, out = p.data.reshape(-1), numeric.reshape(-1)  # views
-        for i in range(flat.size):
-            old = flat[i]
-            flat[i] = old + h
-            plus = loss_fn(model(X), y)
-            flat[i] = old - h
-            minus = loss_fn(model(X), y)
-            flat[i] = old
-            out[i] = (plus - minus) / (2 * h)
-        errors[name] = _relative_error(p.grad, numeric)
+        # central differences on p.data, perturbed in place and restored
+        numeric = numerical_gradient(lambda: loss_fn(model(X), y), p.data, h)
+        errors[name] = relative_error(p.grad, numeric)
     return errors
