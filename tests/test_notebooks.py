@@ -55,6 +55,19 @@ def test_notebook_is_myst_with_no_outputs(path):
     assert len(headings) == 1, f"one top-level title per page, found {headings}"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_code_lines_fit_in_88_columns(path):
+    nb = jupytext.reads(path.read_text(encoding="utf-8"), fmt="md:myst")
+    long = [
+        line
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+        if len(line) > 88
+    ]
+    assert not long, f"code lines over 88 characters: {long}"
+
+
 def test_no_ipynb_is_committed():
     tracked = subprocess.run(
         ["git", "ls-files", "*.ipynb"], cwd=ROOT, capture_output=True, text=True
