@@ -44,6 +44,11 @@ def test_stub_of_another_function_is_named():
 
     assert "(`helper` is still a stub)" in check(double).text()
 
+    def method(x):
+        raise NotImplementedError("Linear.forward")
+
+    assert "(`Linear.forward` is still a stub)" in check(method).text()
+
     def forward(x):
         raise NotImplementedError("Model must define forward")
 

@@ -49,7 +49,8 @@ def test_regions_become_stubs_and_the_rest_stays():
     assert "np.maximum" not in lab and "self.x = x" not in lab and "lr = 0.1" not in lab
     assert '    # YOUR CODE HERE\n    raise NotImplementedError("relu")' in lab
     assert (
-        '        # YOUR CODE HERE\n        raise NotImplementedError("forward")' in lab
+        '        # YOUR CODE HERE\n        raise NotImplementedError("Layer.forward")'
+        in lab
     )
     assert "# YOUR CODE HERE\nraise NotImplementedError()\ncheck.relu(relu)" in lab
     assert '"""Element-wise max(z, 0)."""' in lab

@@ -90,19 +90,25 @@ def find_regions(lines: list[str], source: str = "<solution>") -> list[Region]:
 
 
 def _enclosing_name(lines: list[str], begin: int) -> str | None:
-    """The function (or class) whose body holds line ``begin``, if any."""
+    """The qualified name of the function (or class) whose body holds line ``begin``.
+
+    A method is named with its class, ``Linear.forward``, so that the error a student
+    sees says which of several ``forward`` stubs it came from.
+    """
+    names: list[str] = []
     indent = len(lines[begin]) - len(lines[begin].lstrip())
     for j in range(begin - 1, -1, -1):
+        if lines[j].startswith("```"):
+            break  # reached the start of the code cell
         match = _DEF.match(lines[j])
         if match:
             def_indent = len(
                 match.group(1) if match.group(1) is not None else match.group(3)
             )
             if def_indent < indent:
-                return match.group(2) or match.group(4)
-        if lines[j].startswith("```"):
-            return None  # reached the start of the code cell
-    return None
+                names.insert(0, match.group(2) or match.group(4))
+                indent = def_indent
+    return ".".join(names) or None
 
 
 def make_lab(text: str, name: str = "<solution>") -> str:

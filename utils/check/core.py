@@ -86,9 +86,10 @@ class CheckResult:
             return f"✅ {self.name}: all {self.cases_total} cases passed."
         if self.status == NOT_IMPLEMENTED:
             where = ""
-            if self.message.isidentifier() and self.message != self.name:
-                where = f" (`{self.message}` is still a stub)"
-            elif self.message and not self.message.isidentifier():
+            if _is_stub_name(self.message):
+                if self.message != self.name:
+                    where = f" (`{self.message}` is still a stub)"
+            elif self.message:
                 where = f" ({self.message})"
             return (
                 f"⏳ {self.name}: not implemented yet{where}: replace the "
@@ -116,6 +117,11 @@ class CheckResult:
             f'<pre style="border-left: 4px solid {colour}; padding: 0.4em 0.8em; '
             f'white-space: pre-wrap">{body}</pre>'
         )
+
+
+def _is_stub_name(text: str) -> bool:
+    """Whether ``text`` is a stub's name, like ``relu`` or ``Linear.forward``."""
+    return bool(text) and all(part.isidentifier() for part in text.split("."))
 
 
 @dataclass
