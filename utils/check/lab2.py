@@ -588,7 +588,7 @@ def _loss(forward: Callable, backward: Callable) -> type:
 
 
 def _Y(logits, y):
-    return ref._one_hot(y, logits.shape[1], logits.dtype)
+    return ref.one_hot(y, logits.shape[1], logits.dtype)
 
 
 def _ce(logits, y):

@@ -32,12 +32,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-# re-exported: chapter 2 and its lab check whole networks with it
+# Stage 1's pieces, re-exported: the chapter, the lab and the checks use them from here
+from utils.reference.stage1 import EPS as EPS
 from utils.reference.stage1 import numerical_gradient as numerical_gradient
+from utils.reference.stage1 import one_hot as one_hot
+from utils.reference.stage1 import softmax as softmax
 
 Initializer = Callable[[int, int, np.random.Generator], np.ndarray]
-
-EPS = 1e-12  # floor for probabilities inside log, as in stage 1: log(0) is -inf
 
 
 # --------------------------------------------------------------------------- init
@@ -290,22 +291,6 @@ class Tanh(Layer):
         return dout * (1 - self.out**2)  # (N, D)
 
 
-def softmax(x: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, shifted by each row's maximum so nothing overflows.
-
-    The same operations as stage 1's ``softmax``.
-
-    Args:
-        x: (N, C) logits.
-
-    Returns:
-        (N, C) probabilities, rows summing to 1.
-    """
-    shifted = x - x.max(axis=1, keepdims=True)  # (N, C), each row's max is 0
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
 class Softmax(Layer):
     """Softmax over each row, as a layer of its own.
 
@@ -327,12 +312,6 @@ class Softmax(Layer):
 
 
 # --------------------------------------------------------------------------- losses
-def _one_hot(y: np.ndarray, num_classes: int, dtype) -> np.ndarray:
-    Y = np.zeros((y.shape[0], num_classes), dtype=dtype)
-    Y[np.arange(y.shape[0]), y] = 1
-    return Y
-
-
 class SoftmaxCrossEntropy:
     """Softmax followed by the mean cross-entropy, fused into one loss layer.
 
@@ -374,7 +353,7 @@ class SoftmaxCrossEntropy:
         """
         N, C = self.probs.shape
         y = self.y
-        Y = _one_hot(y, C, self.probs.dtype) if y.ndim == 1 else y
+        Y = one_hot(y, C, self.probs.dtype) if y.ndim == 1 else y
         return (self.probs - Y) / N  # (N, C)
 
 
