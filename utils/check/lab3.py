@@ -900,55 +900,32 @@ def _hint_pair(got, expected, case) -> str:
     return ""
 
 
-def _train_epoch_no_zero_grad(model, loss_fn, optimizer, X, y, batch_size, rng):
-    total, correct = 0.0, 0
-    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
-        logits = model(Xb)
-        loss = loss_fn(logits, yb)
-        model.backward(loss_fn.backward())
-        optimizer.step()
-        total += loss * len(yb)
-        correct += int(np.sum(logits.argmax(axis=1) == yb))
-    return total / len(X), correct / len(X)
+def _train_epoch_mistake(zero_grad="before", shuffle=True, last_loss=False):
+    """A train_epoch with one mistake: where zero_grad goes (``"before"`` the forward
+    pass, ``"after"`` backward, or ``None``), no shuffling, or the last batch's loss
+    returned instead of the mean."""
 
+    def train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng):
+        total, loss, correct = 0.0, 0.0, 0
+        batches = (
+            data.iterate_minibatches(X, y, batch_size, rng=rng)
+            if shuffle
+            else data.iterate_minibatches(X, y, batch_size, shuffle=False)
+        )
+        for Xb, yb in batches:
+            if zero_grad == "before":
+                optimizer.zero_grad()
+            logits = model(Xb)
+            loss = loss_fn(logits, yb)
+            model.backward(loss_fn.backward())
+            if zero_grad == "after":
+                optimizer.zero_grad()
+            optimizer.step()
+            total += loss * len(yb)
+            correct += int(np.sum(logits.argmax(axis=1) == yb))
+        return (loss if last_loss else total / len(X)), correct / len(X)
 
-def _train_epoch_zero_after_backward(model, loss_fn, optimizer, X, y, batch_size, rng):
-    total, correct = 0.0, 0
-    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
-        logits = model(Xb)
-        loss = loss_fn(logits, yb)
-        model.backward(loss_fn.backward())
-        optimizer.zero_grad()
-        optimizer.step()
-        total += loss * len(yb)
-        correct += int(np.sum(logits.argmax(axis=1) == yb))
-    return total / len(X), correct / len(X)
-
-
-def _train_epoch_in_order(model, loss_fn, optimizer, X, y, batch_size, rng):
-    total, correct = 0.0, 0
-    for Xb, yb in data.iterate_minibatches(X, y, batch_size, shuffle=False):
-        optimizer.zero_grad()
-        logits = model(Xb)
-        loss = loss_fn(logits, yb)
-        model.backward(loss_fn.backward())
-        optimizer.step()
-        total += loss * len(yb)
-        correct += int(np.sum(logits.argmax(axis=1) == yb))
-    return total / len(X), correct / len(X)
-
-
-def _train_epoch_last_loss(model, loss_fn, optimizer, X, y, batch_size, rng):
-    correct = 0
-    loss = 0.0
-    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
-        optimizer.zero_grad()
-        logits = model(Xb)
-        loss = loss_fn(logits, yb)
-        model.backward(loss_fn.backward())
-        optimizer.step()
-        correct += int(np.sum(logits.argmax(axis=1) == yb))
-    return loss, correct / len(X)
+    return train_epoch
 
 
 def _epoch_data(N: int, D: int, C: int, seed: int):
@@ -979,22 +956,22 @@ def train_epoch(student) -> CheckResult:
                 "call optimizer.zero_grad() at the start of every step: backward "
                 "adds into p.grad, so without it each step uses the sum of all the "
                 "gradients so far.",
-                _train_epoch_no_zero_grad,
+                _train_epoch_mistake(zero_grad=None),
             ),
             Mistake(
                 "zero the gradients before backward, not between backward and step: "
                 "the step then sees only zeros and nothing learns.",
-                _train_epoch_zero_after_backward,
+                _train_epoch_mistake(zero_grad="after"),
             ),
             Mistake(
                 "shuffle the examples with the generator you are given: "
                 "data.iterate_minibatches(X, y, batch_size, rng=rng).",
-                _train_epoch_in_order,
+                _train_epoch_mistake(shuffle=False),
             ),
             Mistake(
                 "return the mean loss over the epoch (weight each batch's loss by "
                 "its size, divide by N), not the last batch's loss.",
-                _train_epoch_last_loss,
+                _train_epoch_mistake(last_loss=True),
             ),
         ],
         record=LAB.record,
