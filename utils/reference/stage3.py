@@ -523,6 +523,12 @@ class Linear(Module):
     ``dW = x.T @ dout`` (in, out), ``db = sum_i dout_i`` (out,), ``dx = dout @ W.T``
     (N, in). ``dW`` and ``db`` are *added* to ``W.grad`` and ``b.grad``.
 
+    A first layer, whose input is the data, takes ``input_grad=False``: nothing
+    learns the data, so ``dx`` would be computed for nothing, and it costs as much
+    as ``dW`` (for 784-pixel images, the largest product of the backward pass).
+    ``backward`` then skips it and returns ``None``, as PyTorch skips the gradient
+    of an input that does not require one.
+
     Args:
         in_or_out: ``in_features`` when ``out_features`` is given, else
             ``out_features`` (lazy).
@@ -530,6 +536,8 @@ class Linear(Module):
         init: ``"he"`` (default) or ``"xavier"``, see :func:`init_weight`.
         seed: seed of this layer's weights; ``None`` uses :func:`manual_seed`'s
             generator, drawn when the weights are built.
+        input_grad: whether ``backward`` computes and returns ``dx``; ``False``
+            for a layer whose input is the data.
     """
 
     def __init__(
@@ -539,6 +547,7 @@ class Linear(Module):
         *,
         init: str = "he",
         seed: int | None = None,
+        input_grad: bool = True,
     ) -> None:
         super().__init__()
         if out_features is None:
@@ -557,6 +566,7 @@ class Linear(Module):
         self.out_features = int(out_features)
         self.init = init
         self.seed = seed
+        self.input_grad = bool(input_grad)
         self.W: Parameter | None = None
         self.b: Parameter | None = None
         self._x: np.ndarray | None = None
@@ -594,16 +604,19 @@ class Linear(Module):
         self._x = x  # (N, in), for backward
         return x @ self.W.data + self.b.data  # (N, out)
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
         if self._x is None or self.W is None or self.b is None:
             raise RuntimeError("Linear.backward called before forward.")
         self.W.grad += self._x.T @ dout  # (in, out)
         self.b.grad += dout.sum(axis=0)  # (out,)
+        if not self.input_grad:
+            return None  # the input is the data: no one needs dx
         return dout @ self.W.data.T  # (N, in)
 
     def extra_repr(self) -> str:
         n_in = "?" if self.in_features is None else self.in_features
-        return f"in_features={n_in}, out_features={self.out_features}"
+        flag = "" if self.input_grad else ", input_grad=False"
+        return f"in_features={n_in}, out_features={self.out_features}{flag}"
 
 
 class ReLU(Module):
@@ -697,7 +710,9 @@ class CrossEntropyLoss(Loss):
         N, C = logits.shape
         target = np.asarray(target)
         shifted = logits - logits.max(axis=1, keepdims=True)  # (N, C), row max 0
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        exp = np.exp(shifted)  # (N, C), in (0, 1]
+        sum_exp = exp.sum(axis=1, keepdims=True)  # (N, 1), at least 1
+        log_probs = shifted - np.log(sum_exp)  # (N, C), finite
         if target.shape == (N,):
             if not np.issubdtype(target.dtype, np.integer):
                 raise TypeError(
@@ -714,7 +729,7 @@ class CrossEntropyLoss(Loss):
                 f"target must be (N,) labels or (N, C) probabilities with N={N}, "
                 f"C={C}; got shape {target.shape}."
             )
-        self._probs = np.exp(log_probs)  # (N, C), for backward
+        self._probs = exp / sum_exp  # (N, C), for backward; no second exp
         self._target = target
         return float(loss)
 
@@ -724,11 +739,12 @@ class CrossEntropyLoss(Loss):
         probs, target = self._probs, self._target
         N = probs.shape[0]
         if target.ndim == 1:
-            dlogits = probs.copy()
+            dlogits = probs.copy()  # (N, C); an index, not a one-hot matrix
             dlogits[np.arange(N), target] -= 1
         else:
-            dlogits = probs - target
-        return (dlogits / N).astype(probs.dtype, copy=False)  # (N, C)
+            dlogits = (probs - target).astype(probs.dtype, copy=False)
+        dlogits /= N
+        return dlogits  # (N, C)
 
 
 class MSELoss(Loss):
@@ -971,6 +987,7 @@ def fit(
     seed: int = 0,
     progress: bool = True,
     epoch_fn: Callable[..., tuple[float, float]] = train_epoch,
+    eval_fn: Callable[..., tuple[float, float]] = evaluate,
 ) -> dict[str, list[float]]:
     """Train for ``num_epochs`` epochs and record the history.
 
@@ -985,6 +1002,8 @@ def fit(
         seed: seeds the order of the minibatches (a new order every epoch).
         progress: show a progress bar (``tqdm.auto``: a widget in a notebook).
         epoch_fn: the function that runs one epoch, :func:`train_epoch` by default.
+        eval_fn: the function that evaluates on the test data, :func:`evaluate`
+            by default (stage 4 passes its own, which records no graph).
 
     Returns:
         ``{"train_loss", "train_acc"}`` and, with test data, ``{"test_loss",
@@ -1012,7 +1031,7 @@ def fit(
         history["train_acc"].append(float(train_acc))
         shown = {"loss": f"{train_loss:.4f}", "acc": f"{train_acc:.4f}"}
         if "test_loss" in history:
-            test_loss, test_acc = evaluate(model, loss_fn, X_test, y_test)
+            test_loss, test_acc = eval_fn(model, loss_fn, X_test, y_test)
             history["test_loss"].append(float(test_loss))
             history["test_acc"].append(float(test_acc))
             shown["test_acc"] = f"{test_acc:.4f}"
