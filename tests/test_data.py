@@ -178,7 +178,7 @@ def test_dataset_describe_and_repr() -> None:
     ds = load_digits()
     line = ds.describe()
     assert "\n" not in line and "digits" in line and "8x8" in line
-    assert str(len(ds.y_train)) in line and ds.note in line
+    assert str(len(ds.y_train)) in line and str(len(ds.y_test)) in line
     text = repr(ds)
     assert "float32" in text and len(text) < 400
     assert ds.n_features == 64
@@ -207,7 +207,8 @@ def test_load_mnist_from_path(tmp_path: Path, flat: bool) -> None:
     np.testing.assert_allclose(ds.X_train, expected, rtol=1e-6)
     np.testing.assert_array_equal(ds.y_test, arrays["y_test"])
     assert str(path) in ds.note and f"{N_TRAIN} train" in ds.note
-    assert str(path) in ds.describe()
+    # the line the chapters print names the data set and its size, never a path
+    assert str(path) not in ds.describe() and f"{N_TRAIN} train" in ds.describe()
 
 
 def test_load_mnist_path_may_be_directory_and_str(tmp_path: Path) -> None:
@@ -493,3 +494,16 @@ def test_minibatches_errors_are_eager(
 ) -> None:
     with pytest.raises(ValueError):
         iterate_minibatches(X, y, batch_size, **kwargs)  # no iteration needed
+
+
+def test_fallback_warning_hides_the_home_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("MNIST_PATH", raising=False)
+    monkeypatch.delenv("NN_DATA_DIR", raising=False)
+    with pytest.warns(UserWarning, match="8x8 digits") as record:
+        ds = load_mnist(download=False, fallback=True)
+    message = str(record[0].message)
+    assert str(tmp_path) not in message and str(tmp_path) not in ds.note
+    assert "~/.cache" in message

@@ -183,18 +183,20 @@ class Dataset:
         return int(self.X_train.shape[1])
 
     def describe(self) -> str:
-        """Summarize the data set in one line.
+        """Summarize the data set in one line: what it is and how big.
+
+        Where the files were read from stays in ``note`` (and the ``repr``): this
+        line is printed on the course site, which must not show the builder's
+        machine.
 
         Returns:
-            E.g. ``"mnist: 60000 train / 10000 test images of 28x28, 10 classes.
-            MNIST from /data/mnist.npz (60000 train, 10000 test)"``.
+            E.g. ``"mnist: 60000 train / 10000 test images of 28x28, 10 classes."``.
         """
         h, w = self.image_shape
-        text = (
+        return (
             f"{self.name}: {len(self.y_train)} train / {len(self.y_test)} test "
             f"images of {h}x{w}, {self.num_classes} classes."
         )
-        return f"{text} {self.note}" if self.note else text
 
     def __repr__(self) -> str:
         def arr(a: np.ndarray) -> str:
@@ -482,6 +484,8 @@ def _fallback_to_digits(reason: str) -> Dataset:
         :func:`load_digits` with a ``note`` explaining the fallback.
     """
     data = load_digits()
+    # the warning is shown in notebooks and on the site: no home directory in it
+    reason = reason.replace(str(Path.home()), "~")
     data.note = (
         f"MNIST not available ({reason}); using scikit-learn's 8x8 digits instead "
         f"({len(data.y_train)} train, {len(data.y_test)} test)"
