@@ -8,16 +8,24 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 LAB_ARGS ?=  # extra options for `make lab`, e.g. --no-browser --port 8888
+# The student's workspace (git-ignored): `make lab` copies each lab there once, opens
+# JupyterLab on it, and never overwrites a file the student has changed.
+WORK ?= labs/my-work
+# Jupyter refuses to start as root (containers often run as root) unless told to.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
 BOOK_MD := $(wildcard book/*.md)
 SOLUTION_MD := $(wildcard solutions/*.md)
 LAB_MD := $(wildcard labs/*.md)
 CHAPTERS := $(filter book/0%.md,$(BOOK_MD))
+# the .ipynb files `make notebooks` writes; `make clean` removes these paths only
+NOTEBOOK_IPYNB := $(patsubst %.md,%.ipynb,\
+  $(filter-out book/intro.md,$(BOOK_MD)) $(SOLUTION_MD) $(LAB_MD))
 # Notebooks run one at a time here; one BLAS thread each keeps them fast even when
 # the machine is busy (two threads fighting over two cores can be 50x slower).
 RUN_ENV := NN_CHECK_STRICT=1 OPENBLAS_NUM_THREADS=1
 
-.PHONY: help install labs notebooks lab lint pytest nbval stubs book test bench clean
+.PHONY: help install labs notebooks lab lab-prepare lint pytest nbval stubs book test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -31,17 +39,21 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)  ## create .venv and install everything (done by every target)
 
-labs: $(STAMP)  ## regenerate labs/ from solutions/
+labs: $(STAMP)  ## regenerate labs/ from solutions/ (refuses to touch a file it did not write)
 	$(PY) -m utils.labgen solutions labs
 
 notebooks: $(STAMP)  ## write the paired .ipynb next to every .md notebook (git-ignored)
 	$(BIN)/jupytext --quiet --to ipynb $(BOOK_MD:book/intro.md=) $(SOLUTION_MD) $(LAB_MD)
 
-lab: $(STAMP)  ## open JupyterLab on labs/ (.md files open as notebooks)
+lab-prepare: $(STAMP)  ## copy new labs into your workspace, newer versions beside yours
+	$(PY) -m utils.workspace --labs labs --work $(WORK)
+
+lab: lab-prepare  ## open JupyterLab on your workspace (.md files open as notebooks)
 	$(BIN)/jupytext-config \
 	  --settings-file $(VENV)/share/jupyter/lab/settings/overrides.json \
 	  set-default-viewer
-	$(BIN)/jupyter lab --ServerApp.root_dir=labs $(LAB_ARGS)
+	$(if $(ALLOW_ROOT),@echo "Running as root: starting Jupyter with --allow-root.")
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(WORK) $(ALLOW_ROOT) $(LAB_ARGS)
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check utils tests
@@ -68,7 +80,7 @@ test: lint pytest nbval book  ## everything CI runs
 bench: $(STAMP)  ## timings the text quotes (not part of test)
 	$(PY) -m utils.bench
 
-clean:  ## remove generated files (keeps .venv; `rm -rf .venv` for that)
+clean:  ## remove generated files by their paths (keeps .venv and your workspace)
 	rm -rf book/_build book/labs .pytest_cache .ruff_cache
-	find . -name '*.ipynb' -not -path './.venv/*' -delete
-	find . -name '__pycache__' -not -path './.venv/*' -prune -exec rm -rf {} +
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m utils.workspace --clean $(NOTEBOOK_IPYNB)
+	rm -rf utils/__pycache__ utils/*/__pycache__ tests/__pycache__ tests/*/__pycache__

@@ -86,19 +86,101 @@ def test_bad_markers_are_reported_with_the_line(text, message):
         labgen.make_lab(text, "bad.md")
 
 
-def test_generate_writes_checks_and_removes_strays(tmp_path):
+def test_generate_writes_checks_and_removes_its_own_strays(tmp_path):
     src, dst = tmp_path / "solutions", tmp_path / "labs"
     src.mkdir()
     (src / "01-a.md").write_text(SOLUTION)
-    assert labgen.generate(src, dst, check=True) == ["01-a.md"]
-    assert labgen.generate(src, dst) == ["01-a.md"]
+    (src / "02-old.md").write_text(SOLUTION)
+    assert labgen.generate(src, dst, check=True) == ["01-a.md", "02-old.md"]
+    assert labgen.generate(src, dst) == ["01-a.md", "02-old.md"]
     assert labgen.generate(src, dst, check=True) == []
-    (dst / "old.md").write_text("stale")
+    (src / "02-old.md").unlink()  # a solution renamed or removed
     assert labgen.main([str(src), str(dst), "--check"]) == 1
     assert labgen.main([str(src), str(dst)]) == 0
-    assert not (dst / "old.md").exists()
+    assert not (dst / "02-old.md").exists()
     (src / "02-b.md").write_text("# BEGIN SOLUTION\n")
     assert labgen.main([str(src), str(dst)]) == 2
+
+
+def test_a_generated_lab_carries_a_version_that_detects_edits():
+    lab = labgen.make_lab(SOLUTION, "x.md")
+    version = labgen.lab_version(lab)
+    assert version is not None and f"Version {version}." in lab
+    assert labgen.lab_version(lab.replace("# YOUR CODE HERE", "x = 1", 1)) is None
+    assert labgen.lab_version(lab + "\nmore\n") is None
+    assert labgen.lab_version(SOLUTION) is None  # no note at all
+    other = labgen.make_lab(SOLUTION.replace("A lab", "Another lab"), "x.md")
+    assert labgen.lab_version(other) not in (None, version)
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_make_labs_refuses_to_touch_what_it_did_not_write(tmp_path, capsys):
+    src, dst = tmp_path / "solutions", tmp_path / "labs"
+    src.mkdir()
+    (src / "01-a.md").write_text(SOLUTION)
+    (src / "02-b.md").write_text(SOLUTION)
+    labgen.generate(src, dst)
+    # a student's own file, a lab edited in place, and files labgen never looks at
+    (dst / "01-mine.md").write_text("my answers\n")
+    edited = (
+        (dst / "02-b.md")
+        .read_text()
+        .replace("# YOUR CODE HERE\n    raise", "return np.maximum(z, 0)\n    raise", 1)
+    )
+    (dst / "02-b.md").write_text(edited)
+    (dst / "01-a.ipynb").write_text("{}")
+    (dst / "my-work").mkdir()
+    (dst / "my-work" / "01-a.md").write_text("mine\n")
+    (src / "01-a.md").write_text(SOLUTION + "\nA correction.\n")
+    before = _snapshot(dst)
+
+    assert labgen.main([str(src), str(dst)]) == 2
+    err = capsys.readouterr().err
+    assert f"{dst / '01-mine.md'} was not written by `make labs`" in err
+    assert "will not delete it" in err
+    assert f"{dst / '02-b.md'} was changed after `make labs` wrote it" in err
+    assert "will not overwrite it" in err
+    assert "Nothing was written" in err and "labs/my-work/" in err
+    assert _snapshot(dst) == before  # not even the lab that was safe to update
+    assert (dst / "my-work" / "01-a.md").read_text() == "mine\n"
+    with pytest.raises(labgen.NotGeneratedError):
+        labgen.generate(src, dst)
+    # --check reports them as out of date, and touches nothing
+    assert labgen.main([str(src), str(dst), "--check"]) == 1
+    assert _snapshot(dst) == before
+
+    # once the student's files are out of the way, make labs works again
+    (dst / "01-mine.md").rename(dst / "my-work" / "01-mine.md")
+    (dst / "02-b.md").unlink()
+    assert labgen.main([str(src), str(dst)]) == 0
+    assert "A correction." in (dst / "01-a.md").read_text()
+    assert (dst / "01-a.ipynb").read_text() == "{}"
+    assert (dst / "my-work" / "01-mine.md").read_text() == "my answers\n"
+
+
+def test_a_lab_from_before_versions_is_replaced_when_only_its_note_differs(tmp_path):
+    src, dst = tmp_path / "solutions", tmp_path / "labs"
+    src.mkdir()
+    dst.mkdir()
+    (src / "01-a.md").write_text(SOLUTION)
+    lab = labgen.make_lab(SOLUTION, "01-a.md")
+    old_note = (
+        "<!-- Generated from solutions/01-a.md by `make labs`: edit that file, not "
+        "this one. -->"
+    )
+    lines = [
+        old_note if ln.startswith("<!-- Generated") else ln for ln in lab.split("\n")
+    ]
+    (dst / "01-a.md").write_text("\n".join(lines))
+    assert labgen.generate(src, dst) == ["01-a.md"]
+    assert (dst / "01-a.md").read_text() == lab
+    # but not once someone edited it
+    (dst / "01-a.md").write_text("\n".join(lines).replace("A lab", "My lab"))
+    with pytest.raises(labgen.NotGeneratedError, match="was changed after"):
+        labgen.generate(src, dst)
 
 
 def test_labs_are_up_to_date_with_solutions():

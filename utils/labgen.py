@@ -20,6 +20,14 @@ Everything outside the markers (signatures, docstrings, comments, the check cell
 copied unchanged. The stub names the enclosing function so that the error a student
 sees says which exercise is missing.
 
+Every lab starts with a note that says where it comes from and carries a *version*,
+the first 16 hex digits of the SHA-256 of the lab without that note line. The version
+proves that a file in ``labs/`` is exactly what the generator wrote: ``make labs``
+overwrites or deletes only such files, and refuses, naming the file, to touch one that
+was edited by hand or that it never wrote (a student's copy, say). Students work on
+their own copies elsewhere (see :mod:`utils.workspace`), which compare the version to
+tell when the course has a newer lab.
+
 Usage::
 
     python -m utils.labgen solutions labs          # write labs/*.md
@@ -29,6 +37,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import sys
 from dataclasses import dataclass
@@ -39,7 +48,12 @@ END = "# END SOLUTION"
 STUB = "# YOUR CODE HERE"
 GENERATED_NOTE = (
     "<!-- Generated from solutions/{name} by `make labs`: edit that file, not this "
-    "one. -->"
+    "one. Version {version}. -->"
+)
+_NOTE = re.compile(
+    r"^<!-- Generated from solutions/(?P<name>\S+) by `make labs`: edit that file, "
+    r"not this one\. Version (?P<version>[0-9a-f]{16})\. -->\n",
+    re.MULTILINE,
 )
 
 _DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)|^(\s*)class\s+(\w+)")
@@ -47,6 +61,10 @@ _DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)|^(\s*)class\s+(\w+)")
 
 class MarkerError(ValueError):
     """A solution whose ``BEGIN``/``END SOLUTION`` markers do not pair up."""
+
+
+class NotGeneratedError(ValueError):
+    """A file in the labs folder that ``make labs`` did not write, or was edited."""
 
 
 @dataclass
@@ -130,44 +148,122 @@ def make_lab(text: str, name: str = "<solution>") -> str:
     return _add_note("\n".join(out) + "\n", name)
 
 
+def _digest(text: str) -> str:
+    """The first 16 hex digits of the SHA-256 of ``text`` (UTF-8)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 def _add_note(text: str, name: str) -> str:
-    """Put the 'generated file' note just after the jupytext front matter."""
-    note = GENERATED_NOTE.format(name=Path(name).name)
-    if text.startswith("---\n"):
+    """Put the 'generated file' note, with the version, after the front matter.
+
+    The version is the digest of the lab without the note line, so that
+    :func:`lab_version` can recompute it from the file alone.
+    """
+    note = "{note}"
+    if text.startswith("---\n") and text.find("\n---\n", 4) != -1:
         end = text.find("\n---\n", 4)
-        if end != -1:
-            head, rest = text[: end + 5], text[end + 5 :]
-            return f"{head}\n{note}\n{rest}"
-    return f"{note}\n\n{text}"
+        head, rest = text[: end + 5], text[end + 5 :]
+        template = f"{head}\n{note}\n{rest}"
+    else:
+        template = f"{note}\n\n{text}"
+    version = _digest(template.replace(note + "\n", "", 1))
+    filled = GENERATED_NOTE.format(name=Path(name).name, version=version)
+    return template.replace(note, filled, 1)
+
+
+def lab_version(text: str) -> str | None:
+    """The version of a generated lab, or None if ``make labs`` did not write it.
+
+    Returns:
+        The version in the file's note when the rest of the file still hashes to it;
+        None when there is no note, or the file was changed after it was generated.
+    """
+    match = _NOTE.search(text)
+    if match is None:
+        return None
+    rest = text[: match.start()] + text[match.end() :]
+    return match["version"] if _digest(rest) == match["version"] else None
 
 
 def generate(src: Path, dst: Path, check: bool = False) -> list[str]:
     """Write (or with ``check``, compare) ``dst/*.md`` from ``src/*.md``.
 
+    Only ``dst/*.md`` is touched (never a subfolder or another kind of file), and of
+    those only files this generator wrote and nobody changed since (see
+    :func:`lab_version`): a lab to update, or one whose solution is gone. Everything
+    is checked before anything is written, so a refusal changes nothing.
+
     Returns:
-        The names of the labs that were out of date (``check``) or written.
+        The names of the labs that were out of date (``check``) or written/removed.
+
+    Raises:
+        NotGeneratedError: (not with ``check``) a file that would be overwritten or
+            removed was edited by hand or never generated; the message names it.
     """
-    changed = []
     solutions = sorted(src.glob("*.md"))
     if not solutions:
         raise FileNotFoundError(f"no solution notebooks (*.md) in {src}")
-    expected_names = set()
-    for path in solutions:
-        lab = make_lab(path.read_text(encoding="utf-8"), path.name)
-        target = dst / path.name
-        expected_names.add(target.name)
-        current = target.read_text(encoding="utf-8") if target.exists() else None
-        if current != lab:
-            changed.append(target.name)
-            if not check:
-                dst.mkdir(parents=True, exist_ok=True)
-                target.write_text(lab, encoding="utf-8")
-    for stray in sorted(dst.glob("*.md")) if dst.exists() else []:
-        if stray.name not in expected_names:
-            changed.append(stray.name)
-            if not check:
-                stray.unlink()
+    labs = {p.name: make_lab(p.read_text(encoding="utf-8"), p.name) for p in solutions}
+    existing = {p.name: p for p in sorted(dst.glob("*.md"))} if dst.is_dir() else {}
+    to_write = [name for name in labs if _read(existing.get(name)) != labs[name]]
+    to_remove = [name for name in existing if name not in labs]
+    changed = sorted(to_write + to_remove)
+    if check:
+        return changed
+    refused = [
+        _refusal(existing[name], replaced=name in labs)
+        for name in changed
+        if name in existing and not _safe_to_replace(existing[name], labs.get(name))
+    ]
+    if refused:
+        raise NotGeneratedError(
+            "\n".join(refused)
+            + "\nNothing was written. If it is your work, move it into your own "
+            "workspace (labs/my-work/, where `make lab` opens your copies); to "
+            "discard it, delete it. Then run `make labs` again."
+        )
+    for name in to_write:
+        dst.mkdir(parents=True, exist_ok=True)
+        (dst / name).write_text(labs[name], encoding="utf-8")
+    for name in to_remove:
+        existing[name].unlink()
     return changed
+
+
+def _read(path: Path | None) -> str | None:
+    return path.read_text(encoding="utf-8") if path is not None else None
+
+
+def _without_note(text: str) -> str:
+    """``text`` without its 'generated' note line (of this or an older labgen)."""
+    return re.sub(
+        r"^<!-- Generated from solutions/.*-->\n", "", text, count=1, flags=re.M
+    )
+
+
+def _safe_to_replace(path: Path, new: str | None) -> bool:
+    """Whether overwriting (``new``) or deleting (None) ``path`` loses nothing.
+
+    True for a lab this generator wrote and nobody changed, and for a file that
+    differs from the new lab in its note line only (a lab written before notes
+    carried a version).
+    """
+    text = _read(path) or ""
+    if lab_version(text) is not None:
+        return True
+    return new is not None and _without_note(text) == _without_note(new)
+
+
+def _refusal(path: Path, replaced: bool) -> str:
+    """One line saying which file `make labs` leaves alone, and why."""
+    text = _read(path) or ""
+    how = (
+        "was changed after `make labs` wrote it"
+        if "<!-- Generated from solutions/" in text
+        else "was not written by `make labs`"
+    )
+    act = "overwrite" if replaced else "delete"
+    return f"labgen: {path} {how}, so it will not {act} it."
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         changed = generate(args.solutions, args.labs, check=args.check)
     except (MarkerError, FileNotFoundError) as exc:
         sys.stderr.write(f"labgen: {exc}\n")
+        return 2
+    except NotGeneratedError as exc:
+        sys.stderr.write(f"{exc}\n")
         return 2
     if args.check:
         if changed:
