@@ -93,6 +93,7 @@ def test_a_started_lab_is_never_overwritten_the_new_one_goes_beside_it(tmp_path)
     assert report.offered["01-lab.md"] == work / "01-lab.new.md"
     after = _files(work)
     assert {k: after[k] for k in before} == before
+    assert workspace.is_offered(report.offered["01-lab.md"])
     new = (work / "01-lab.new.md").read_text()
     assert "A correction." in new and "# YOUR CODE HERE" in new
     text = "\n".join(report.lines())
@@ -118,6 +119,22 @@ def test_a_started_lab_is_never_overwritten_the_new_one_goes_beside_it(tmp_path)
     assert report.offered["01-lab.md"] == work / "01-lab.new-2.md"
     assert "A third correction." in (work / "01-lab.new-2.md").read_text()
     assert _files(work)["01-lab.md"] == before["01-lab.md"]
+
+
+@pytest.mark.parametrize(
+    ("name", "offered"),
+    [
+        ("01-lab.new.md", True),
+        ("01-lab.new-2.md", True),
+        ("01-lab.new.ipynb", True),
+        ("01-lab.md", False),
+        ("01-lab.ipynb", False),
+        ("01-renewal.md", False),
+        ("01-lab.newer.md", False),
+    ],
+)
+def test_offered_files_are_told_apart_from_the_students(name, offered):
+    assert workspace.is_offered(Path(name)) is offered
 
 
 def test_an_unchanged_copy_is_updated_in_place(tmp_path):

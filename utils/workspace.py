@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from pathlib import Path
 from utils.labgen import lab_version
 
 DEFAULT_WORK = Path("labs") / "my-work"
+_OFFERED = re.compile(r".+\.new(?:-\d+)?\.(?:md|ipynb)")
 STATE = ".labs.json"
 COPY_NOTE = (
     "<!-- Your copy of the lab {name}: `make lab` never overwrites it once you have "
@@ -90,6 +92,16 @@ class Report:
             for name, path in self.waiting.items()
         ]
         return out
+
+
+def is_offered(path: Path) -> bool:
+    """Whether ``path`` is a newer version offered beside a student's lab.
+
+    ``NN-name.new.md``, ``NN-name.new-2.md`` (and the ``.ipynb`` that jupytext pairs
+    with them) are the course's text, not the student's work: a grader collecting a
+    student's workspace should take ``NN-name.md`` or ``NN-name.ipynb`` instead.
+    """
+    return _OFFERED.fullmatch(path.name) is not None
 
 
 def student_copy(lab: str, name: str) -> str:
