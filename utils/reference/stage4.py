@@ -294,7 +294,9 @@ class Tensor:
     Attributes:
         data: the values.
         grad: ``dL/d data``, same shape and dtype; ``None`` until backward reaches
-            this tensor, then *added to* by every backward that does.
+            this tensor. A leaf's gradient is *added to* by every backward that
+            reaches it (zero it between steps); an intermediate tensor's holds the
+            gradient of the last backward through it.
         requires_grad: whether gradients flow to this tensor.
         grad_fn: the :class:`Context` of the operation that made it, or ``None``.
     """
@@ -1080,8 +1082,10 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
     order = topological_sort(root)
     for t in reversed(order):
         ctx = t.grad_fn
-        if ctx is not None and ctx._freed:
-            raise RuntimeError(_FREED_MESSAGE.format(op=ctx.fn.__name__))
+        if ctx is not None:
+            if ctx._freed:
+                raise RuntimeError(_FREED_MESSAGE.format(op=ctx.fn.__name__))
+            t.grad = None  # an intermediate holds this pass's gradient only
     _accumulate(root, _value(grad), "backward(grad=...)")
     for t in reversed(order):
         ctx = t.grad_fn
