@@ -343,3 +343,22 @@ def test_make_lab_passes_allow_root_only_as_root(tmp_path, uid, flag):
     assert jupyter and ("--allow-root" in jupyter[0]) is flag
     assert ("Running as root" in run.stdout) is flag
     assert "--ServerApp.root_dir=labs/my-work" in jupyter[0]
+
+
+def test_the_grader_takes_the_students_own_file_from_a_workspace(tmp_path):
+    """A student's workspace, handed in as is, is graded from their copy of the lab."""
+    grade = pytest.importorskip("utils.grade")
+    labs, work = tmp_path / "labs", tmp_path / "submissions" / "alice"
+    labs.mkdir()
+    lab = sorted((ROOT / "labs").glob("01-*.md"))[0]
+    shutil.copy2(lab, labs / lab.name)
+    workspace.prepare(labs, work)
+    _solve(work / lab.name)
+    (labs / lab.name).write_text(lab.read_text() + "\nA correction.\n")
+    offered = workspace.prepare(labs, work).offered[lab.name]
+    os.utime(offered, (2e9, 2e9))  # the offered file is the newest in the folder
+    spec = grade.load_lab(lab.stem, ROOT / "labs")
+    [sub] = grade.find_submissions(tmp_path / "submissions", spec)
+    assert sub.student == "alice" and sub.path == work / lab.name
+    matches, _ = grade.match_exercises(spec, grade.read_notebook(sub.path))
+    assert all(m.sources and not m.missing for m in matches)
