@@ -34,6 +34,22 @@ LAB = Lab(
         "sgd_update",
         "train_step",
     ],
+    references={
+        name: getattr(ref, name)
+        for name in [
+            "relu",
+            "relu_grad",
+            "softmax",
+            "cross_entropy",
+            "forward",
+            "softmax_cross_entropy_grad",
+            "linear_backward",
+            "backward",
+            "sgd_update",
+            "train_step",
+        ]
+    },
+    module=__name__,
 )
 
 

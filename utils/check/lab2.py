@@ -65,6 +65,25 @@ LAB = Lab(
         "train_step",
         "train_epoch",
     ],
+    references={
+        "linear_forward": ref.Linear,
+        "linear_backward": ref.Linear,
+        "relu": ref.ReLU,
+        "sigmoid": ref.Sigmoid,
+        "tanh": ref.Tanh,
+        "softmax": ref.Softmax,
+        "softmax_cross_entropy": ref.SoftmaxCrossEntropy,
+        "mse": ref.MSE,
+        "zeros": ref.zeros,
+        "glorot_uniform": ref.glorot_uniform,
+        "he_normal": ref.he_normal,
+        "network_forward": ref.Network,
+        "network_backward": ref.Network,
+        "network_update": ref.Network,
+        "train_step": ref.Network,
+        "train_epoch": ref.train_epoch,
+    },
+    module=__name__,
 )
 
 WARNINGS = "floating-point warnings"  # the key under which a layer's warnings appear

@@ -36,6 +36,17 @@ LAB = Lab(
         "adam",
         "train_epoch",
     ],
+    references={
+        "parameter": ref.Parameter,
+        "module": ref.Module,
+        "sequential": ref.Sequential,
+        "linear": ref.Linear,
+        "sgd": ref.SGD,
+        "momentum": ref.SGD,
+        "adam": ref.Adam,
+        "train_epoch": ref.train_epoch,
+    },
+    module=__name__,
 )
 
 
