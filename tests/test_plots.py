@@ -161,3 +161,45 @@ def test_show_misclassified_no_mistakes() -> None:
 def test_show_predictions_length_mismatch() -> None:
     with pytest.raises(ValueError, match="same length"):
         show_predictions(np.zeros((5, 16)), np.zeros(5), np.zeros(4), (4, 4))
+
+
+def test_draw_graph_boxes_every_tensor_in_topological_columns() -> None:
+    from utils.plots import draw_graph
+    from utils.reference import stage4
+
+    X = np.ones((4, 3), dtype=np.float32)
+    W = stage4.Parameter(np.ones((3, 2)))
+    b = stage4.Parameter(np.zeros(2))
+    loss = stage4.cross_entropy((X @ W + b).relu(), np.array([0, 1, 0, 1]))
+    fig = draw_graph(loss, names={"W": W, "b": b, "X": X}, title="small")
+    ax = fig.axes[0]
+    labels = [t for t in ax.texts if t.get_text()]  # annotations (arrows) are ""
+    texts = [t.get_text() for t in labels]
+    # X, W, b; MatMul, Add, Relu, CrossEntropy: one box (patch) and label each
+    assert len(ax.patches) == len(texts) == 7
+    assert {"X\n(4, 3)", "W\n(3, 2)", "b\n(2,)", "MatMul\n(4, 2)"} <= set(texts)
+    assert "CrossEntropy\n()" in texts
+    x_of = {t.get_text().split("\n")[0]: t.get_position()[0] for t in labels}
+    assert x_of["MatMul"] < x_of["Add"] < x_of["Relu"] < x_of["CrossEntropy"]
+    assert x_of["W"] < x_of["MatMul"] and x_of["b"] < x_of["Add"]
+    assert ax.get_title() == "small"
+    arrows = [t for t in ax.texts if not t.get_text()]
+    assert len(arrows) == 6  # X, W -> MatMul; MatMul, b -> Add; -> Relu; -> CE
+
+
+def test_draw_graph_into_given_axes_and_refuses_bad_input() -> None:
+    from utils.plots import draw_graph
+    from utils.reference import stage4
+
+    x = stage4.Tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(3):
+        y = y + y  # each Add uses y twice: two arrows
+    fig, ax = plt.subplots()
+    assert draw_graph(y, ax=ax) is fig
+    assert len([t for t in ax.texts if t.get_text()]) == 4
+    assert len([t for t in ax.texts if not t.get_text()]) == 6
+    with pytest.raises(TypeError, match="Tensor"):
+        draw_graph(np.ones(3))
+    with pytest.raises(ValueError, match="max_nodes"):
+        draw_graph(y, max_nodes=2)

@@ -1,4 +1,5 @@
-"""Matplotlib helpers for the course notebooks: training curves and image grids.
+"""Matplotlib helpers for the course notebooks: training curves, image grids and
+computation graphs.
 
 Every function builds a new figure with :mod:`matplotlib.pyplot` and returns the
 :class:`~matplotlib.figure.Figure`; none calls ``plt.show()``, so they work
@@ -11,14 +12,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch, Patch
 from matplotlib.ticker import MaxNLocator
 
 __all__ = [
+    "draw_graph",
     "plot_curves",
     "plot_history",
     "show_images",
@@ -405,3 +409,202 @@ def show_misclassified(
         f"{f' (first {len(shown)} shown)' if len(shown) < len(wrong) else ''}"
     )
     return _prediction_grid(X, y_true, y_pred, image_shape, shown, title)
+
+
+# --------------------------------------------------------------------------- graphs
+_GRAPH_COLORS = {
+    "leaf": "#c7e9c0",  # a leaf that requires grad: a parameter
+    "constant": "#e0e0e0",  # data, labels, numbers: no gradient
+    "op": "#fdd9a0",  # an operation, labelled with its output's shape
+}
+
+
+def _graph_parents(t: Any) -> tuple[Any, ...] | None:
+    """The input tensors of the operation that made ``t``; ``None`` for a leaf."""
+    ctx = getattr(t, "grad_fn", None)
+    return None if ctx is None else tuple(ctx.parents)
+
+
+def _graph_nodes(root: Any, max_nodes: int) -> list[Any]:
+    """Every tensor ``root`` depends on (constants included), parents first, each
+    once; iterative, like a topological sort."""
+    order: list[Any] = []
+    seen = {id(root)}
+    stack: list[tuple[Any, int]] = [(root, 0)]
+    while stack:
+        t, i = stack[-1]
+        parents = _graph_parents(t) or ()
+        while i < len(parents):
+            p = parents[i]
+            i += 1
+            if id(p) not in seen:
+                seen.add(id(p))
+                if len(seen) > max_nodes:
+                    raise ValueError(
+                        f"the graph has more than max_nodes={max_nodes} tensors: too "
+                        "many to draw legibly (raise max_nodes to draw it anyway)."
+                    )
+                stack[-1] = (t, i)
+                stack.append((p, 0))
+                break
+        else:
+            stack.pop()
+            order.append(t)
+    return order
+
+
+def draw_graph(
+    tensor: Any,
+    ax: Axes | None = None,
+    *,
+    names: Any = None,
+    title: str | None = None,
+    max_nodes: int = 200,
+) -> Figure:
+    """Draw the computation graph that produced ``tensor``, with matplotlib only.
+
+    Each operation is an orange box with its name and its output's shape (the
+    tensor it made); leaves are boxes with their shape: green for those that
+    require a gradient (parameters), grey for constants (data, labels, numbers).
+    Columns are topological layers: an operation stands one column right of its
+    rightmost input operation, a leaf just left of its first use, ``tensor`` (outlined)
+    on the right. ``backward()`` walks these arrows from right to left.
+
+    Args:
+        tensor: a stage-4 ``Tensor`` (any object with ``data``, ``requires_grad``
+            and ``grad_fn.fn`` / ``grad_fn.parents`` works).
+        ax: draw into these axes; a new figure otherwise.
+        names: labels for leaves: a mapping (or pairs) name -> tensor or array,
+            e.g. ``dict(model.named_parameters())`` or ``{"X": X}`` (a constant
+            is matched by its array).
+        title: a title for the axes.
+        max_nodes: refuse graphs with more tensors than this.
+
+    Returns:
+        The figure.
+
+    Raises:
+        TypeError: if ``tensor`` is not a tensor.
+        ValueError: if the graph has more than ``max_nodes`` tensors.
+    """
+    if not hasattr(tensor, "data") or not hasattr(tensor, "grad_fn"):
+        raise TypeError(
+            f"draw_graph takes a Tensor (with data and grad_fn), got "
+            f"{type(tensor).__name__}."
+        )
+    label_of: dict[int, str] = {}
+    if names is not None:
+        pairs = names.items() if hasattr(names, "items") else names
+        for name, obj in pairs:
+            label_of.setdefault(id(obj), str(name))
+            label_of.setdefault(id(getattr(obj, "data", obj)), str(name))
+    nodes = _graph_nodes(tensor, max_nodes)
+
+    # columns: an operation one right of its rightmost input operation; a leaf one
+    # left of its first (leftmost) use
+    column: dict[int, int] = {}
+    for t in nodes:
+        parents = _graph_parents(t)
+        if parents is not None:
+            column[id(t)] = 1 + max(
+                (column[id(p)] for p in parents if _graph_parents(p) is not None),
+                default=0,
+            )
+    for t in nodes:
+        for p in _graph_parents(t) or ():
+            if _graph_parents(p) is None:
+                column[id(p)] = min(column.get(id(p), column[id(t)]), column[id(t)] - 1)
+    column.setdefault(id(tensor), 0)
+    first = min(column.values())
+    layers: dict[int, list[Any]] = {}
+    for t in nodes:
+        layers.setdefault(column[id(t)] - first, []).append(t)
+    n_cols, n_rows = max(layers) + 1, max(len(v) for v in layers.values())
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * n_cols), 0.8 * n_rows + 1.2))
+        fig.subplots_adjust(left=0.01, right=0.99)
+    else:
+        fig = ax.figure
+    half_w, half_h = 0.42, 0.25  # a box, in column and row units
+    position: dict[int, tuple[float, float]] = {}
+    for col, members in layers.items():
+        for row, t in enumerate(members):
+            x, y = float(col), (len(members) - 1) / 2 - row
+            shape = tuple(np.shape(t.data))
+            if _graph_parents(t) is not None:
+                ctx = t.grad_fn
+                op = getattr(getattr(ctx, "fn", None), "__name__", type(ctx).__name__)
+                text, kind = f"{op}\n{shape}", "op"
+            else:
+                name = label_of.get(id(t), label_of.get(id(t.data), ""))
+                kind = "leaf" if getattr(t, "requires_grad", False) else "constant"
+                text = f"{name}\n{shape}" if name else f"{shape}"
+            is_root = t is tensor
+            ax.add_patch(
+                FancyBboxPatch(
+                    (x - half_w, y - half_h),
+                    2 * half_w,
+                    2 * half_h,
+                    boxstyle="round,pad=0,rounding_size=0.08"
+                    if kind != "op"
+                    else "square,pad=0",
+                    fc=_GRAPH_COLORS[kind],
+                    ec="black" if is_root else "#555555",
+                    lw=2.0 if is_root else 0.8,
+                    zorder=3,
+                )
+            )
+            ax.text(x, y, text, ha="center", va="center", fontsize=8, zorder=4)
+            position[id(t)] = (x, y)
+    arcs = False
+    for t in nodes:
+        parents = _graph_parents(t)
+        if parents is None:
+            continue
+        x1, y1 = position[id(t)]
+        drawn: dict[int, int] = {}
+        for p in parents:
+            k = drawn.get(id(p), 0)  # x + x: two arrows, bent apart
+            drawn[id(p)] = k + 1
+            x0, y0 = position[id(p)]
+            start, end, bend = (x0 + half_w, y0), (x1 - half_w, y1), 0.35 * k
+            if x1 - x0 > 1.5:  # over more than one column: top to top, arcing over
+                start, end = (x0, y0 + half_h), (x1, y1 + half_h)
+                bend += min(0.3, 0.6 / (x1 - x0))
+                arcs = True
+            ax.annotate(
+                "",
+                xy=end,
+                xytext=start,
+                zorder=2,
+                arrowprops={
+                    "arrowstyle": "-|>",
+                    "color": "#444444",
+                    "lw": 0.8,
+                    "shrinkA": 0,
+                    "shrinkB": 0,
+                    "connectionstyle": f"arc3,rad={-bend}",
+                },
+            )
+    ax.set_xlim(-0.5, n_cols - 0.5)
+    ax.set_ylim(-n_rows / 2, n_rows / 2 + (0.6 if arcs else 0.0))
+    ax.set_axis_off()
+    legend = [
+        Patch(
+            fc=_GRAPH_COLORS["leaf"], ec="#555555", label="parameter (requires grad)"
+        ),
+        Patch(fc=_GRAPH_COLORS["constant"], ec="#555555", label="constant"),
+        Patch(fc=_GRAPH_COLORS["op"], ec="#555555", label="operation, output shape"),
+    ]
+    ax.legend(
+        handles=legend,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=3,
+        fontsize=8,
+        frameon=False,
+    )
+    if title:
+        ax.set_title(title)
+    return fig
