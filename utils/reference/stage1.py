@@ -147,8 +147,11 @@ def softmax_cross_entropy_grad(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
     Returns:
         (N, C) gradient.
     """
-    N, C = probs.shape
-    return (probs - one_hot(y, C, probs.dtype)) / N
+    N = probs.shape[0]
+    grad = probs.copy()  # (N, C); subtracting Y only changes the label's entry
+    grad[np.arange(N), y] -= 1  # an index, not an (N, C) one-hot matrix
+    grad /= N
+    return grad
 
 
 def linear_backward(
@@ -185,7 +188,10 @@ def backward(y: np.ndarray, params: Params, cache: Cache) -> Params:
     dlogits = softmax_cross_entropy_grad(cache["probs"], y)  # (N, C)
     dh1, dW2, db2 = linear_backward(dlogits, cache["h1"], params["W2"])  # (N, H)
     dz1 = dh1 * relu_grad(cache["z1"])  # (N, H), ReLU passes gradient where z1 > 0
-    _, dW1, db1 = linear_backward(dz1, cache["X"], params["W1"])
+    # X is the data, not something we learn: its gradient dz1 @ W1.T would be
+    # computed for nothing (the largest product of backward), so only dW1 and db1
+    dW1 = cache["X"].T @ dz1  # (D, H)
+    db1 = dz1.sum(axis=0)  # (H,)
     return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
 
 

@@ -174,6 +174,12 @@ class Linear(Layer):
 
     ``W``, ``b``, ``dW`` and ``db`` are the arrays in ``params`` and ``grads``
     (properties), so updating one updates the other.
+
+    ``input_grad=False`` is for a first layer, whose input is the data: nothing
+    learns the data, so nothing uses ``dx``, and ``dx = dz @ W.T`` is as costly as
+    ``dW`` (for a 784-pixel input, the largest product of the whole backward pass).
+    Such a layer skips it and ``backward`` returns ``None``, as PyTorch does for an
+    input that does not require a gradient.
     """
 
     def __init__(
@@ -185,6 +191,7 @@ class Linear(Layer):
         seed: int = 0,
         rng: np.random.Generator | None = None,
         dtype: np.dtype | type = np.float32,
+        input_grad: bool = True,
     ) -> None:
         """Create the weights.
 
@@ -196,6 +203,8 @@ class Linear(Layer):
             seed: seed of the generator, when no ``rng`` is given.
             rng: a generator to draw from (a network shares one between layers).
             dtype: float32 by default; float64 for gradient checks.
+            input_grad: whether ``backward`` returns ``dx``; ``False`` for a layer
+                whose input is the data (it then returns ``None``).
         """
         super().__init__()
         rng = np.random.default_rng(seed) if rng is None else rng
@@ -205,6 +214,7 @@ class Linear(Layer):
         self.grads["W"] = np.zeros_like(self.params["W"])
         self.grads["b"] = np.zeros_like(self.params["b"])
         self.x: np.ndarray | None = None
+        self.input_grad = input_grad
 
     W = _alias("params", "W")
     b = _alias("params", "b")
@@ -223,22 +233,26 @@ class Linear(Layer):
         self.x = x  # (N, in)
         return x @ self.W + self.b  # (N, out)
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
         """Store ``dW = x.T @ dout`` and ``db = sum_i dout[i]``; return ``dout @ W.T``.
 
         Args:
             dout: (N, out) gradient of the loss with respect to the output z.
 
         Returns:
-            (N, in) gradient with respect to the input x.
+            (N, in) gradient with respect to the input x; ``None`` when the layer
+            was built with ``input_grad=False``.
         """
         self.dW = self.x.T @ dout  # (in, out)
         self.db = dout.sum(axis=0)  # (out,)
+        if not self.input_grad:
+            return None  # the input is the data: no one needs dx
         return dout @ self.W.T  # (N, in)
 
     def __repr__(self) -> str:
         n_in, n_out = self.W.shape
-        return f"Linear({n_in}, {n_out})"
+        flag = "" if self.input_grad else ", input_grad=False"
+        return f"Linear({n_in}, {n_out}{flag})"
 
 
 class ReLU(Layer):
@@ -348,13 +362,21 @@ class SoftmaxCrossEntropy:
     def backward(self) -> np.ndarray:
         """``dL/dlogits = (p - Y) / N``, from the cached probabilities.
 
+        With integer labels, ``p - Y`` only changes the label's entry of each row,
+        so it is an indexed subtraction: no (N, C) one-hot matrix is built.
+
         Returns:
             (N, C).
         """
-        N, C = self.probs.shape
+        N = self.probs.shape[0]
         y = self.y
-        Y = one_hot(y, C, self.probs.dtype) if y.ndim == 1 else y
-        return (self.probs - Y) / N  # (N, C)
+        if y.ndim == 1:
+            dlogits = self.probs.copy()  # (N, C)
+            dlogits[np.arange(N), y] -= 1
+        else:
+            dlogits = self.probs - y
+        dlogits /= N
+        return dlogits  # (N, C)
 
 
 class CrossEntropy:
@@ -420,6 +442,7 @@ class Network:
         init: str | Initializer = "he",
         seed: int = 0,
         dtype: np.dtype | type = np.float32,
+        input_grad: bool = True,
     ) -> None:
         """Build the layers.
 
@@ -429,6 +452,10 @@ class Network:
             init: the initialiser of every ``Linear`` (see :class:`Linear`).
             seed: one generator, seeded once, draws every layer's weights in turn.
             dtype: float32 by default; float64 for gradient checks.
+            input_grad: whether :meth:`backward` computes and returns dL/dX.
+                ``False`` for training, where X is the data and nothing uses its
+                gradient: the first ``Linear`` then skips ``dx = dz @ W.T``, the
+                largest product of backward for wide inputs.
         """
         if len(layer_sizes) < 2:
             raise ValueError(f"need at least [inputs, outputs], got {layer_sizes}")
@@ -438,7 +465,17 @@ class Network:
         self.layers: list[Layer] = []
         pairs = list(zip(layer_sizes[:-1], layer_sizes[1:], strict=True))
         for i, (n_in, n_out) in enumerate(pairs):
-            self.layers.append(Linear(n_in, n_out, init=init, rng=rng, dtype=dtype))
+            first = i == 0
+            self.layers.append(
+                Linear(
+                    n_in,
+                    n_out,
+                    init=init,
+                    rng=rng,
+                    dtype=dtype,
+                    input_grad=input_grad or not first,
+                )
+            )
             if i < len(pairs) - 1:
                 self.layers.append(act())
         self.loss_layer = SoftmaxCrossEntropy()
@@ -450,8 +487,9 @@ class Network:
             out = layer.forward(out)
         return out
 
-    def backward(self, dlogits: np.ndarray) -> np.ndarray:
-        """Back-propagate dL/dlogits through the layers in reverse; return dL/dX."""
+    def backward(self, dlogits: np.ndarray) -> np.ndarray | None:
+        """Back-propagate dL/dlogits through the layers in reverse; return dL/dX
+        (``None`` for a network built with ``input_grad=False``)."""
         dout = dlogits
         for layer in reversed(self.layers):
             dout = layer.backward(dout)

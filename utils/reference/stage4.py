@@ -1021,11 +1021,13 @@ def topological_sort(root: Tensor) -> list[Tensor]:
     return order
 
 
-def _accumulate(t: Tensor, grad: Any, source: str) -> None:
+def _accumulate(t: Tensor, grad: Any, source: str, *, fresh: bool = False) -> None:
     """The one place where gradients are stored: ``t.grad += grad``.
 
     The first gradient is copied (in ``t``'s dtype), so two tensors never share a
-    gradient array; later ones are added to it.
+    gradient array; later ones are added to it. A ``fresh`` gradient, an array that
+    the operation's backward has just created and handed to no one else, is stored
+    as it is: copying it would only cost time (a copy of every gradient, every step).
 
     Raises:
         ValueError: if the shape is not ``t``'s, naming the operation (``source``).
@@ -1039,7 +1041,10 @@ def _accumulate(t: Tensor, grad: Any, source: str) -> None:
             "broadcast gradient back with unbroadcast)."
         )
     if t.grad is None:
-        t.grad = np.array(grad, dtype=t.data.dtype)
+        if fresh and grad.dtype == t.data.dtype:
+            t.grad = grad
+        else:
+            t.grad = np.array(grad, dtype=t.data.dtype)
     else:
         t.grad += grad
 
@@ -1101,6 +1106,7 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                 f"{len(ctx.parents)} input(s): one per input (None where no input "
                 "gradient is needed)."
             )
+        stored: list[np.ndarray] = []
         for parent, g, needed in zip(
             ctx.parents, grads, ctx.needs_input_grad, strict=True
         ):
@@ -1111,7 +1117,17 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                     f"{fn.__name__}.backward returned None for an input that "
                     "requires a gradient."
                 )
-            _accumulate(parent, g, f"{fn.__name__}.backward")
+            # fresh: a new writeable array (not a view, not t's own gradient passed
+            # on, as Add does, and not given to another input of this operation)
+            fresh = (
+                isinstance(g, np.ndarray)
+                and g.base is None
+                and g.flags.writeable
+                and g is not t.grad
+                and all(g is not other for other in stored)
+            )
+            _accumulate(parent, g, f"{fn.__name__}.backward", fresh=fresh)
+            stored.append(g)
         if not retain_graph:
             ctx.free()
 

@@ -1,0 +1,110 @@
+"""Smoke tests of ``make bench`` on tiny sizes, so that it cannot rot.
+
+Timings are never asserted (they depend on the machine); what is asserted is that
+every row is measured, the implementations agree on the arithmetic, and stage 4's
+backward pass visits each node once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+
+from utils import bench
+from utils.benchmarks import graph, throughput
+
+SIZES = (20, 12, 8, 3)
+
+
+def test_every_framework_trains_like_the_plain_loop():
+    """Same weights, same batches: the same losses, step after step. So the
+    table compares the same arithmetic."""
+    batches, _ = throughput.make_batches(3, 8, SIZES[0], SIZES[-1])
+    weights = throughput.init_weights(SIZES)
+    plain = throughput.plain_numpy(weights, lr=0.1)
+    steps = {
+        "stage 2": throughput.stage2_step(weights, lr=0.1),
+        "stage 2 with dX": throughput.stage2_step(weights, lr=0.1, input_grad=True),
+        "stage 3": throughput.stage3_step(weights, lr=0.1),
+        "stage 3 with dX": throughput.stage3_step(weights, lr=0.1, input_grad=True),
+    }
+    with contextlib.suppress(ImportError):  # stage 4 is optional here
+        steps["stage 4"] = throughput.stage4_step(weights, lr=0.1)
+    for X, y in batches:
+        expected = plain(X, y)
+        for name, step in steps.items():
+            assert step(X, y) == pytest.approx(expected, rel=1e-4), name
+
+
+def test_stage1_trains_like_the_plain_loop_on_two_layers():
+    batches, _ = throughput.make_batches(3, 8, SIZES[0], SIZES[-1])
+    weights = throughput.init_weights((SIZES[0], SIZES[1], SIZES[-1]))
+    plain = throughput.plain_numpy(weights, lr=0.1)
+    stage1 = throughput.stage1_step(weights, lr=0.1)
+    for X, y in batches:
+        assert stage1(X, y) == pytest.approx(plain(X, y), rel=1e-4)
+
+
+def test_throughput_table_on_a_tiny_model():
+    impls, results, text = throughput.run(
+        sizes=SIZES, batch_size=8, n_batches=2, repeats=2, threads=(1,)
+    )
+    (result,) = results
+    assert not result.errors, result.errors
+    available = {i.key for i in impls if i.make is not None}
+    assert {"a", "a2", "b", "c", "d"} <= available
+    assert set(result.samples_per_s) == available
+    assert all(v > 0 and np.isfinite(v) for v in result.samples_per_s.values())
+    table = throughput.format_table(impls, results)
+    for label in ("(a) plain", "(b) stage 1", "(c) stage 2", "(d) stage 3", "(f)"):
+        assert label in table
+    assert "1.00x (a)" in table
+    assert "20-12-8-3" in text
+
+
+def test_stage4_backward_visits_each_node_once():
+    pytest.importorskip("utils.reference.stage4")
+    rows = graph.run((10, 100))
+    assert [(r.shape, r.nodes) for r in rows] == [
+        ("chain", 11),
+        ("chain", 101),
+        ("diamond", 10),
+        ("diamond", 100),
+    ]
+    for r in rows:
+        assert r.visits == r.nodes, r
+        assert r.backward_us > 0 and r.forward_us > 0
+    assert "visits" in graph.format_table(rows)
+
+
+def test_bench_quick_runs_end_to_end(capsys):
+    assert bench.main(["--quick", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "Training throughput" in out
+    assert "(a) plain fused NumPy loop" in out
+    assert "backward pass on chains and diamonds" in out
+    assert "load average" in out
+
+
+@pytest.mark.notebooks
+def test_notebook_and_check_timing(tmp_path):
+    """A tiny notebook with one check call: its time and the call's are reported."""
+    from utils.benchmarks import notebooks
+
+    nb = tmp_path / "tiny.md"
+    nb.write_text(
+        "---\njupytext:\n  text_representation:\n    extension: .md\n"
+        "    format_name: myst\n    format_version: 0.13\n"
+        "kernelspec:\n  display_name: Python 3\n  language: python\n"
+        "  name: python3\n---\n\n"
+        "```{code-cell} ipython3\nfrom utils.check import lab1 as check\n"
+        "from utils.reference.stage1 import relu\ncheck.relu(relu)\n```\n"
+    )
+    timing = notebooks.time_notebook(nb)
+    assert not timing.error, timing.error
+    assert [(lab, name) for lab, name, _ in timing.checks] == [("lab1", "relu")]
+    text = notebooks.format_timings([timing])
+    assert "lab1: 1 check calls" in text
+    assert "under 1 s" in text

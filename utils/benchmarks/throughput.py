@@ -1,0 +1,447 @@
+"""Training throughput of the course's frameworks against a plain fused NumPy loop.
+
+Every implementation trains the same MLP (784-256-128-10 by default, ReLU, softmax
+cross-entropy, plain SGD, float32) from the same initial weights on the same
+batches, and :func:`measure` reports samples per second:
+
+* (a) a plain NumPy loop written here, fused by hand: in-place bias, ReLU and
+  softmax, the label's entry subtracted by index, no gradient for the input data.
+  It is the baseline of every ratio.
+* (b) stage 1's ``train_step``, which is fixed at two layers (784-256-10); its ratio
+  is taken to the same plain loop on 784-256-10.
+* (c) stage 2's ``Network(..., input_grad=False)`` and its ``train_step``.
+* (d) stage 3's ``Sequential`` (first ``Linear`` with ``input_grad=False``),
+  ``CrossEntropyLoss`` and ``SGD``.
+* (e) stage 4's autograd ``Sequential`` and ``SGD`` (the input is a constant tensor,
+  so its gradient is never computed).
+* (f) PyTorch on the CPU, only if it is installed (it is not a dependency).
+
+The machine may be shared, so the implementations are *interleaved*: each repeat
+runs every implementation over all the batches once, in a rotating order, and each
+keeps its best time. A load spike then hits all of them alike, and the best of
+several repeats is the least disturbed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Step = Callable[[np.ndarray, np.ndarray], float]
+Weights = list[tuple[np.ndarray, np.ndarray]]
+
+SIZES = (784, 256, 128, 10)
+BATCH_SIZE = 128
+LR = 0.01
+
+
+# --------------------------------------------------------------------------- data
+def make_batches(
+    n_batches: int,
+    batch_size: int = BATCH_SIZE,
+    n_features: int = SIZES[0],
+    num_classes: int = SIZES[-1],
+    *,
+    mnist: bool = False,
+    seed: int = 0,
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """The batches every implementation trains on, and a description of them.
+
+    Args:
+        n_batches: how many batches.
+        batch_size: rows per batch.
+        n_features: columns of X (784 for MNIST's shape).
+        num_classes: labels are in ``[0, num_classes)``.
+        mnist: take the first training images of MNIST (``load_mnist()``, which
+            reads ``MNIST_PATH``) instead of uniform noise of the same shape. Only
+            the arithmetic matters for speed, so noise is the fast default.
+        seed: seed of the synthetic data.
+
+    Returns:
+        ``([(X, y), ...], description)``, X float32 (batch_size, n_features), y int64.
+    """
+    n = n_batches * batch_size
+    if mnist:
+        from utils.data import load_mnist
+
+        data = load_mnist(download=False)
+        X, y = data.X_train[:n], data.y_train[:n]
+        source = f"MNIST ({data.name})"
+    else:
+        rng = np.random.default_rng(seed)
+        X = rng.random((n, n_features), dtype=np.float32)
+        y = rng.integers(0, num_classes, n)
+        source = "synthetic data of MNIST's shape"
+    batches = [
+        (
+            np.ascontiguousarray(X[i : i + batch_size], dtype=np.float32),
+            y[i : i + batch_size].astype(np.int64),
+        )
+        for i in range(0, n, batch_size)
+    ]
+    return batches, source
+
+
+def init_weights(sizes: Sequence[int], seed: int = 0) -> Weights:
+    """He-initialised float32 weights and small random biases for every layer."""
+    rng = np.random.default_rng(seed)
+    return [
+        (
+            (rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in)).astype(
+                np.float32
+            ),
+            (0.01 * rng.standard_normal(n_out)).astype(np.float32),
+        )
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
+
+
+# --------------------------------------------------------------------------- (a)
+def plain_numpy(weights: Weights, lr: float = LR) -> Step:
+    """A training step written as one fused NumPy loop: the baseline.
+
+    Forward ``h = relu(h @ W + b)`` (bias and ReLU in place), stable softmax in
+    place; backward ``d = (p - Y) / N`` by subtracting 1 at each label, then per
+    layer ``dW = h.T @ d``, ``db = sum d``, ``d = (d @ W.T) * (h > 0)``, except for
+    the first layer, whose input is the data. Plain SGD ``W -= lr * dW``.
+    """
+    params = [(W.copy(), b.copy()) for W, b in weights]
+    last = len(params) - 1
+
+    def step(X: np.ndarray, y: np.ndarray) -> float:
+        N = X.shape[0]
+        inputs = [X]  # the input of each layer
+        h = X
+        for i, (W, b) in enumerate(params):
+            h = h @ W
+            h += b
+            if i < last:
+                np.maximum(h, 0, out=h)
+                inputs.append(h)
+        h -= h.max(axis=1, keepdims=True)
+        np.exp(h, out=h)
+        h /= h.sum(axis=1, keepdims=True)  # h is now probs, (N, C)
+        rows = np.arange(N)
+        loss = float(-np.mean(np.log(h[rows, y] + 1e-12)))
+        d = h
+        d[rows, y] -= 1
+        d /= N
+        for i in range(last, -1, -1):
+            W, b = params[i]
+            x = inputs[i]
+            dW = x.T @ d
+            db = d.sum(axis=0)
+            if i > 0:
+                d = d @ W.T
+                d *= x > 0
+            W -= lr * dW
+            b -= lr * db
+        return loss
+
+    return step
+
+
+# --------------------------------------------------------------------------- stages
+def stage1_step(weights: Weights, lr: float = LR) -> Step:
+    """Stage 1's ``train_step`` on ``W1, b1, W2, b2`` (exactly two layers)."""
+    from utils.reference import stage1
+
+    if len(weights) != 2:
+        raise ValueError("stage 1 is fixed at two layers")
+    (W1, b1), (W2, b2) = weights
+    params = {"W1": W1.copy(), "b1": b1.copy(), "W2": W2.copy(), "b2": b2.copy()}
+    return lambda X, y: stage1.train_step(X, y, params, lr)
+
+
+def stage2_step(weights: Weights, lr: float = LR, *, input_grad: bool = False) -> Step:
+    """Stage 2's ``Network.train_step``."""
+    from utils.reference import stage2
+
+    sizes = [weights[0][0].shape[0]] + [W.shape[1] for W, _ in weights]
+    net = stage2.Network(sizes, input_grad=input_grad)
+    linears = [layer for layer in net.layers if isinstance(layer, stage2.Linear)]
+    for layer, (W, b) in zip(linears, weights, strict=True):
+        layer.W[...] = W
+        layer.b[...] = b
+    return lambda X, y: net.train_step(X, y, lr)
+
+
+def stage3_step(weights: Weights, lr: float = LR, *, input_grad: bool = False) -> Step:
+    """Stage 3's ``Sequential`` + ``CrossEntropyLoss`` + ``SGD``, one loop body of
+    ``train_epoch``."""
+    from utils.reference import stage3
+
+    layers: list[stage3.Module] = []
+    for i, (W, b) in enumerate(weights):
+        linear = stage3.Linear(*W.shape, input_grad=input_grad or i > 0)
+        linear.W.data[...] = W
+        linear.b.data[...] = b
+        layers += [linear, stage3.ReLU()]
+    model = stage3.Sequential(*layers[:-1])
+    loss_fn = stage3.CrossEntropyLoss()
+    optimizer = stage3.SGD(model.parameters(), lr=lr)
+
+    def step(X: np.ndarray, y: np.ndarray) -> float:
+        optimizer.zero_grad()
+        loss = loss_fn(model(X), y)
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def stage4_step(weights: Weights, lr: float = LR) -> Step:
+    """Stage 4's autograd ``Sequential`` + ``CrossEntropyLoss`` + ``SGD``.
+
+    The input is wrapped as a constant ``Tensor`` (no gradient required), so the
+    first layer's ``MatMul`` never computes the gradient of the data.
+    """
+    from utils.reference import stage4
+
+    layers: list = []
+    for W, b in weights:
+        linear = stage4.Linear(*W.shape)
+        linear.W.data[...] = W
+        linear.b.data[...] = b
+        layers += [linear, stage4.ReLU()]
+    model = stage4.Sequential(*layers[:-1])
+    loss_fn = stage4.CrossEntropyLoss()
+    optimizer = stage4.SGD(model.parameters(), lr=lr)
+
+    def step(X: np.ndarray, y: np.ndarray) -> float:
+        optimizer.zero_grad()
+        loss = loss_fn(model(stage4.Tensor(X)), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+def torch_step(weights: Weights, lr: float = LR) -> Step:
+    """PyTorch on the CPU, the same model, weights and plain SGD."""
+    import torch
+
+    layers: list = []
+    for W, b in weights:
+        linear = torch.nn.Linear(*W.shape)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(W.T.copy()))
+            linear.bias.copy_(torch.from_numpy(b))
+        layers += [linear, torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers[:-1])
+    loss_fn = torch.nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+
+    def step(X: np.ndarray, y: np.ndarray) -> float:
+        optimizer.zero_grad()
+        loss = loss_fn(model(torch.from_numpy(X)), torch.from_numpy(y))
+        loss.backward()
+        optimizer.step()
+        return float(loss)
+
+    return step
+
+
+# --------------------------------------------------------------------------- rows
+@dataclass
+class Impl:
+    """One row of the table: how to build a step, and what its ratio compares to."""
+
+    key: str
+    label: str
+    make: Callable[[], Step] | None  # None: not available (the note says why)
+    baseline: str = "a"
+    note: str = ""
+
+
+def implementations(sizes: Sequence[int] = SIZES, lr: float = LR) -> list[Impl]:
+    """The rows (a)-(f), plus two rows that show what the first layer's ``dx``
+    costs, and the plain loop on stage 1's two-layer shape."""
+    weights = init_weights(sizes)
+    two = init_weights([sizes[0], sizes[1], sizes[-1]])
+    two_name = f"{sizes[0]}-{sizes[1]}-{sizes[-1]}"
+    impls = [
+        Impl("a", "(a) plain fused NumPy loop", lambda: plain_numpy(weights, lr)),
+        Impl(
+            "a2",
+            f"(a2) plain fused NumPy loop, {two_name}",
+            lambda: plain_numpy(two, lr),
+        ),
+        Impl(
+            "b",
+            f"(b) stage 1 train_step, {two_name} (two layers)",
+            lambda: stage1_step(two, lr),
+            baseline="a2",
+        ),
+        Impl("c", "(c) stage 2 Network", lambda: stage2_step(weights, lr)),
+        Impl(
+            "c0",
+            "    stage 2, first layer computes dX",
+            lambda: stage2_step(weights, lr, input_grad=True),
+        ),
+        Impl("d", "(d) stage 3 Sequential + SGD", lambda: stage3_step(weights, lr)),
+        Impl(
+            "d0",
+            "    stage 3, first layer computes dX",
+            lambda: stage3_step(weights, lr, input_grad=True),
+        ),
+    ]
+    try:
+        from utils.reference import stage4  # noqa: F401
+    except ImportError as exc:
+        impls.append(
+            Impl("e", "(e) stage 4 autograd", None, note=f"not available ({exc})")
+        )
+    else:
+        impls.append(
+            Impl(
+                "e",
+                "(e) stage 4 autograd Sequential + SGD",
+                lambda: stage4_step(weights, lr),
+            )
+        )
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        impls.append(Impl("f", "(f) PyTorch (CPU)", None, note="not installed"))
+    else:
+        impls.append(Impl("f", "(f) PyTorch (CPU)", lambda: torch_step(weights, lr)))
+    return impls
+
+
+# --------------------------------------------------------------------------- timing
+@contextlib.contextmanager
+def blas_threads(n: int) -> Iterator[int]:
+    """Limit BLAS (and PyTorch, if loaded) to ``n`` threads; yields the number of
+    BLAS threads actually in effect (an OpenBLAS started with fewer may refuse)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    torch_threads = None
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n, user_api="blas"):
+            pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+            yield max((p["num_threads"] for p in pools), default=n)
+    finally:
+        if torch is not None and torch_threads is not None:
+            torch.set_num_threads(torch_threads)
+
+
+@dataclass
+class Result:
+    """Samples per second of every row, for one BLAS thread count."""
+
+    threads: int
+    samples_per_s: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def measure(
+    impls: Sequence[Impl],
+    batches: Sequence[tuple[np.ndarray, np.ndarray]],
+    repeats: int,
+    threads: int,
+) -> Result:
+    """Best-of-``repeats`` samples/s of every available row, interleaved.
+
+    Each repeat runs every implementation once over all ``batches`` (one pass is
+    one timed unit), in an order rotated by one at each repeat.
+    """
+    result = Result(threads)
+    steps: dict[str, Step] = {}
+    for impl in impls:
+        if impl.make is None:
+            continue
+        try:
+            step = impl.make()
+            step(*batches[0])  # warm-up: lazy set-up, caches, first allocations
+        except Exception as exc:  # noqa: BLE001 - a broken row must not stop the table
+            result.errors[impl.key] = f"{type(exc).__name__}: {exc}"
+            continue
+        steps[impl.key] = step
+    n_samples = sum(len(y) for _, y in batches)
+    best = dict.fromkeys(steps, float("inf"))
+    keys = list(steps)
+    for r in range(repeats):
+        k = r % len(keys) if keys else 0
+        for key in keys[k:] + keys[:k]:
+            step = steps[key]
+            start = time.perf_counter()
+            for X, y in batches:
+                step(X, y)
+            best[key] = min(best[key], time.perf_counter() - start)
+    result.samples_per_s = {key: n_samples / t for key, t in best.items()}
+    return result
+
+
+def run(
+    *,
+    sizes: Sequence[int] = SIZES,
+    batch_size: int = BATCH_SIZE,
+    n_batches: int = 5,
+    repeats: int = 30,
+    threads: Sequence[int] = (1, 2),
+    mnist: bool = False,
+    lr: float = LR,
+) -> tuple[list[Impl], list[Result], str]:
+    """Measure every row for every thread count.
+
+    Returns:
+        ``(rows, results, description of the run)``.
+    """
+    batches, source = make_batches(
+        n_batches, batch_size, sizes[0], sizes[-1], mnist=mnist
+    )
+    impls = implementations(sizes, lr)
+    results = []
+    for n in threads:
+        with blas_threads(n) as actual:
+            res = measure(impls, batches, repeats, n)
+            res.threads = actual
+        results.append(res)
+    shape = "-".join(str(s) for s in sizes)
+    text = (
+        f"MLP {shape}, batch {batch_size}, plain SGD (lr {lr:g}), float32, "
+        f"{n_batches} batches of {source}; best of {repeats} interleaved repeats"
+    )
+    return impls, results, text
+
+
+def format_table(impls: Sequence[Impl], results: Sequence[Result]) -> str:
+    """The table: a row per implementation, samples/s and the ratio per thread
+    count."""
+    width = max(len(impl.label) for impl in impls) + 2
+    head = "".join(
+        f"{f'{r.threads} BLAS thread' + ('s' if r.threads > 1 else ''):>26}"
+        for r in results
+    )
+    sub = "".join(f"{'samples/s':>14}{'ratio':>12}" for _ in results)
+    lines = [f"{'':<{width}}{head}", f"{'':<{width}}{sub}"]
+    for impl in impls:
+        cells = ""
+        for res in results:
+            sps = res.samples_per_s.get(impl.key)
+            base = res.samples_per_s.get(impl.baseline)
+            if sps is None:
+                why = impl.note or res.errors.get(impl.key, "failed")
+                cells += f"{why[:24]:>26}"
+            else:
+                ratio = f"{sps / base:.2f}x ({impl.baseline})" if base else ""
+                cells += f"{sps:>14,.0f}{ratio:>12}"
+        lines.append(f"{impl.label:<{width}}{cells}")
+    for res in results:
+        for key, err in res.errors.items():
+            lines.append(f"  row {key}, {res.threads} thread(s): {err}")
+    return "\n".join(lines)
