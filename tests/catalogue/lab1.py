@@ -1,13 +1,24 @@
 """Lab 1: typical wrong implementations, as students write them."""
 
+import types
+
 import numpy as np
 
 from tests.catalogue import Wrong
 from utils.check import lab1 as LAB
 from utils.reference import stage1 as REFERENCE
 
-REFERENCE_IMPLS = {ex: getattr(REFERENCE, ex) for ex in LAB.LAB.exercises}
+_IMPLS = {ex: getattr(REFERENCE, ex, None) for ex in LAB.LAB.exercises}
+_IMPLS["training"] = REFERENCE.train_step  # the integration check's entry point
+REFERENCE_IMPLS = _IMPLS
 ref = REFERENCE
+
+
+def train_step_using(**pieces):
+    """The reference train_step, as a notebook cell would define it, calling the
+    given pieces (a student's wrong ones) instead of the reference's."""
+    glob = {**vars(ref), **pieces}
+    return types.FunctionType(ref.train_step.__code__, glob, "train_step")
 
 
 # relu ------------------------------------------------------------------------
@@ -26,6 +37,12 @@ def relu_abs(z):
 
 def relu_list(z):
     return [max(v, 0) for v in z.ravel()]
+
+
+def relu_flat_reshape(z):
+    out = np.maximum(z, 0)
+    out.shape = (-1,)  # in place: impossible for an array that is not contiguous
+    return out.reshape(z.shape)
 
 
 # relu_grad -------------------------------------------------------------------
@@ -66,6 +83,16 @@ def softmax_no_keepdims(logits):
     return e / e.sum(axis=1)
 
 
+def softmax_shift_mean(logits):
+    e = np.exp(logits - logits.mean(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_shift_min(logits):
+    e = np.exp(logits - np.min(logits, axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def softmax_axis0(logits):
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     return e / e.sum(axis=0, keepdims=True)
@@ -87,6 +114,27 @@ def ce_no_minus(probs, y):
 
 def ce_per_example(probs, y):
     return -np.log(probs[np.arange(len(y)), y])
+
+
+def ce_keepdims(probs, y):
+    p = probs[np.arange(len(y)), y]
+    return -np.mean(np.log(np.maximum(p, 1e-12)), keepdims=True)  # shape (1,)
+
+
+def ce_columns(probs, y):
+    return -np.mean(np.log(np.maximum(probs[:, y], 1e-12)))
+
+
+def ce_labels_as_one_hot(probs, y):
+    return -np.mean(np.sum(y * np.log(np.maximum(probs, 1e-12)), axis=1))
+
+
+def ce_no_floor(probs, y):
+    return float(-np.mean(np.log(probs[np.arange(len(y)), y])))
+
+
+def ce_big_floor(probs, y):
+    return float(-np.mean(np.log(probs[np.arange(len(y)), y] + 1e-7)))
 
 
 def ce_mean_all(probs, y):
@@ -148,6 +196,10 @@ def sce_grad_probs(probs, y):
     return probs / len(y)
 
 
+def sce_grad_minus_labels(probs, y):
+    return (probs - y) / len(y)
+
+
 # linear_backward -------------------------------------------------------------
 def lin_db_not_summed(dz, x, W):
     return dz @ W.T, x.T @ dz, dz
@@ -163,6 +215,10 @@ def lin_dW_transposed(dz, x, W):
 
 def lin_dW_over_N(dz, x, W):
     return dz @ W.T, x.T @ dz / len(x), dz.sum(axis=0)
+
+
+def lin_db_axis1(dz, x, W):
+    return dz @ W.T, x.T @ dz, dz.sum(axis=1)
 
 
 # backward --------------------------------------------------------------------
@@ -222,6 +278,21 @@ def update_no_lr(params, grads, lr):
         params[k] -= grads[k]
 
 
+def update_rebinds(params, grads, lr):
+    for name in params:
+        params[name] = params[name] - lr * grads[name]
+
+
+_VELOCITY = {}
+
+
+def update_keyed_by_shape(params, grads, lr):
+    # a "cache" of steps keyed by shape: two parameters of one shape share it
+    for name in params:
+        step = _VELOCITY.setdefault(params[name].shape, lr * grads[name])
+        params[name] -= step
+
+
 def update_returns_dict(params, grads, lr):
     for k in params:
         params[k] -= lr * grads[k]
@@ -254,17 +325,57 @@ def step_no_return(X, y, params, lr):
     ref.sgd_update(params, ref.backward(y, params, cache), lr)
 
 
+# training --------------------------------------------------------------------
+def sgd_update_rebinds(params, grads, lr):
+    for name in params:
+        params[name] = params[name] - lr * grads[name]
+
+
+def cross_entropy_shape_1(probs, y):
+    p = probs[np.arange(len(y)), y]
+    return -np.sum(np.log(np.maximum(p, 1e-12)), axis=0, keepdims=True) / len(y)
+
+
+_KEPT = {}
+
+
+def backward_keeps_sums(y, params, cache):
+    # adds every call's gradients to the ones kept from the calls before
+    grads = ref.backward(y, params, cache)
+    for name, g in grads.items():
+        if name in _KEPT and _KEPT[name].shape == g.shape:
+            _KEPT[name] = _KEPT[name] + g
+        else:
+            _KEPT[name] = g.copy()
+    return {name: _KEPT[name].copy() for name in grads}
+
+
+def forward_first_batch_only(X, params):
+    if "X" not in _KEPT:
+        _KEPT["X"] = X  # "caches" the first input it ever saw
+    return ref.forward(X, params)
+
+
+def step_loss_after_update(X, y, params, lr):
+    probs, cache = ref.forward(X, params)
+    ref.sgd_update(params, ref.backward(y, params, cache), lr)
+    return ref.cross_entropy(ref.forward(X, params)[0], y)
+
+
 WRONG = [
     Wrong("relu", relu_in_place, "in place", "modifies z"),
     Wrong("relu", relu_mask, "derivative", "returns the mask"),
     Wrong("relu", relu_abs, "absolute", "abs"),
     Wrong("relu", relu_list, "NumPy array", "python list"),
+    Wrong("relu", relu_flat_reshape, "raised", "in-place reshape of a view"),
     Wrong("relu_grad", relu_grad_ge, "z > 0, not z >= 0", "wrong side at 0"),
     Wrong("relu_grad", relu_grad_is_relu, "ReLU itself", "returns relu"),
     Wrong("relu_grad", relu_grad_sign, "np.sign", "sign"),
     Wrong("relu_grad", relu_grad_no_return, "return", "no return"),
     Wrong("softmax", softmax_naive, "overflows", "no max subtraction"),
-    Wrong("softmax", softmax_global_max, "each row's own maximum", "global max"),
+    Wrong("softmax", softmax_global_max, "its own maximum", "global max"),
+    Wrong("softmax", softmax_shift_mean, "hundreds apart", "shift by the mean"),
+    Wrong("softmax", softmax_shift_min, "hundreds apart", "shift by the min"),
     Wrong("softmax", softmax_whole_sum, "each row must sum to 1", "global sum"),
     Wrong("softmax", softmax_no_keepdims, "keepdims", "missing keepdims"),
     Wrong("softmax", softmax_axis0, "axis=0", "columns"),
@@ -273,6 +384,11 @@ WRONG = [
     Wrong("cross_entropy", ce_no_minus, "sign", "missing minus"),
     Wrong("cross_entropy", ce_per_example, "single number", "per-example"),
     Wrong("cross_entropy", ce_mean_all, "N × C", "mean over classes too"),
+    Wrong("cross_entropy", ce_keepdims, "single number", "shape (1,)"),
+    Wrong("cross_entropy", ce_columns, "probs[:, y]", "probs[:, y]"),
+    Wrong("cross_entropy", ce_labels_as_one_hot, "integer labels", "y * log p"),
+    Wrong("cross_entropy", ce_no_floor, "floor", "no EPS floor"),
+    Wrong("cross_entropy", ce_big_floor, "no higher", "floor too large"),
     Wrong("forward", forward_no_relu, "relu(z1)", "no relu"),
     Wrong("forward", forward_no_bias, "biases", "no bias"),
     Wrong("forward", forward_logits, "logits", "returns logits"),
@@ -282,10 +398,14 @@ WRONG = [
     Wrong("softmax_cross_entropy_grad", sce_grad_minus_one, "correct class", "-1"),
     Wrong("softmax_cross_entropy_grad", sce_grad_sign, "sign", "Y - p"),
     Wrong("softmax_cross_entropy_grad", sce_grad_probs, "-Y is missing", "p only"),
+    Wrong(
+        "softmax_cross_entropy_grad", sce_grad_minus_labels, "integer labels", "p - y"
+    ),
     Wrong("linear_backward", lin_db_not_summed, "summed over the batch", "db=dz"),
     Wrong("linear_backward", lin_db_mean, "not the mean", "db mean"),
     Wrong("linear_backward", lin_dW_transposed, "transpose", "dW.T"),
     Wrong("linear_backward", lin_dW_over_N, "too small", "dW / N"),
+    Wrong("linear_backward", lin_db_axis1, "axis 0", "db = dz.sum(axis=1)"),
     Wrong("backward", backward_no_relu_grad, "relu_grad", "no relu derivative"),
     Wrong("backward", backward_no_mean, "N times too large", "no 1/N"),
     Wrong("backward", backward_dW2_transposed, "transpose", "dW2 transposed"),
@@ -298,8 +418,29 @@ WRONG = [
     Wrong("sgd_update", update_plus, "uphill", "plus"),
     Wrong("sgd_update", update_no_lr, "learning rate", "no lr"),
     Wrong("sgd_update", update_returns_dict, "should be None", "returns params"),
+    Wrong("sgd_update", update_rebinds, "in place", "params[name] = new array"),
+    Wrong("sgd_update", update_keyed_by_shape, "wrong values", "state by shape"),
     Wrong("train_step", step_no_update, "did not change", "no update"),
     Wrong("train_step", step_loss_after, "before the update", "loss after"),
     Wrong("train_step", step_uphill, "uphill", "uphill"),
     Wrong("train_step", step_no_return, "return", "returns None"),
+    Wrong(
+        "training",
+        train_step_using(sgd_update=sgd_update_rebinds),
+        "in place",
+        "update rebinds the arrays",
+    ),
+    Wrong(
+        "training",
+        train_step_using(cross_entropy=cross_entropy_shape_1),
+        "single number",
+        "loss of shape (1,)",
+    ),
+    Wrong(
+        "training",
+        train_step_using(backward=backward_keeps_sums),
+        "backward is the first piece",
+        "gradients summed over calls",
+    ),
+    Wrong("training", step_loss_after_update, "train_step is the first", "loss after"),
 ]

@@ -31,6 +31,7 @@ _IMPLS = {
     "network_update": ref.Network,
     "train_step": ref.Network,
     "train_epoch": ref.train_epoch,
+    "training": ref.Network,
 }
 REFERENCE_IMPLS = {ex: _IMPLS[ex] for ex in LAB.LAB.exercises}
 
@@ -707,6 +708,141 @@ def epoch_fixed_lr(net, X, y, batch_size, lr, rng):
     return np.mean(losses)
 
 
+# new kinds of mistakes (issues 7 and 14) ------------------------------------
+class LinearAccumulates(ref.Linear):
+    def backward(self, dout):
+        self.dW += self.x.T @ dout  # stage 2 never zeroes dW: it grows every batch
+        self.db += dout.sum(axis=0)
+        return dout @ self.W.T
+
+
+class LinearLocalGrads(ref.Linear):
+    def backward(self, dout):
+        dW = self.x.T @ dout  # noqa: F841 - the mistake: never stored in the layer
+        db = dout.sum(axis=0)  # noqa: F841
+        return dout @ self.W.T
+
+
+class LinearDbAxis1(ref.Linear):
+    def backward(self, dout):
+        self.dW = self.x.T @ dout
+        self.db = dout.sum(axis=1)
+        return dout @ self.W.T
+
+
+class SoftmaxShiftMean(Layer):
+    def forward(self, x):
+        e = np.exp(x - x.mean(axis=1, keepdims=True))
+        self.s = e / e.sum(axis=1, keepdims=True)
+        return self.s
+
+    def backward(self, dout):
+        s = self.s
+        return s * (dout - np.sum(dout * s, axis=1, keepdims=True))
+
+
+class SCEShape1(ref.SoftmaxCrossEntropy):
+    def forward(self, logits, y):
+        super().forward(logits, y)
+        p = self.probs[np.arange(len(y)), y]
+        return -np.mean(np.log(np.maximum(p, 1e-12)), keepdims=True)  # shape (1,)
+
+
+class SCEMinusLabels(ref.SoftmaxCrossEntropy):
+    def backward(self):
+        return (self.probs - self.y) / len(self.y)
+
+
+class SCELabelsTimesLog(ref.SoftmaxCrossEntropy):
+    def forward(self, logits, y):
+        super().forward(logits, y)
+        return float(-np.mean(np.sum(y * np.log(self.probs + 1e-30), axis=1)))
+
+
+class SCEColumns(ref.SoftmaxCrossEntropy):
+    def forward(self, logits, y):
+        super().forward(logits, y)
+        return float(-np.mean(np.log(np.maximum(self.probs[:, y], 1e-12))))
+
+
+class NetUpdateNewArrays(ref.Network):
+    def update(self, lr):
+        for layer in self.layers:
+            for name in layer.params:
+                layer.params[name] = layer.params[name] - lr * layer.grads[name]
+
+
+def epoch_global_rng(net, X, y, batch_size, lr, rng):
+    order = np.random.permutation(len(X))  # not the rng it is given
+    losses = []
+    for start in range(0, len(X), batch_size):
+        idx = order[start : start + batch_size]
+        losses.append(net.train_step(X[idx], y[idx], lr))
+    return float(np.mean(losses))
+
+
+def epoch_own_seed(net, X, y, batch_size, lr, rng):
+    order = np.random.default_rng(0).permutation(len(X))  # the same order every time
+    losses = []
+    for start in range(0, len(X), batch_size):
+        idx = order[start : start + batch_size]
+        losses.append(net.train_step(X[idx], y[idx], lr))
+    return float(np.mean(losses))
+
+
+class ReLUSharedCache(Layer):
+    mask = None  # a class attribute: every ReLU layer of a network shares it
+
+    def forward(self, x):
+        ReLUSharedCache.mask = x > 0
+        return np.maximum(x, 0)
+
+    def backward(self, dout):
+        return dout * ReLUSharedCache.mask
+
+
+_TANH_OUT = {}
+
+
+class TanhCachesGlobally(Layer):
+    def forward(self, x):
+        _TANH_OUT["out"] = np.tanh(x)  # one global cache for every Tanh layer
+        return _TANH_OUT["out"]
+
+    def backward(self, dout):
+        return dout * (1 - _TANH_OUT["out"] ** 2)
+
+
+def network_with(**classes):
+    """A Network whose given constructor puts these classes in it, as the lab's
+    constructor puts the notebook's Linear, activations and loss layer."""
+
+    class Network(ref.Network):
+        def __init__(self, layer_sizes, activation="relu", *, init="he", seed=0):
+            acts = {
+                "relu": classes.get("ReLU", ref.ReLU),
+                "tanh": classes.get("Tanh", ref.Tanh),
+                "sigmoid": ref.Sigmoid,
+            }
+            super().__init__(layer_sizes, acts[activation], init=init, seed=seed)
+            linear = classes.get("Linear")
+            if linear is not None:
+                self.layers = [
+                    linear(
+                        la.W.shape[0],
+                        la.W.shape[1],
+                        init=lambda fan_in, fan_out, rng, W=la.W: W.copy(),
+                    )
+                    if isinstance(la, ref.Linear)
+                    else la
+                    for la in self.layers
+                ]
+            if "loss" in classes:
+                self.loss_layer = classes["loss"]()
+
+    return Network
+
+
 WRONG = [
     Wrong("linear_forward", LinearNoBias, "bias is missing", "no bias"),
     Wrong("linear_forward", LinearWT, "x @ W.T", "W transposed"),
@@ -719,15 +855,18 @@ WRONG = [
     Wrong("linear_backward", LinearDbMean, "not the mean", "db mean"),
     Wrong("linear_backward", LinearDWTransposed, "transpose", "dW transposed"),
     Wrong("linear_backward", LinearDWOverN, "factor N", "dW / N"),
-    Wrong("linear_backward", LinearDxNoTranspose, "dout @ W.T", "dx without .T"),
+    Wrong("linear_backward", LinearDxNoTranspose, "must be transposed", "dx no .T"),
+    Wrong("linear_backward", LinearAccumulates, "not add (+=)", "dW += (stage 2)"),
+    Wrong("linear_backward", LinearLocalGrads, "never stored", "dW in a local name"),
+    Wrong("linear_backward", LinearDbAxis1, "axis 0", "db = dout.sum(axis=1)"),
     Wrong("linear_backward", LinearBackwardCachedOutput, "*input*", "cached output"),
     Wrong("linear_backward", LinearBackwardNoReturn, "return", "dx not returned"),
     Wrong("relu", ReLUMaskOnly, "chain rule", "no dout"),
-    Wrong("relu", ReLUOutGe0, "out > 0", "out >= 0"),
+    Wrong("relu", ReLUOutGe0, "must be strict", "out >= 0"),
     Wrong("relu", ReLUGeZero, "x > 0, not x >= 0", "x >= 0"),
     Wrong("relu", ReLUTimesOutput, "derivative", "dout * out"),
     Wrong("relu", ReLUInPlace, "in place", "modifies x"),
-    Wrong("sigmoid", SigmoidNaive, "np.exp(-np.abs(x))", "overflows"),
+    Wrong("sigmoid", SigmoidNaive, "a number <= 0", "overflows"),
     Wrong("sigmoid", SigmoidWhereBothBranches, "both branches", "np.where overflow"),
     Wrong("sigmoid", SigmoidGradFromInput, "*output*", "x (1 - x)"),
     Wrong("sigmoid", SigmoidNoDout, "chain rule", "no dout"),
@@ -740,13 +879,18 @@ WRONG = [
     Wrong("softmax", SoftmaxDiagonalOnly, "diagonal", "s (1 - s)"),
     Wrong("softmax", SoftmaxNoKeepdims, "keepdims", "no keepdims"),
     Wrong("softmax", SoftmaxSumAxis0, "not over the batch", "axis=0"),
-    Wrong("softmax", SoftmaxNaive, "subtract each row's maximum", "overflow"),
+    Wrong("softmax", SoftmaxNaive, "by its own maximum", "overflow"),
+    Wrong("softmax", SoftmaxShiftMean, "hundreds apart", "shift by the mean"),
     Wrong("softmax_cross_entropy", SCENoMean, "N times too large", "no 1/N"),
     Wrong("softmax_cross_entropy", SCELossSum, "not the sum", "sum"),
     Wrong("softmax_cross_entropy", SCEMinusOne, "correct class", "p - 1"),
     Wrong("softmax_cross_entropy", SCEOneHotLog, "0 * -inf", "one-hot log"),
     Wrong("softmax_cross_entropy", SCENaiveSoftmax, "maximum subtracted", "overflow"),
     Wrong("softmax_cross_entropy", SCEPerExample, "single number", "per example"),
+    Wrong("softmax_cross_entropy", SCEShape1, "single number", "loss of shape (1,)"),
+    Wrong("softmax_cross_entropy", SCEMinusLabels, "integer labels", "probs - y"),
+    Wrong("softmax_cross_entropy", SCELabelsTimesLog, "integer labels", "y * log p"),
+    Wrong("softmax_cross_entropy", SCEColumns, "probs[:, y]", "probs[:, y]"),
     Wrong("mse", MSENoTwo, "factor 2", "no 2"),
     Wrong("mse", MSEGradOverN, "not by N only", "grad / N"),
     Wrong("mse", MSESign, "sign", "target - pred"),
@@ -782,13 +926,14 @@ WRONG = [
     Wrong("network_backward", NetBackwardSkipsActivations, "activations", "skips"),
     Wrong("network_backward", NetBackwardNoReturn, "return", "no return"),
     Wrong("network_update", NetUpdateRebinds, "did not change", "rebinds p"),
+    Wrong("network_update", NetUpdateNewArrays, "in place", "params[name] = ..."),
     Wrong("network_update", NetUpdatePlus, "uphill", "p += lr * g"),
     Wrong("network_update", NetUpdateNoLr, "learning rate", "no lr"),
     Wrong("network_update", NetUpdateWeightsOnly, "biases too", "W only"),
     Wrong("network_update", NetUpdateIsinstance, "isinstance", "isinstance check"),
     Wrong("network_update", NetUpdateReturnInLoop, "first layer", "return in loop"),
     Wrong("train_step", StepNoUpdate, "did not change", "no update"),
-    Wrong("train_step", StepUpdateBeforeBackward, "*then*", "update first"),
+    Wrong("train_step", StepUpdateBeforeBackward, "only then", "update first"),
     Wrong("train_step", StepLossAfter, "before the update", "loss after"),
     Wrong("train_step", StepSoftmaxFirst, "applies the softmax", "softmax first"),
     Wrong("train_step", StepNoReturn, "return", "no return"),
@@ -799,4 +944,20 @@ WRONG = [
     Wrong("train_epoch", epoch_last_loss, "not the last", "last loss"),
     Wrong("train_epoch", epoch_shuffles_in_place, "in place", "shuffles X in place"),
     Wrong("train_epoch", epoch_fixed_lr, "learning rate you are given", "lr = 0.1"),
+    Wrong("train_epoch", epoch_global_rng, "generator rng you are given", "np.random"),
+    Wrong("train_epoch", epoch_own_seed, "generator rng you are given", "own seed"),
+    Wrong(
+        "training", network_with(Linear=LinearAccumulates), "Linear is the first", "+="
+    ),
+    Wrong("training", network_with(loss=SCEShape1), "single number", "loss shape (1,)"),
+    Wrong("training", NetUpdateNewArrays, "in place", "update rebinds the arrays"),
+    Wrong(
+        "training", network_with(ReLU=ReLUSharedCache), "ReLU is the first", "shared"
+    ),
+    Wrong(
+        "training",
+        network_with(Tanh=TanhCachesGlobally),
+        "Tanh is the first",
+        "a global cache",
+    ),
 ]

@@ -1216,6 +1216,9 @@ def _diagnose(got, expected, case, mistakes, hints, problem: Problem) -> str:
 
 
 def _exception_hint(exc: BaseException) -> str:
+    attached = getattr(exc, "nn_hint", None)  # a check's run may attach one
+    if isinstance(attached, str) and attached:
+        return attached
     text = _exception_text(exc)
     if isinstance(exc, RecursionError):
         return (

@@ -17,7 +17,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from utils.check.core import Case, CheckResult, Inputs, Lab, Mistake, Summary, run_check
+from utils.check.core import (
+    Case,
+    CheckResult,
+    Inputs,
+    Lab,
+    Mistake,
+    Summary,
+    array_refs,
+    require_in_place,
+    run_check,
+)
+from utils.check.integration import (
+    copy_params,
+    diverged_hint,
+    explain_errors,
+    find_global,
+)
 from utils.reference import stage1 as ref
 
 LAB = Lab(
@@ -33,6 +49,7 @@ LAB = Lab(
         "backward",
         "sgd_update",
         "train_step",
+        "training",
     ],
     references={
         name: getattr(ref, name)
@@ -66,16 +83,35 @@ def _activations_cases() -> list[Case]:
         Case("exact zeros, shape (4, 6)", (with_zeros,)),
         Case("all negative, shape (2, 4)", (-np.abs(_randn((2, 4), 2)) - 0.1,)),
         Case("a batch of one, shape (1, 7)", (_randn((1, 7), 3, scale=5.0),)),
+        Case(
+            "a transposed array (not contiguous in memory), shape (6, 3)",
+            (_randn((3, 6), 4, scale=2.0).T,),
+        ),
     ]
 
 
 def _logit_cases() -> list[Case]:
     huge = np.array([[1000.0, 999.0, 998.0], [-1000.0, -999.0, -1001.0]], np.float32)
+    # rows whose logits are hundreds apart, the largest first, last or in between:
+    # shifting by anything but the row's maximum (its mean, its minimum) overflows
+    spread = np.array(
+        [
+            [300.0, 0.0, -300.0, 10.0],
+            [-500.0, -20.0, 0.0, 400.0],
+            [0.0, 250.0, -250.0, 1.0],
+        ],
+        np.float32,
+    )
     return [
         Case("random logits, shape (4, 3)", (_randn((4, 3), 10),)),
         Case("a batch of one, shape (1, 5)", (_randn((1, 5), 11),)),
         Case("logits of ±1000, shape (2, 3)", (huge,)),
         Case("equal logits, shape (3, 4)", (np.zeros((3, 4), np.float32),)),
+        Case("logits hundreds apart within a row, shape (3, 4)", (spread,)),
+        Case(
+            "a transposed array (not contiguous in memory), shape (5, 2)",
+            (_randn((2, 5), 12, 3.0).T,),
+        ),
     ]
 
 
@@ -110,14 +146,19 @@ def relu(student) -> CheckResult:
         arg_names=["z"],
         mistakes=[
             Mistake(
-                "that is the derivative (a 0/1 mask); ReLU returns the values "
-                "themselves where z > 0: np.maximum(z, 0).",
+                "that is ReLU's derivative (a 0/1 mask); ReLU itself keeps the "
+                "values where z is positive and puts 0 elsewhere.",
                 lambda z: (z > 0).astype(z.dtype),
             ),
             Mistake(
                 "you kept the negative side: ReLU keeps positive values and "
                 "replaces negative ones by 0.",
                 lambda z: np.minimum(z, 0),
+            ),
+            Mistake(
+                "the negative values are still there: ReLU replaces every negative "
+                "value by 0 and keeps the others.",
+                lambda z: z.copy(),
             ),
             Mistake(
                 "ReLU sets negative values to 0; it does not take their absolute "
@@ -144,7 +185,8 @@ def relu_grad(student) -> CheckResult:
                 lambda z: (z >= 0).astype(z.dtype),
             ),
             Mistake(
-                "that is ReLU itself; its derivative is 1 where z > 0 and 0 elsewhere.",
+                "that is ReLU itself; its derivative is a mask: 1 where z > 0 and 0 "
+                "elsewhere, whatever the size of z.",
                 lambda z: np.maximum(z, 0),
             ),
             Mistake(
@@ -171,19 +213,43 @@ def softmax(student) -> CheckResult:
         arg_names=["logits"],
         mistakes=[
             Mistake(
-                "exp(1000) overflows to inf and inf / inf is NaN: subtract each "
-                "row's maximum first, `logits - logits.max(axis=1, keepdims=True)`; "
-                "softmax does not change when a row is shifted.",
+                "exp(1000) overflows to inf and inf / inf is NaN: shift each row by "
+                "its own maximum before the exponential (softmax does not change "
+                "when a row is shifted), so the largest exponent is exp(0) = 1.",
                 lambda z: np.exp(z) / np.exp(z).sum(axis=1, keepdims=True),
             ),
             Mistake(
-                "subtract each row's own maximum (axis=1, keepdims=True), not the "
-                "maximum of the whole array: rows far below it underflow to 0 / 0.",
+                "shifting each row by its mean (or its minimum) is not enough: in a "
+                "row whose logits are hundreds apart, exp still overflows. Shift by "
+                "the row's maximum: then every exponent is at most exp(0) = 1.",
+                lambda z: (
+                    np.exp(z - z.mean(axis=1, keepdims=True))
+                    / np.exp(z - z.mean(axis=1, keepdims=True)).sum(
+                        axis=1, keepdims=True
+                    )
+                ),
+            ),
+            Mistake(
+                "shifting each row by its mean (or its minimum) is not enough: in a "
+                "row whose logits are hundreds apart, exp still overflows. Shift by "
+                "the row's maximum: then every exponent is at most exp(0) = 1.",
+                lambda z: (
+                    np.exp(z - z.min(axis=1, keepdims=True))
+                    / np.exp(z - z.min(axis=1, keepdims=True)).sum(
+                        axis=1, keepdims=True
+                    )
+                ),
+            ),
+            Mistake(
+                "shift each row by its own maximum (over axis 1, keeping the "
+                "dimension), not by the maximum of the whole array: rows far below "
+                "it underflow to 0 / 0.",
                 _softmax_global_max,
             ),
             Mistake(
-                "each row must sum to 1: sum over the classes, "
-                "`.sum(axis=1, keepdims=True)`, not over the whole array.",
+                "each row must sum to 1: divide by the sum over that row's classes "
+                "(axis 1, keeping the dimension so that it broadcasts), not by the "
+                "sum of the whole array.",
                 lambda z: (
                     np.exp(z - z.max(axis=1, keepdims=True))
                     / np.exp(z - z.max(axis=1, keepdims=True)).sum()
@@ -205,8 +271,11 @@ def softmax(student) -> CheckResult:
 
 
 def _ce_cases() -> list[Case]:
+    """(probs, y). The first is square (N = C), so that integer labels used as if
+    they were one-hot rows broadcast instead of raising, and the hint can say so."""
     cases = []
     for name, (N, C), seed in [
+        ("N=4, C=4", (4, 4), 33),
         ("N=5, C=3", (5, 3), 30),
         ("a batch of one, C=4", (1, 4), 31),
         ("N=6, C=4", (6, 4), 32),
@@ -220,7 +289,34 @@ def _ce_cases() -> list[Case]:
             "probabilities of exactly 0 in other classes", (probs, np.array([1, 0, 2]))
         )
     )
+    # the correct class far below 1e-3: a floor larger than EPS changes the loss
+    tiny = np.array(
+        [[1e-6, 0.5, 0.5 - 1e-6], [0.3, 1e-9, 0.7 - 1e-9], [0.6, 0.4, 1e-30]],
+        np.float32,
+    )
+    cases.append(Case(_TINY, (tiny, np.array([0, 1, 2]))))
     return cases
+
+
+_TINY = "the correct class given probabilities 1e-6, 1e-9 and 1e-30"
+
+
+def _floor_hint(got, expected, case) -> str:
+    if case.name == _TINY and isinstance(got, (float, np.floating)):
+        if got < expected:
+            return (
+                "where the correct class has a tiny probability your loss is too "
+                "small: floor the probability at EPS = 1e-12 inside the log, no "
+                "higher (a larger floor, or a constant added to every probability, "
+                "hides how wrong a confident mistake is)."
+            )
+        return (
+            "where the correct class has a tiny probability your loss is too large: "
+            "floor the probability at EPS = 1e-12 inside the log, as the exercise "
+            "says, so that a probability that rounds to 0 cannot give an infinite "
+            "loss."
+        )
+    return ""
 
 
 def cross_entropy(student) -> CheckResult:
@@ -231,14 +327,34 @@ def cross_entropy(student) -> CheckResult:
         ref.cross_entropy,
         _ce_cases(),
         arg_names=["probs", "y"],
+        hints=[_floor_hint],
         mistakes=[
             Mistake(
+                "where the correct class has a tiny probability your loss is too "
+                "large: floor the probability at EPS = 1e-12 inside the log, as the "
+                "exercise says, so that a probability that rounds to 0 cannot give "
+                "an infinite loss.",
+                lambda p, y: -np.mean(np.log(p[np.arange(len(y)), y])),
+            ),
+            Mistake(
                 "0 * log(0) is 0 * -inf = NaN: pick only the correct class's "
-                "probability, `probs[np.arange(N), y]`, instead of multiplying by "
-                "a one-hot matrix.",
+                "probability in each row (index the rows with their labels), "
+                "instead of multiplying by a one-hot matrix.",
                 lambda p, y: (
                     -np.mean(np.sum(ref.one_hot(y, p.shape[1]) * np.log(p), 1))
                 ),
+            ),
+            Mistake(
+                "probs[:, y] takes, in every row, the columns of all N labels: an "
+                "(N, N) array. Each example needs one entry, its own label's: pair "
+                "each row index with that row's label.",
+                lambda p, y: -np.mean(np.log(np.maximum(p[:, y], ref.EPS))),
+            ),
+            Mistake(
+                "y holds integer labels, one per example, not one-hot rows: "
+                "multiplying log(probs) by it scales every column by a label "
+                "value. Use each label to pick its row's probability.",
+                lambda p, y: -np.mean(np.sum(y * np.log(np.maximum(p, ref.EPS)), 1)),
             ),
             Mistake(
                 "you averaged over all N × C entries; average over the N examples "
@@ -321,8 +437,14 @@ def softmax_cross_entropy_grad(student) -> CheckResult:
         mistakes=[
             Mistake(
                 "subtract 1 only at the correct class: p - Y, with Y the one-hot "
-                "labels (ref: `Y[np.arange(N), y] = 1`).",
+                "labels (a 1 in each row, in its label's column).",
                 lambda p, y: (p - 1) / p.shape[0],
+            ),
+            Mistake(
+                "y holds integer labels, one per example, not one-hot rows: p - y "
+                "subtracts a label value from every entry of a column. Build the "
+                "one-hot Y (or subtract 1 at each row's label) first.",
+                lambda p, y: (p - y) / p.shape[0],
             ),
             Mistake(
                 "the -Y is missing: the gradient of -log p_y with respect to the "
@@ -345,6 +467,14 @@ def _linear_cases() -> list[Case]:
         x = _randn((N, n_in), seed + 1)
         W = _randn((n_in, n_out), seed + 2)
         cases.append(Case(name, (dz, x, W)))
+    # x as a transposed array (not contiguous in memory), as h1.T-like views are
+    x = _randn((4, 5), 44).T
+    cases.append(
+        Case(
+            "N=5, in=4, out=3, x not contiguous in memory",
+            (_randn((5, 3), 43), x, _randn((4, 3), 45)),
+        )
+    )
     return cases
 
 
@@ -359,9 +489,15 @@ def linear_backward(student) -> CheckResult:
         output_names=["dx", "dW", "db"],
         mistakes=[
             Mistake(
-                "db must be summed over the batch, `dz.sum(axis=0)`: b was added to "
-                "every row, so every row's gradient flows into it.",
+                "db must be summed over the batch, one entry per output: b was added "
+                "to every row, so every row's gradient flows into it.",
                 lambda dz, x, W: (dz @ W.T, x.T @ dz, dz),
+            ),
+            Mistake(
+                "db has one entry per output, shape (out,): sum dz over the examples "
+                "(the rows, axis 0), not over each example's outputs (axis 1), "
+                "which gives one number per example.",
+                lambda dz, x, W: (dz @ W.T, x.T @ dz, dz.sum(axis=1)),
             ),
             Mistake(
                 "db is the sum over the batch, not the mean: the 1/N is already "
@@ -369,8 +505,8 @@ def linear_backward(student) -> CheckResult:
                 lambda dz, x, W: (dz @ W.T, x.T @ dz, dz.mean(axis=0)),
             ),
             Mistake(
-                "dW is the transpose of what it should be: dW = x.T @ dz has the "
-                "shape of W, (in, out).",
+                "dW is the transpose of what it should be: dW has the shape of W, "
+                "(in, out), so the product starts with x transposed, (in, N).",
                 lambda dz, x, W: (dz @ W.T, dz.T @ x, dz.sum(axis=0)),
             ),
         ],
@@ -439,9 +575,21 @@ def sgd_update(student) -> CheckResult:
             f"{c.name}, lr=0.1",
             (params, grads, 0.1),
             run=_run_update,
-            may_modify=("params",),
+            in_place=("params",),
         )
         cases.append(case)
+    # two parameters of one shape: nothing may be looked up by shape
+    params = {"W1": _randn((4, 4), 80), "b1": _randn((4,), 81)}
+    params.update(W2=_randn((4, 4), 82), b2=_randn((4,), 83))
+    grads = {k: _randn(v.shape, 90 + i) for i, (k, v) in enumerate(params.items())}
+    cases.append(
+        Case(
+            "W1 and W2 of one shape (4, 4), lr=0.5",
+            (params, grads, 0.5),
+            run=_run_update,
+            in_place=("params",),
+        )
+    )
     return run_check(
         "sgd_update",
         student,
@@ -451,17 +599,17 @@ def sgd_update(student) -> CheckResult:
         output_names=["return value", "params after the update"],
         mistakes=[
             Mistake(
-                "params did not change: update the arrays the caller holds, "
-                "`params[name] -= lr * grads[name]`; building a new dict (or "
-                "rebinding a loop variable) leaves the caller's dict as it was.",
+                "params did not change: the update must change the arrays that the "
+                "caller's dict holds; building a new dict, or rebinding a loop "
+                "variable, leaves the caller's arrays as they were.",
                 lambda params, grads, lr: None,
             ),
             Mistake(
-                "you moved uphill: gradient descent subtracts, p -= lr * grad.",
+                "you moved uphill: gradient descent steps against the gradient.",
                 lambda params, grads, lr: ref.sgd_update(params, grads, -lr),
             ),
             Mistake(
-                "the learning rate is missing: p -= lr * grad.",
+                "the learning rate is missing: the step is the gradient scaled by lr.",
                 lambda params, grads, lr: ref.sgd_update(params, grads, 1.0),
             ),
         ],
@@ -482,7 +630,7 @@ def _train_step_loss_after(X, y, params, lr):
 def train_step(student) -> CheckResult:
     """Check ``train_step(X, y, params, lr)``: returns the loss, updates params."""
     cases = [
-        Case(c.name, (*c.args, 0.5), run=_run_train_step, may_modify=("params",))
+        Case(c.name, (*c.args, 0.5), run=_run_train_step, in_place=("params",))
         for c in _network_cases()
     ]
     return run_check(
@@ -494,8 +642,8 @@ def train_step(student) -> CheckResult:
         output_names=["loss", "params after the step"],
         mistakes=[
             Mistake(
-                "params did not change: call sgd_update(params, grads, lr) after "
-                "backward.",
+                "params did not change: after backward, the step must apply the "
+                "update to params (your sgd_update does it).",
                 lambda X, y, params, lr: ref.cross_entropy(
                     ref.forward(X, params)[0], y
                 ),
@@ -506,9 +654,130 @@ def train_step(student) -> CheckResult:
                 _train_step_loss_after,
             ),
             Mistake(
-                "the step went uphill: the update must use -lr, p -= lr * grad.",
+                "the step went uphill: the update must go against the gradient.",
                 lambda X, y, params, lr: ref.train_step(X, y, params, -lr),
             ),
+        ],
+        record=LAB.record,
+    )
+
+
+# --------------------------------------------------------------------------- training
+_PIECES = ("forward", "cross_entropy", "backward", "sgd_update", "train_step")
+
+_ADVICE = {
+    "forward": (
+        "Here it runs on batch after batch, some of them slices of a larger array: "
+        "it must depend on X and params only, and return new arrays every call."
+    ),
+    "cross_entropy": (
+        "A loss must be one number at every step, a Python float or a 0-d NumPy "
+        "value, for every batch size, the batch of one included."
+    ),
+    "backward": (
+        "It must return this batch's gradients only: nothing kept from an earlier "
+        "call, and nothing changed in the cache or in params."
+    ),
+    "sgd_update": (
+        "Step after step it must change the caller's arrays in place (a new array "
+        "put in the dict is not the caller's) and keep them float32."
+    ),
+    "train_step": (
+        "Forward, loss, backward, update, on the batch and the params it is given "
+        "(not on global variables), returning the loss of this step's forward pass."
+    ),
+}
+
+
+def _training_pieces(impl) -> dict:
+    """The pieces that ``train_step`` uses: the notebook's, or the reference's."""
+    if isinstance(impl, dict):
+        return impl
+    pieces = {
+        name: find_global(impl, name, getattr(ref, name)) for name in _PIECES[:-1]
+    }
+    pieces["train_step"] = impl
+    return pieces
+
+
+def _run_training(impl, X, y, params, lr, batches):
+    """Train with ``impl``'s pieces, batch after batch; every loss and parameter."""
+    pieces = _training_pieces(impl)
+    arrays = array_refs(params)  # the caller's arrays: updated in place, never replaced
+    out: dict = {}
+    for k, rows in enumerate(batches, start=1):
+        Xb, yb = X[rows], y[rows]  # slices: views of X and y
+        if pieces["train_step"] is ref.train_step:  # composed from the pieces
+            probs, cache = pieces["forward"](Xb, params)
+            loss = pieces["cross_entropy"](probs, yb)
+            grads = pieces["backward"](yb, params, cache)
+            pieces["sgd_update"](params, grads, lr)
+        else:
+            loss = pieces["train_step"](Xb, yb, params, lr)
+        out[f"the loss returned at step {k}"] = loss
+        for name, value in copy_params(params).items():
+            out[f"{name} after step {k}"] = value
+        require_in_place(arrays, params, "params")
+    return out
+
+
+def _training_cases() -> list[Case]:
+    cases = []
+    for name, (N, D, H, C), sizes, seed in [
+        (
+            "10 examples, D=5, H=6, C=3: batches of 6, 3 and 1, twice",
+            (10, 5, 6, 3),
+            (6, 3, 1),
+            100,
+        ),
+        (
+            "7 examples, D=4, H=4, C=4: batches of 4 and 3, three times",
+            (7, 4, 4, 4),
+            (4, 3),
+            110,
+        ),
+    ]:
+        starts = np.cumsum((0, *sizes))
+        rows = [
+            slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True)
+        ]
+        batches = rows * (2 if len(sizes) == 3 else 3)
+        X = _randn((N, D), seed)
+        params = _params(D, H, C, seed)
+        cases.append(Case(name, (X, _labels(N, C, seed), params, 0.5, batches)))
+    return cases
+
+
+def training(student) -> CheckResult:
+    """Check that the pieces train together: ``train_step`` (with the notebook's
+    ``forward``, ``cross_entropy``, ``backward`` and ``sgd_update``) for several
+    steps on batches of different sizes, every loss and parameter compared.
+
+    Each exercise's check calls it once on fresh inputs; here the same ``params``
+    go through step after step, as in the training cells, so that a piece that
+    keeps state between calls, returns a loss of the wrong kind or replaces the
+    caller's arrays is found, and named.
+    """
+    run = explain_errors(
+        _run_training, student, _PIECES, _training_pieces, ref.train_step, _ADVICE
+    )
+    cases = [
+        Case(c.name, c.args, run=run, may_modify=("arg2",)) for c in _training_cases()
+    ]
+    return run_check(
+        "training",
+        student,
+        ref.train_step,
+        cases,
+        hints=[
+            diverged_hint(
+                _PIECES,
+                _training_pieces,
+                student,
+                ref.train_step,
+                _run_training,
+                _ADVICE,
+            )
         ],
         record=LAB.record,
     )

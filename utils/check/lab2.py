@@ -39,9 +39,16 @@ from utils.check.core import (
     Lab,
     Mistake,
     Summary,
+    array_refs,
     describe_exception,
     finish,
+    require_in_place,
     run_check,
+)
+from utils.check.integration import (
+    copy_params,
+    diverged_hint,
+    explain_errors,
 )
 from utils.reference import stage2 as ref
 
@@ -64,6 +71,7 @@ LAB = Lab(
         "network_update",
         "train_step",
         "train_epoch",
+        "training",
     ],
     references={
         "linear_forward": ref.Linear,
@@ -148,6 +156,11 @@ def _linear_cases() -> list[Case]:
         b = _randn((n_out,), seed + 20)
         dout = _randn((N, n_out), seed + 30)
         cases.append(Case(name, (x, W, b, dout)))
+    x = _randn((3, 6), 4).T  # (6, 3), a transposed array: not contiguous in memory
+    W, b = _randn((3, 2), 14), _randn((2,), 24)
+    cases.append(
+        Case("N=6, in=3, out=2, x not contiguous", (x, W, b, _randn((6, 2), 34)))
+    )
     return cases
 
 
@@ -178,6 +191,18 @@ def _run_linear_backward(cls, x, W, b, dout):
     layer.forward(x)
     dx = layer.backward(dout)
     return {"dx": dx, "dW": layer.dW, "db": layer.db}
+
+
+def _run_linear_twice(cls, x, W, b, dout):
+    """Two batches in a row through one layer, as in training: the gradients after
+    the second backward must be the second batch's only (stage 2 never zeroes them),
+    and the layer must keep working on the arrays it holds."""
+    layer = _make_linear(cls, W, b)
+    layer.forward(x[::-1] * 2)  # a first batch, another one
+    layer.backward(dout[::-1] * 3)
+    layer.forward(x)
+    dx = layer.backward(dout)
+    return {"dx": dx, "dW after the second batch": layer.dW, "db": layer.db}
 
 
 class _LinearMistake(ref.Linear):
@@ -276,19 +301,60 @@ def linear_forward(student) -> CheckResult:
     )
 
 
+class _LinearAccumulates(ref.Linear):
+    def backward(self, dout):
+        self.dW += self.x.T @ dout
+        self.db += dout.sum(axis=0)
+        return dout @ self.W.T
+
+
+class _LinearLocalGrads(ref.Linear):
+    def backward(self, dout):
+        dW = self.x.T @ dout  # noqa: F841 - the mistake: computed, never stored
+        db = dout.sum(axis=0)  # noqa: F841
+        return dout @ self.W.T
+
+
 def linear_backward(student) -> CheckResult:
-    """Check ``Linear.backward``: sets ``dW``, ``db``, returns ``dx``."""
+    """Check ``Linear.backward``: sets ``dW``, ``db``, returns ``dx``; twice in a row
+    on one layer, the second batch's gradients replace the first's."""
+    cases = [Case(c.name, c.args, run=_run_linear_backward) for c in _linear_cases()]
+    first = _linear_cases()[1]
+    cases.append(
+        Case(
+            "N=6, in=4, out=3: two batches in a row", first.args, run=_run_linear_twice
+        )
+    )
     return run_check(
         "linear_backward",
         student,
         ref.Linear,
-        [Case(c.name, c.args, run=_run_linear_backward) for c in _linear_cases()],
+        cases,
         arg_names=["x", "W", "b", "dout"],
         mistakes=[
             Mistake(
-                "db must be summed over the batch, `dout.sum(axis=0)`, shape (out,): "
-                "b was added to every row, so every row's gradient flows into it.",
+                "dW and db are still the zeros the constructor put there: the "
+                "gradients were computed into local names and never stored in the "
+                "layer. Store them in self.dW and self.db (they are the entries of "
+                "self.grads that update reads).",
+                _LinearLocalGrads,
+            ),
+            Mistake(
+                "after a second batch, dW and db hold the sum of both batches' "
+                "gradients: stage 2 never zeroes them, so backward must store (=) "
+                "this batch's gradients, not add (+=) to the previous ones.",
+                _LinearAccumulates,
+            ),
+            Mistake(
+                "db must be summed over the batch, shape (out,): b was added to every "
+                "row, so every row's gradient flows into it.",
                 _linear_mistake(bwd=_bwd(db=lambda self, dout: dout)),
+            ),
+            Mistake(
+                "db has one entry per output, shape (out,): sum dout over the "
+                "examples (the rows, axis 0), not over each example's outputs "
+                "(axis 1), which gives one number per example.",
+                _linear_mistake(bwd=_bwd(db=lambda self, dout: dout.sum(axis=1))),
             ),
             Mistake(
                 "db is the sum over the batch, not the mean: the 1/N of the loss is "
@@ -296,25 +362,25 @@ def linear_backward(student) -> CheckResult:
                 _linear_mistake(bwd=_bwd(db=lambda self, dout: dout.mean(axis=0))),
             ),
             Mistake(
-                "dW is the transpose of what it should be: dW = x.T @ dout has the "
-                "shape of W, (in, out).",
+                "dW is the transpose of what it should be: dW has the shape of W, "
+                "(in, out), so the product starts with x transposed, (in, N).",
                 _linear_mistake(bwd=_bwd(dW=lambda self, dout: dout.T @ self.x)),
             ),
             Mistake(
                 "dW is too small by a factor N: the 1/N of the mean is already inside "
-                "dout, so dW = x.T @ dout with no division.",
+                "dout, so dW needs no division.",
                 _linear_mistake(
                     bwd=_bwd(dW=lambda self, dout: self.x.T @ dout / len(dout))
                 ),
             ),
             Mistake(
-                "dx = dout @ W.T: dout is (N, out) and W is (in, out), so W must be "
-                "transposed to bring the gradient back to (N, in).",
+                "dx must have the shape of x, (N, in): dout is (N, out) and W is "
+                "(in, out), so W must be transposed to bring the gradient back.",
                 _linear_mistake(bwd=_bwd(dx=lambda self, dout: dout @ self.W)),
             ),
             Mistake(
-                "dW = x.T @ dout needs the layer's *input* x: cache x in forward "
-                "(`self.x = x`), not the output.",
+                "dW needs the layer's *input* x: cache the input in forward "
+                "(self.x), not the output.",
                 _linear_mistake(
                     fwd=lambda self, x: (
                         setattr(self, "x", x @ self.W + self.b) or self.x
@@ -395,12 +461,12 @@ def relu(student) -> CheckResult:
         mistakes=[
             Mistake(
                 "backward returns the local derivative only; the chain rule "
-                "multiplies it by the gradient that arrives: dx = dout * (x > 0).",
+                "multiplies it by the gradient that arrives, dout.",
                 _layer(relu_fwd, lambda x, out, dout: (x > 0).astype(x.dtype)),
             ),
             Mistake(
                 "the output is always >= 0, so `out >= 0` lets every gradient "
-                "through: test `out > 0` (or `x > 0`): the slope is 0 where x <= 0.",
+                "through: the slope is 0 wherever x <= 0, so the mask must be strict.",
                 _layer(relu_fwd, lambda x, out, dout: dout * (out >= 0)),
             ),
             Mistake(
@@ -409,8 +475,8 @@ def relu(student) -> CheckResult:
                 _layer(relu_fwd, lambda x, out, dout: dout * (x >= 0)),
             ),
             Mistake(
-                "backward multiplies dout by ReLU's *derivative*, the 0/1 mask "
-                "(x > 0), not by the output max(x, 0).",
+                "backward multiplies dout by ReLU's *derivative*, a 0/1 mask, not by "
+                "the output.",
                 _layer(relu_fwd, lambda x, out, dout: dout * out),
             ),
             Mistake(
@@ -435,9 +501,10 @@ def sigmoid(student) -> CheckResult:
             _overflow_hint(
                 "np.exp(-x) overflows for x = -1000 (NumPy warns even when the "
                 "result is thrown away afterwards, e.g. in a branch of np.where, "
-                "which computes both branches for every element). Compute "
-                "e = np.exp(-np.abs(x)), which is at most 1: sigmoid is 1 / (1 + e) "
-                "where x >= 0 and e / (1 + e) where x < 0."
+                "which computes both branches for every element). Only ever "
+                "exponentiate a number <= 0 (minus the absolute value of x), and "
+                "write the sigmoid of positive and of negative x from it, as the "
+                "exercise shows."
             )
         ],
         mistakes=[
@@ -448,7 +515,7 @@ def sigmoid(student) -> CheckResult:
             ),
             Mistake(
                 "backward returns the local derivative only; the chain rule "
-                "multiplies it by the gradient that arrives: dx = dout * s * (1 - s).",
+                "multiplies it by the gradient that arrives, dout.",
                 _layer(_stable_sigmoid, lambda x, s, dout: s * (1 - s)),
             ),
             Mistake(
@@ -487,7 +554,7 @@ def tanh(student) -> CheckResult:
             ),
             Mistake(
                 "backward returns the local derivative only; the chain rule "
-                "multiplies it by the gradient that arrives: dx = dout * (1 - t**2).",
+                "multiplies it by the gradient that arrives, dout.",
                 _layer(np.tanh, lambda x, t, dout: 1 - t**2),
             ),
         ],
@@ -509,7 +576,23 @@ def _logit_cases() -> list[Case]:
             "equal logits, shape (3, 4)",
             (np.zeros((3, 4), np.float32), _randn((3, 4), 73)),
         ),
+        Case(
+            "logits hundreds apart within a row, shape (3, 4)",
+            (_SPREAD, _randn((3, 4), 74)),
+        ),
     ]
+
+
+# rows whose logits are hundreds apart, the largest first, last or in between:
+# shifting by anything but the row's maximum (its mean, its minimum) overflows
+_SPREAD = np.array(
+    [
+        [300.0, 0.0, -300.0, 10.0],
+        [-500.0, -20.0, 0.0, 400.0],
+        [0.0, 250.0, -250.0, 1.0],
+    ],
+    np.float32,
+)
 
 
 def softmax(student) -> CheckResult:
@@ -541,7 +624,7 @@ def softmax(student) -> CheckResult:
             ),
             Mistake(
                 "the sum in dx = s * (dout - sum(dout * s)) runs over each row's "
-                "classes, axis=1 (with keepdims=True), not over the batch.",
+                "classes (axis 1, keeping the dimension), not over the batch.",
                 _layer(
                     sm,
                     lambda x, s, dout: (
@@ -556,9 +639,10 @@ def softmax(student) -> CheckResult:
         ],
         hints=[
             _overflow_hint(
-                "exp(1000) overflows to inf and inf / inf is NaN: subtract each "
-                "row's maximum first, `x - x.max(axis=1, keepdims=True)`; softmax "
-                "does not change when a row is shifted."
+                "exp overflows to inf and inf / inf is NaN: shift each row by its own "
+                "maximum before the exponential (softmax does not change when a row "
+                "is shifted; shifting by the mean or the minimum is not enough when "
+                "a row's values are hundreds apart)."
             )
         ],
         record=LAB.record,
@@ -572,7 +656,11 @@ def _sce_cases() -> list[Case]:
     confident = np.array(
         [[0.0, 200.0, 0.0], [300.0, 0.0, 0.0], [0.0, 0.0, 150.0]], np.float32
     )
+    # hundreds apart, and the correct class about 1e-7 (above the floor EPS = 1e-12)
+    far = np.array([[300.0, 284.0, -300.0], [-200.0, 0.0, 17.0]], np.float32)
     return [
+        # square first: integer labels used as one-hot rows broadcast, not raise
+        Case("N=4, C=4", (_randn((4, 4), 84, 2.0), _labels(4, 4, 84))),
         Case("N=5, C=3", (_randn((5, 3), 80, 2.0), _labels(5, 3, 80))),
         Case("a batch of one, C=4", (_randn((1, 4), 81, 2.0), _labels(1, 4, 81))),
         Case("N=6, C=4", (_randn((6, 4), 82, 2.0), _labels(6, 4, 82))),
@@ -580,6 +668,10 @@ def _sce_cases() -> list[Case]:
         Case(
             "confident and right: probabilities of exactly 0 in other classes",
             (confident, np.array([1, 0, 2])),
+        ),
+        Case(
+            "logits hundreds apart, the correct class at probability 1e-7",
+            (far, np.array([1, 1])),
         ),
     ]
 
@@ -653,9 +745,37 @@ def softmax_cross_entropy(student) -> CheckResult:
                 _loss(_ce, lambda z, y: ref.softmax(z) / len(y)),
             ),
             Mistake(
+                "y holds integer labels, one per example, not one-hot rows: "
+                "subtracting it from the probabilities takes a label value from "
+                "every entry of a column. Subtract 1 only at each row's label.",
+                _loss(_ce, lambda z, y: (ref.softmax(z) - y) / len(y)),
+            ),
+            Mistake(
+                "y holds integer labels, one per example, not one-hot rows: "
+                "multiplying log(probs) by it scales every column by a label value. "
+                "Use each label to pick its row's probability.",
+                _loss(
+                    lambda z, y: float(
+                        -np.mean(np.sum(y * np.log(ref.softmax(z) + 1e-30), axis=1))
+                    ),
+                    _sce_grad,
+                ),
+            ),
+            Mistake(
+                "probs[:, y] takes, in every row, the columns of all N labels: an "
+                "(N, N) array. Each example needs one entry, its own label's: pair "
+                "each row index with that row's label.",
+                _loss(
+                    lambda z, y: float(
+                        -np.mean(np.log(np.maximum(ref.softmax(z)[:, y], ref.EPS)))
+                    ),
+                    _sce_grad,
+                ),
+            ),
+            Mistake(
                 "0 * log(0) is 0 * -inf = NaN: pick only the correct class's "
-                "probability, `probs[np.arange(N), y]`, instead of multiplying "
-                "log(probs) by a one-hot matrix.",
+                "probability in each row (index the rows with their labels), "
+                "instead of multiplying log(probs) by a one-hot matrix.",
                 _loss(
                     lambda z, y: float(
                         -np.mean(np.sum(_Y(z, y) * np.log(ref.softmax(z)), axis=1))
@@ -1002,6 +1122,13 @@ def _net_cases() -> list[Case]:
         ("6 -> 5 -> 4 -> 3, tanh, N=4", [6, 5, 4, 3], "tanh", 4, 2),
         ("a batch of one, 7 -> 5 -> 2, sigmoid", [7, 5, 2], "sigmoid", 1, 3),
         ("one Linear layer, 3 -> 2, N=5", [3, 2], "relu", 5, 4),
+        (
+            "a deep network, 6 Linear and 5 ReLU layers, N=2",
+            [5, 4, 4, 4, 4, 4, 3],
+            "relu",
+            2,
+            5,
+        ),
     ]:
         X = _randn((N, sizes[0]), 200 + seed)
         y = _labels(N, sizes[-1], 200 + seed)
@@ -1045,7 +1172,9 @@ def _run_net_update(cls, sizes, activation, seed, X, y, dlogits, lr):
         out = layer.forward(out)
     for layer in reversed(net.layers):
         dlogits = layer.backward(dlogits)
+    arrays = array_refs([layer.params for layer in net.layers])
     net.update(lr)
+    require_in_place(arrays, [layer.params for layer in net.layers], "layers")
     return _params_of(net.layers)
 
 
@@ -1091,7 +1220,7 @@ def network_forward(student) -> CheckResult:
                 _net_mistake(forward=_forward_over(lambda layers: layers[::-1])),
             ),
             Mistake(
-                "apply every layer, the activations too: `for layer in self.layers`.",
+                "apply every layer in self.layers, the activations too.",
                 _net_mistake(
                     forward=_forward_over(
                         lambda layers: [la for la in layers if la.params]
@@ -1099,8 +1228,8 @@ def network_forward(student) -> CheckResult:
                 ),
             ),
             Mistake(
-                "feed each layer's output to the next: `X = layer.forward(X)`; "
-                "here every layer got the network's input.",
+                "feed each layer's output to the next; here every layer got the "
+                "network's input.",
                 _net_mistake(forward=_forward_last_only),
             ),
             Mistake(
@@ -1140,13 +1269,12 @@ def network_backward(student) -> CheckResult:
         arg_names=["layer_sizes", "activation", "seed", "X", "y", "dlogits", "lr"],
         mistakes=[
             Mistake(
-                "backward goes through the layers in reverse, last to first: "
-                "`for layer in reversed(self.layers)`.",
+                "backward goes through the layers in reverse, last to first.",
                 _net_mistake(backward=_backward_over(lambda layers: layers)),
             ),
             Mistake(
-                "pass each layer's result on to the next: "
-                "`dout = layer.backward(dout)`; here every layer got dlogits.",
+                "pass each layer's result (its dx) on to the layer before it as its "
+                "dout; here every layer got dlogits.",
                 _net_mistake(backward=_backward_not_chained),
             ),
             Mistake(
@@ -1186,25 +1314,25 @@ def network_update(student) -> CheckResult:
         arg_names=["layer_sizes", "activation", "seed", "X", "y", "dlogits", "lr"],
         mistakes=[
             Mistake(
-                "the parameters did not change. Go through every layer's dicts, "
-                "`for name, p in layer.params.items()`, and change the array itself, "
-                "`p -= lr * layer.grads[name]` (`p = p - lr * g` only rebinds the "
-                "name p). The check runs your method on reference layers, so a test "
-                "such as `isinstance(layer, Linear)` does not recognise them: "
-                "`layer.params` works for any layer.",
+                "the parameters did not change. Go through every layer's params and "
+                "grads dicts and change each parameter array itself, in place "
+                "(`p = p - lr * g` only rebinds the name p). The check runs your "
+                "method on reference layers, so a test such as "
+                "`isinstance(layer, Linear)` does not recognise them: `layer.params` "
+                "works for any layer.",
                 _net_mistake(update=lambda self, lr: None),
             ),
             Mistake(
-                "you moved uphill: gradient descent subtracts, p -= lr * g.",
+                "you moved uphill: gradient descent steps against the gradient.",
                 _net_mistake(update=lambda self, lr: ref.Network.update(self, -lr)),
             ),
             Mistake(
-                "the learning rate is missing: p -= lr * g.",
+                "the learning rate is missing: the step is the gradient scaled by lr.",
                 _net_mistake(update=lambda self, lr: ref.Network.update(self, 1.0)),
             ),
             Mistake(
-                "update every parameter of every layer, the biases too: loop over "
-                "`layer.params` (with its `layer.grads`).",
+                "update every parameter of every layer, the biases too: every entry "
+                "of layer.params, with its gradient in layer.grads.",
                 _net_mistake(update=_update_weights_only),
             ),
             Mistake(
@@ -1244,9 +1372,9 @@ def train_step(student) -> CheckResult:
         arg_names=["layer_sizes", "activation", "seed", "X", "y", "dlogits", "lr"],
         mistakes=[
             Mistake(
-                "the parameters did not change: after the loss, call "
-                "`self.backward(self.loss_layer.backward())`, *then* `self.update(lr)` "
-                "(update uses the gradients that backward stores).",
+                "the parameters did not change: after the loss, the gradients must go "
+                "backward through the network (starting from the loss layer's "
+                "gradient), and only then update, which uses what backward stored.",
                 _net_mistake(train_step=_step(order="fb")),
             ),
             Mistake(
@@ -1306,17 +1434,31 @@ LR_KEY = "every train_step given lr"
 
 def _lr_hint(got, expected, case) -> str:
     if isinstance(got, dict) and got.get(LR_KEY) is False:
-        return (
-            "pass the learning rate you are given to every step, unchanged: "
-            "`net.train_step(X_batch, y_batch, lr)`."
-        )
+        return "pass the learning rate you are given to every step, unchanged."
     return ""
 
 
-def _run_epoch(impl, X, y, batch_size, lr, rng):
+SEED_KEY = "the same rng seed gives the same batches, another seed other batches"
+
+
+def _batches(impl, X, y, batch_size, lr, seed) -> list[list[int]]:
     net = _Recorder()
+    impl(net, X.copy(), y.copy(), batch_size, lr, np.random.default_rng(seed))
+    return [list(c[0]) for c in net.calls]
+
+
+def _run_epoch(impl, X, y, batch_size, lr, rng):
+    X0, y0 = X.copy(), y.copy()  # as given (a wrong run may shuffle them in place)
+    net = _Recorder()
+    seed = int(rng.integers(1 << 30))  # the generator's state decides the order
+    rng = np.random.default_rng(seed)
     returned = impl(net, X, y, batch_size, lr, rng)
     ids = [c[0] for c in net.calls]
+    first = [list(i) for i in ids]
+    # the order must come from rng: the same seed again gives the same batches
+    # and (with more than two examples) another seed other batches
+    same = _batches(impl, X0, y0, batch_size, lr, seed) == first
+    other = len(X) <= 2 or _batches(impl, X0, y0, batch_size, lr, seed + 1) != first
     seen = np.concatenate(ids) if ids else np.zeros(0, int)
     return {
         "number of train_step calls": len(net.calls),
@@ -1329,6 +1471,7 @@ def _run_epoch(impl, X, y, batch_size, lr, rng):
         "examples shuffled": len(X) == 1 or not np.array_equal(seen, np.arange(len(X))),
         "largest batch": max((len(i) for i in ids), default=0),
         LR_KEY: all(c[2] == lr for c in net.calls),
+        SEED_KEY: bool(same and other),
         "returned value": returned,
     }
 
@@ -1352,6 +1495,16 @@ def _epoch(shuffle=True, drop_last=False, same_order=True, reduce=np.mean) -> Ca
     return train_epoch
 
 
+def _seed_hint(got, expected, case) -> str:
+    if isinstance(got, dict) and got.get(SEED_KEY) is False:
+        return (
+            "draw the order from the generator rng you are given, not from "
+            "np.random or a generator of your own: then the same seed gives the "
+            "same run, and the caller decides the seed."
+        )
+    return ""
+
+
 def train_epoch(student) -> CheckResult:
     """Check ``train_epoch(net, X, y, batch_size, lr, rng)`` with a stand-in net."""
     return run_check(
@@ -1360,12 +1513,12 @@ def train_epoch(student) -> CheckResult:
         ref.train_epoch,
         [Case(c.name, c.args, run=_run_epoch) for c in _epoch_cases()],
         arg_names=["X", "y", "batch_size", "lr", "rng"],
-        hints=[_lr_hint],
+        hints=[_lr_hint, _seed_hint],
         mistakes=[
             Mistake(
-                "the last, smaller batch is missing: `range(0, N, batch_size)` "
-                "starts a batch at every multiple of batch_size below N, and "
-                "slicing past the end is fine in NumPy.",
+                "the last, smaller batch is missing: start a batch at every multiple "
+                "of batch_size below N; a slice that runs past the end of an array "
+                "simply stops there.",
                 _epoch(drop_last=True),
             ),
             Mistake(
@@ -1386,6 +1539,141 @@ def train_epoch(student) -> CheckResult:
                 "return the mean of all the batches' losses, not the last one.",
                 _epoch(reduce=lambda losses: losses[-1]),
             ),
+        ],
+        record=LAB.record,
+    )
+
+
+# --------------------------------------------------------------------------- together
+_PIECES = ("Linear", "ReLU", "Tanh", "SoftmaxCrossEntropy", "Network")
+
+_ADVICE = {
+    "Linear": (
+        "Training calls forward and backward on the same layer batch after batch: "
+        "after each backward, dW and db must be this batch's gradients only (stage 2 "
+        "never zeroes them), stored in the layer's grads, where update finds them."
+    ),
+    "ReLU": (
+        "With several ReLU layers in one network, each must keep its own cache (an "
+        "attribute of self, not of the class or a global variable)."
+    ),
+    "Tanh": (
+        "With several Tanh layers in one network, each must keep its own cache (an "
+        "attribute of self, not of the class or a global variable)."
+    ),
+    "SoftmaxCrossEntropy": (
+        "Its forward must return one number (a Python float or a 0-d value) for "
+        "every batch size, and its backward must use what this forward cached."
+    ),
+    "Network": (
+        "forward, backward, update and train_step run again and again on the same "
+        "layers: every layer visited, every parameter updated in place, and the "
+        "loss of this step returned."
+    ),
+}
+
+
+def _net_pieces(impl) -> dict:
+    """The classes a network of ``impl`` is built from: its constructor (given in
+    the lab) puts the notebook's ``Linear``, activations and loss layer in it."""
+    if isinstance(impl, dict):
+        return impl
+    relu_net = impl([3, 4, 2], "relu", seed=0)
+    tanh_net = impl([3, 4, 2], "tanh", seed=0)
+    return {
+        "Linear": type(relu_net.layers[0]),
+        "ReLU": type(relu_net.layers[1]),
+        "Tanh": type(tanh_net.layers[1]),
+        "SoftmaxCrossEntropy": type(relu_net.loss_layer),
+        "Network": impl,
+    }
+
+
+def _build(pieces, sizes, activation, seed):
+    """A network of the given pieces with the reference's weights (non-zero biases)."""
+    net = object.__new__(pieces["Network"])
+    act = pieces["ReLU" if activation == "relu" else "Tanh"]
+    net.layers = [
+        _make_linear(pieces["Linear"], layer.W, layer.b)
+        if isinstance(layer, ref.Linear)
+        else act()
+        for layer in _reference_layers(sizes, activation, seed)
+    ]
+    net.loss_layer = pieces["SoftmaxCrossEntropy"]()
+    return net
+
+
+def _run_training(impl, sizes, activation, seed, X, y, lr, batches):
+    """``train_step`` batch after batch; every loss and parameter."""
+    net = _build(_net_pieces(impl), sizes, activation, seed)
+    stores = [layer.params for layer in net.layers]
+    arrays = array_refs(stores)  # updated in place, never replaced
+    out: dict = {}
+    for k, rows in enumerate(batches, start=1):
+        loss = net.train_step(X[rows], y[rows], lr)
+        out[f"the loss returned at step {k}"] = loss
+        for i, store in enumerate(stores):
+            for name, value in copy_params(store).items():
+                out[f"{name} of layer {i} after step {k}"] = value
+        require_in_place(arrays, stores, "layers")
+    return out
+
+
+def _training_cases() -> list[Case]:
+    cases = []
+    for name, sizes, activation, sizes_b, repeat, seed in [
+        (
+            "5 -> 6 -> 4 -> 3, relu: batches of 4, 4 and 2, twice",
+            [5, 6, 4, 3],
+            "relu",
+            (4, 4, 2),
+            2,
+            0,
+        ),
+        (
+            "4 -> 4 -> 4 -> 4, tanh: batches of 4 and 3, three times",
+            [4, 4, 4, 4],
+            "tanh",
+            (4, 3),
+            3,
+            1,
+        ),
+    ]:
+        N = sum(sizes_b)
+        starts = np.cumsum((0, *sizes_b))
+        rows = [
+            slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True)
+        ]
+        X = _randn((N, sizes[0]), 500 + seed)
+        y = _labels(N, sizes[-1], 500 + seed)
+        cases.append(Case(name, (sizes, activation, seed, X, y, 0.5, rows * repeat)))
+    return cases
+
+
+def training(student) -> CheckResult:
+    """Check that the pieces train together: a network built by the student's
+    ``Network`` (so with the notebook's ``Linear``, activations and loss layer)
+    trained with ``train_step`` on several batches in a row, the last one smaller,
+    every loss and parameter compared with the reference's.
+
+    Each exercise's check calls a method once on a fresh object; here the same
+    layers go through step after step, as in the training cells, so that a piece
+    that keeps state between calls (gradients added up where stage 2 replaces them,
+    a cache shared between layers), returns a loss of the wrong kind or rebinds the
+    parameters is found, and named.
+    """
+    run = explain_errors(
+        _run_training, student, _PIECES, _net_pieces, ref.Network, _ADVICE
+    )
+    return run_check(
+        "training",
+        student,
+        ref.Network,
+        [Case(c.name, c.args, run=run) for c in _training_cases()],
+        hints=[
+            diverged_hint(
+                _PIECES, _net_pieces, student, ref.Network, _run_training, _ADVICE
+            )
         ],
         record=LAB.record,
     )
