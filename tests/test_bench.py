@@ -85,6 +85,7 @@ def test_bench_quick_runs_end_to_end(capsys):
     assert "Training throughput" in out
     assert "(a) plain fused NumPy loop" in out
     assert "backward pass on chains and diamonds" in out
+    assert "stage 3 " in out and "zero_grad" in out  # the per-phase profile
     assert "load average" in out
 
 

@@ -3,12 +3,14 @@
 1. Training throughput (samples/s) of the same MLP in a plain fused NumPy loop and
    in every stage's framework, with 1 and 2 BLAS threads, each row with its ratio
    to the plain loop (:mod:`utils.benchmarks.throughput`).
-2. Stage 4's backward pass on chains and diamonds of 10 to 10,000 nodes: nodes
+2. Where the time of one training step goes, phase by phase, in stages 2-4
+   (:mod:`utils.benchmarks.profile`).
+3. Stage 4's backward pass on chains and diamonds of 10 to 10,000 nodes: nodes
    visited and time per node, which must stay flat (linear total time)
    (:mod:`utils.benchmarks.graph`).
-3. Every ``bench_*()`` function of the other modules of :mod:`utils.benchmarks`
+4. Every ``bench_*()`` function of the other modules of :mod:`utils.benchmarks`
    (the figures chapter 2 quotes, for example).
-4. Each notebook's execution time and its check calls' times
+5. Each notebook's execution time and its check calls' times
    (:mod:`utils.benchmarks.notebooks`).
 
 Usage: ``python -m utils.bench [--quick] [--no-notebooks] [--threads 1 2]``. This is
@@ -31,7 +33,7 @@ import numpy as np
 import utils.benchmarks as benchmarks
 
 # modules whose results are tables printed by main(), not bench_*() timings
-_TABLE_MODULES = {"graph", "notebooks", "throughput"}
+_TABLE_MODULES = {"graph", "notebooks", "profile", "throughput"}
 
 
 def load_average() -> str:
@@ -73,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args(argv)
 
-    from utils.benchmarks import graph, throughput
+    from utils.benchmarks import graph, profile, throughput
 
     mnist = bool(os.environ.get("MNIST_PATH")) and not args.quick
     sys.stdout.write(
@@ -86,10 +88,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         kwargs = dict(sizes=(20, 12, 8, 3), batch_size=8, n_batches=2, repeats=1)
     else:
-        kwargs = dict(n_batches=5, repeats=args.repeats or 30, mnist=mnist)
+        kwargs = dict(n_batches=1, repeats=args.repeats or 150, mnist=mnist)
     impls, results, text = throughput.run(threads=args.threads, **kwargs)
     sys.stdout.write(f"{text}\n{throughput.format_table(impls, results)}\n")
     sys.stdout.write(f"{load_average()} (after the table)\n")
+
+    _section("Where a step's time goes: best µs of each phase (1 BLAS thread)")
+    with throughput.blas_threads(1):
+        if args.quick:
+            steps = profile.profile_steps((20, 12, 8, 3), batch_size=8, repeats=3)
+        else:
+            steps = profile.profile_steps(repeats=150)
+    sys.stdout.write(profile.format_profile(steps) + "\n")
 
     _section("Stage 4: backward pass on chains and diamonds")
     sizes = (10, 100) if args.quick else graph.SIZES
