@@ -1,5 +1,7 @@
 """Lab 3: typical wrong implementations, as students write them."""
 
+import types
+
 import numpy as np
 
 from tests.catalogue import Wrong
@@ -17,6 +19,7 @@ REFERENCE_IMPLS = {
     "momentum": REFERENCE.SGD,
     "adam": REFERENCE.Adam,
     "train_epoch": REFERENCE.train_epoch,
+    "training": REFERENCE.train_epoch,
 }
 
 
@@ -211,8 +214,8 @@ class MomentumNewVelocity(SGD):
 class MomentumRebind(SGD):
     def step(self):
         for p, v in zip(self.params, self.velocities):
-            v = self.momentum * v + p.grad
-            p.data = p.data - self.lr * v
+            v = self.momentum * v + p.grad  # a new array: the list keeps the old
+            p.data -= self.lr * v
 
 
 class MomentumEMA(SGD):
@@ -353,9 +356,172 @@ def epoch_no_return(model, loss_fn, optimizer, X, y, batch_size, rng):
         optimizer.step()
 
 
+# new kinds of mistakes (issues 7 and 14) ------------------------------------
+class ParamNoCopy(Parameter):
+    def __init__(self, data):
+        self.data = np.asarray(data, dtype=np.float32)  # the caller's array itself
+        self.grad = np.zeros_like(self.data)
+
+
+class ModuleSetattrRecursion(Module):
+    def __setattr__(self, name, value):
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        setattr(self, name, value)  # calls __setattr__ again, forever
+
+
+class SeqPlainList(Sequential):
+    def __init__(self, *layers):
+        Module.__init__(self)
+        object.__setattr__(self, "layers", list(layers))  # never registered
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def backward(self, dout):
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+
+class SeqSortedNames(Sequential):
+    def forward(self, x):
+        for name in sorted(self._modules):
+            x = self._modules[name](x)
+        return x
+
+    def backward(self, dout):
+        for name in sorted(self._modules, reverse=True):
+            dout = self._modules[name].backward(dout)
+        return dout
+
+
+class LinearMatmulParameter(Linear):
+    def forward(self, x):
+        if self.W is None:
+            self.reset_parameters(x.shape[1])
+        self._x = x
+        return x @ self.W + self.b  # Parameters, not their data
+
+
+class SGDNewData(SGD):
+    def step(self):
+        for p in self.params:
+            p.data = p.data - self.lr * p.grad  # a new array each step
+
+
+class MomentumByShape(SGD):
+    def step(self):
+        if not hasattr(self, "by_shape"):
+            self.by_shape = {}
+        for p in self.params:
+            v = self.by_shape.setdefault(p.data.shape, np.zeros_like(p.data))
+            v *= self.momentum
+            v += p.grad
+            p.data -= self.lr * v
+
+
+class AdamTZero(Adam):
+    def step(self):
+        b1, b2 = self.betas
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            m *= b1
+            m += (1 - b1) * p.grad
+            v *= b2
+            v += (1 - b2) * p.grad**2
+            m_hat = m / (1 - b1**self.t)
+            v_hat = v / (1 - b2**self.t)
+            p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        self.t += 1  # too late: the first step divided by 1 - b**0 = 0
+
+
+class AdamByShape(Adam):
+    def step(self):
+        if not hasattr(self, "by_shape"):
+            self.by_shape = {}
+        b1, b2 = self.betas
+        self.t += 1
+        for p in self.params:
+            zeros = (np.zeros_like(p.data), np.zeros_like(p.data))
+            m, v = self.by_shape.setdefault(p.data.shape, zeros)
+            m *= b1
+            m += (1 - b1) * p.grad
+            v *= b2
+            v += (1 - b2) * p.grad**2
+            m_hat = m / (1 - b1**self.t)
+            v_hat = v / (1 - b2**self.t)
+            p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+def epoch_step_first(model, loss_fn, optimizer, X, y, batch_size, rng):
+    total, correct = 0.0, 0
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+        optimizer.zero_grad()
+        logits = model(Xb)
+        loss = loss_fn(logits, yb)
+        optimizer.step()
+        model.backward(loss_fn.backward())
+        total += loss * len(yb)
+        correct += int(np.sum(logits.argmax(axis=1) == yb))
+    return total / len(X), correct / len(X)
+
+
+def epoch_backward_loss(model, loss_fn, optimizer, X, y, batch_size, rng):
+    total, correct = 0.0, 0
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+        optimizer.zero_grad()
+        logits = model(Xb)
+        loss = loss_fn(logits, yb)
+        model.backward(loss)  # the loss value, not its gradient
+        optimizer.step()
+        total += loss * len(yb)
+        correct += int(np.sum(logits.argmax(axis=1) == yb))
+    return total / len(X), correct / len(X)
+
+
+def epoch_unweighted(model, loss_fn, optimizer, X, y, batch_size, rng):
+    losses, correct = [], 0
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+        optimizer.zero_grad()
+        logits = model(Xb)
+        losses.append(loss_fn(logits, yb))
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        correct += int(np.sum(logits.argmax(axis=1) == yb))
+    return float(np.mean(losses)), correct / len(X)
+
+
+def epoch_drops_last(model, loss_fn, optimizer, X, y, batch_size, rng):
+    total, correct, n = 0.0, 0, 0
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+        if len(yb) < batch_size:
+            continue  # skips the last, smaller batch
+        optimizer.zero_grad()
+        logits = model(Xb)
+        loss = loss_fn(logits, yb)
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        total += loss * len(yb)
+        correct += int(np.sum(logits.argmax(axis=1) == yb))
+        n += len(yb)
+    return total / n, correct / n
+
+
+def epoch_using(**classes):
+    """The reference train_epoch, as a notebook cell defines it, in a notebook whose
+    classes (Sequential, SGD, Adam, ...) are the given wrong ones."""
+    glob = {**vars(REFERENCE), **classes}
+    return types.FunctionType(REFERENCE.train_epoch.__code__, glob, "train_epoch")
+
+
 WRONG = [
     Wrong("parameter", ParamNoCast, "float32", "data not cast"),
-    Wrong("parameter", ParamGradZeros64, "zeros_like", "grad float64"),
+    Wrong("parameter", ParamGradZeros64, "and the dtype", "grad float64"),
+    Wrong("parameter", ParamNoCopy, "*copy*", "np.asarray: no copy"),
     Wrong("parameter", ParamZeroGradNewArray, "in place", "zero_grad new array"),
     Wrong("parameter", ParamZeroGradTimesZero, "in place", "zero_grad grad * 0"),
     Wrong("parameter", ParamGradAliasesData, "one array", "grad is data"),
@@ -366,33 +532,58 @@ WRONG = [
     Wrong("module", ModuleGenerator, "only once", "generator, shared twice"),
     Wrong("module", ModuleForgetsAttribute, "object.__setattr__", "attr not set"),
     Wrong("module", ModuleTypeEquals, "isinstance", "type() == Module"),
+    Wrong("module", ModuleSetattrRecursion, "calls itself", "setattr recursion"),
     Wrong("sequential", SeqBackwardSameOrder, "reverse order", "backward not reversed"),
     Wrong("sequential", SeqBackwardSameDout, "returned by the layer after", "no chain"),
     Wrong("sequential", SeqForwardSameX, "into the next", "forward no chain"),
     Wrong("sequential", SeqForwardNoReturn, "return", "forward returns None"),
+    Wrong("sequential", SeqPlainList, "registered", "layers in a plain list"),
+    Wrong("sequential", SeqSortedNames, "'10'", "names sorted as strings"),
     Wrong("linear", LinearAssignsGrads, "+=", "grads assigned"),
     Wrong("linear", LinearInitEveryTime, "only the first time", "re-initialised"),
     Wrong("linear", LinearNoBias, "bias is missing", "no bias"),
     Wrong("linear", LinearBatchAsFeatures, "don't fit", "x.shape[0]"),
     Wrong("linear", LinearDbMean, "not the mean", "db mean"),
+    Wrong("linear", LinearMatmulParameter, "p.data", "x @ self.W"),
     Wrong("sgd", SGDPlus, "uphill", "plus"),
     Wrong("sgd", SGDNoLr, "learning rate is missing", "no lr"),
     Wrong("sgd", SGDLoopVariable, "did not change", "rebinds a local"),
     Wrong("sgd", SGDReturnInLoop, "only the first parameter", "return in loop"),
+    Wrong("sgd", SGDNewData, "in place", "p.data = p.data - ..."),
     Wrong("momentum", MomentumNewVelocity, "persist between steps", "new velocity"),
     Wrong("momentum", MomentumRebind, "persist between steps", "rebinds v"),
     Wrong("momentum", MomentumEMA, "exponential average", "dampened"),
     Wrong("momentum", MomentumUnused, "plain SGD", "velocity unused"),
     Wrong("momentum", MomentumNewVelocity, "plain SGD", "new velocity: plain SGD"),
     Wrong("momentum", MomentumOldVelocity, "velocity first", "old velocity"),
+    Wrong("momentum", MomentumByShape, "same shape", "velocity per shape"),
     Wrong("adam", AdamNoCorrection, "bias correction", "no bias correction"),
     Wrong("adam", AdamNoIncrement, "grow by one", "t never incremented"),
     Wrong("adam", AdamEpsInSqrt, "outside the square root", "eps inside sqrt"),
     Wrong("adam", AdamLocalState, "persist between steps", "m, v rebound"),
     Wrong("adam", AdamGradNotSquared, "squared", "v of g"),
+    Wrong("adam", AdamTZero, "t must be 1", "t = 0 at the first step"),
+    Wrong("adam", AdamByShape, "same shape", "m, v per shape"),
     Wrong("train_epoch", epoch_no_zero_grad, "zero_grad", "no zero_grad"),
     Wrong("train_epoch", epoch_zero_grad_before_step, "before backward", "zero late"),
     Wrong("train_epoch", epoch_no_shuffle, "shuffle", "no shuffling"),
     Wrong("train_epoch", epoch_last_loss, "last batch", "last loss"),
     Wrong("train_epoch", epoch_no_return, "return two numbers", "returns None"),
+    Wrong("train_epoch", epoch_step_first, "right after backward", "step first"),
+    Wrong(
+        "train_epoch",
+        epoch_backward_loss,
+        "with respect to the output",
+        "backward(loss)",
+    ),
+    Wrong("train_epoch", epoch_unweighted, "weight each batch", "mean of batch means"),
+    Wrong("training", epoch_using(SGD=MomentumByShape), "SGD is the first", "by shape"),
+    Wrong("training", epoch_using(Adam=AdamByShape), "Adam is the first", "by shape"),
+    Wrong(
+        "training",
+        epoch_using(Sequential=SeqPlainList),
+        "model classes (parameter, module, sequential, linear) is the first",
+        "layers not registered",
+    ),
+    Wrong("training", epoch_drops_last, "train_epoch is the first", "drops last"),
 ]

@@ -1236,9 +1236,11 @@ def _exception_hint(exc: BaseException) -> str:
         )
     if isinstance(exc, ValueError) and "not have enough dimensions" in text:
         return (
-            "one operand of a matrix product is a single number, not an array: is a "
-            "loss value passed where a gradient is expected? backward takes the "
-            "gradient with respect to the output, an array shaped like the output."
+            "one operand of a matrix product has no dimensions: a single number (a "
+            "loss value where a gradient is expected? backward takes the gradient "
+            "with respect to the output, an array shaped like the output), or an "
+            "object that is not an array, such as a Parameter (use its array, "
+            "p.data)."
         )
     if isinstance(exc, ValueError) and ("matmul" in text or "aligned" in text):
         return (

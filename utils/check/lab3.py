@@ -21,7 +21,18 @@ from typing import Any
 import numpy as np
 
 from utils import data
-from utils.check.core import Case, CheckResult, Inputs, Lab, Mistake, Summary, run_check
+from utils.check.core import (
+    Case,
+    CheckResult,
+    Inputs,
+    Lab,
+    Mistake,
+    Summary,
+    array_refs,
+    require_in_place,
+    run_check,
+)
+from utils.check.integration import diverged_hint, explain_errors, find_global
 from utils.reference import stage3 as ref
 
 LAB = Lab(
@@ -35,6 +46,7 @@ LAB = Lab(
         "momentum",
         "adam",
         "train_epoch",
+        "training",
     ],
     references={
         "parameter": ref.Parameter,
@@ -59,7 +71,12 @@ def _snapshot(x: Any) -> Any:
     return x.copy() if isinstance(x, np.ndarray) else x
 
 
+COPY_KEY = "the caller's array unchanged after p.data changes (p.data is a copy)"
+
+
 def _run_parameter(cls, values):
+    given = values
+    before = np.array(values, copy=True)
     p = cls(values)
     out: dict[str, Any] = {
         "p.data": _snapshot(p.data),
@@ -74,7 +91,17 @@ def _run_parameter(cls, values):
         p.zero_grad()
         out["p.grad after p.zero_grad()"] = _snapshot(p.grad)
         out["an old reference to p.grad, after p.zero_grad()"] = _snapshot(held)
+    data = p.data
+    if isinstance(data, np.ndarray) and data.size and data.flags.writeable:
+        data += 1  # as an optimizer step does, in place
+    out[COPY_KEY] = bool(np.array_equal(np.asarray(given), before))
     return out
+
+
+class _ParamNoCopy(ref.Parameter):
+    def __init__(self, data):
+        self.data = np.asarray(data, dtype=np.float32)  # the caller's array itself
+        self.grad = np.zeros_like(self.data)
 
 
 class _ParamKeepsDtype(ref.Parameter):
@@ -113,6 +140,7 @@ def parameter(student) -> CheckResult:
         Case("a Python list of 4 numbers", ([0.5, -1.0, 2.0, 3.25],)),
         Case("a (3, 2) integer array", (np.arange(6).reshape(3, 2),)),
         Case("a (5,) float32 array", (_randn((5,), 1),)),
+        Case("a (3, 4) float32 array, not contiguous", (_randn((4, 3), 2).T,)),
     ]
     return run_check(
         "parameter",
@@ -121,30 +149,37 @@ def parameter(student) -> CheckResult:
         [Case(c.name, c.args, run=_run_parameter) for c in cases],
         mistakes=[
             Mistake(
-                "convert the data to float32, `np.array(data, dtype=np.float32)`: "
-                "lists and float64 arrays would otherwise stay float64 (twice the "
-                "memory and slower matrix products).",
+                "p.data must be a float32 *copy* of what it is given: a float32 "
+                "array is otherwise stored as is, and every update of p.data (an "
+                "optimizer step) changes the caller's array too.",
+                _ParamNoCopy,
+            ),
+            Mistake(
+                "convert the data to float32 (a dtype argument when you make the "
+                "array): lists and float64 arrays would otherwise stay float64 "
+                "(twice the memory and slower matrix products).",
                 _ParamKeepsDtype,
             ),
             Mistake(
-                "`np.zeros(shape)` is float64; the gradient must have the dtype of "
-                "the data: `np.zeros_like(self.data)`.",
+                "`np.zeros(shape)` is float64; the gradient must have the shape "
+                "*and the dtype* of the data (there is a zeros function that copies "
+                "both from an array).",
                 _ParamGradFloat64,
             ),
             Mistake(
                 "`self.grad = self.data` makes both names refer to one array: the "
-                "gradient must be a new array of zeros, `np.zeros_like(self.data)`.",
+                "gradient must be a new array of zeros, shaped like the data.",
                 _ParamGradIsData,
             ),
             Mistake(
-                "zero the gradient in place, `self.grad[...] = 0` (or "
-                "`self.grad.fill(0)`): assigning a new array leaves whoever still "
-                "holds the old one (an optimizer, a layer) with stale gradients.",
+                "zero the gradient in place, writing 0 into the existing array: "
+                "assigning a new array leaves whoever still holds the old one (an "
+                "optimizer, a layer) with stale gradients.",
                 _ParamZeroReplaces,
             ),
             Mistake(
-                "`self.grad = 0` replaces the array by a number: zero the array in "
-                "place instead, `self.grad[...] = 0`.",
+                "`self.grad = 0` replaces the array by a number: write 0 into the "
+                "existing array instead, in place.",
                 _ParamZeroScalar,
             ),
         ],
@@ -340,9 +375,9 @@ def module(student, parameter_cls=None) -> CheckResult:
             ),
             Mistake(
                 "a shared parameter (or a module registered under two names) must be "
-                "listed only once: skip a parameter already in the list (compare "
-                "with `is`, or keep a set of id(p)), or the optimizer updates it "
-                "twice per step.",
+                "listed only once: skip a parameter already in the list (the same "
+                "object, not an equal one), or the optimizer updates it twice per "
+                "step.",
                 _ModuleDuplicates,
             ),
             Mistake(
@@ -352,10 +387,9 @@ def module(student, parameter_cls=None) -> CheckResult:
                 _ModuleOneLevel,
             ),
             Mistake(
-                "register the value, then still set the attribute itself: end "
-                "__setattr__ with `object.__setattr__(self, name, value)` (or "
-                "`super().__setattr__(name, value)`), otherwise `model.fc1` does not "
-                "exist.",
+                "register the value, then still set the attribute itself, through "
+                "the base class's __setattr__ (object.__setattr__), otherwise "
+                "`model.fc1` does not exist.",
                 _ModuleNoSetattr,
             ),
             Mistake(
@@ -423,7 +457,14 @@ def _run_sequential(Seq, shapes, seed, nested=False):
     dout = _randn(np.shape(out), seed + 21) if isinstance(out, np.ndarray) else None
     dx = model.backward(dout) if dout is not None else None
     linears = [layer for layer in inner if isinstance(layer, ref.Linear)]
+    labels = {id(layer): f"layer {i}" for i, layer in enumerate(traced)}
+    if nested and len(traced) >= 3:
+        labels[id(model._modules.get("1", None))] = "the inner Sequential"
+    registered = getattr(model, "_modules", {})
     return {
+        "the modules registered in self._modules, in order": [
+            labels.get(id(m), type(m).__name__) for m in dict(registered).values()
+        ],
         "output of forward": out,
         "the order of the calls": calls,
         "dx returned by backward": dx,
@@ -447,6 +488,34 @@ class _SeqBackwardNoChain(ref.Sequential):
         return dx
 
 
+class _SeqSortedNames(ref.Sequential):
+    def forward(self, x):
+        for name in sorted(self._modules):  # "10" sorts before "2"
+            x = self._modules[name](x)
+        return x
+
+    def backward(self, dout):
+        for name in sorted(self._modules, reverse=True):
+            dout = self._modules[name].backward(dout)
+        return dout
+
+
+class _SeqPlainList(ref.Sequential):
+    def __init__(self, *layers):
+        ref.Module.__init__(self)
+        object.__setattr__(self, "layers", list(layers))  # not registered
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def backward(self, dout):
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+
 class _SeqForwardNoChain(ref.Sequential):
     def forward(self, x):
         out = x
@@ -467,6 +536,10 @@ def sequential(student) -> CheckResult:
             ([(4, 5), (5, 4), (4, 3)], 6),
             {"nested": True},
         ),
+        Case(
+            "a deep model: 6 Linear and 5 ReLU, 11 modules, named 0 to 10",
+            ([(4, 4)] * 6, 8),
+        ),
     ]
     return run_check(
         "sequential",
@@ -475,19 +548,30 @@ def sequential(student) -> CheckResult:
         [Case(c.name, c.args, c.kwargs, run=_run_sequential) for c in cases],
         mistakes=[
             Mistake(
-                "backward must visit the layers in reverse order, last layer first: "
-                "`for layer in reversed(list(self._modules.values()))`.",
+                "the layers must be registered as submodules (assigned as attributes "
+                "through your Module's __setattr__, under the names 0, 1, 2, ...): "
+                "kept in a plain list, they are invisible to parameters(), and an "
+                "optimizer would get no parameters.",
+                _SeqPlainList,
+            ),
+            Mistake(
+                "with more than ten layers, sorting the names as strings puts '10' "
+                "before '2': go through the layers in the order they were "
+                "registered, which is the order self._modules keeps.",
+                _SeqSortedNames,
+            ),
+            Mistake(
+                "backward must visit the layers in reverse order, last layer first.",
                 _SeqBackwardForwardOrder,
             ),
             Mistake(
                 "each layer's backward must receive the gradient returned by the "
-                "layer after it: `dout = layer.backward(dout)`, then return the "
-                "final dout.",
+                "layer after it, and the last one computed is what backward returns.",
                 _SeqBackwardNoChain,
             ),
             Mistake(
-                "feed each layer's output into the next one: `x = layer(x)`, then "
-                "return the final x.",
+                "feed each layer's output into the next one, and return the last "
+                "layer's output.",
                 _SeqForwardNoChain,
             ),
         ],
@@ -568,24 +652,24 @@ def linear(student) -> CheckResult:
         [Case(c.name, c.args, run=_run_linear) for c in cases],
         mistakes=[
             Mistake(
-                "add into the gradients, `self.W.grad += ...` and `self.b.grad += "
-                "...`: a parameter used twice (or two batches between zero_grad "
-                "calls) must accumulate, and `=` would also replace the array that "
-                "the optimizer reads.",
+                "add into the gradients (+=), in place: a parameter used twice (or "
+                "two batches between zero_grad calls) must accumulate, and `=` would "
+                "also replace the array that the optimizer reads.",
                 _LinearAssigns,
             ),
             Mistake(
-                "build W and b only the first time, when `self.W is None`: building "
-                "them at every forward throws away what the optimizer learned.",
+                "build W and b only the first time, while they do not exist yet: "
+                "building them at every forward throws away what the optimizer "
+                "learned.",
                 _LinearReinit,
             ),
             Mistake(
-                "the bias is missing: out = x @ W.data + b.data.",
+                "the bias is missing: out = x W + b.",
                 _LinearNoBias,
             ),
             Mistake(
-                "db is the sum over the batch, `dout.sum(axis=0)`, not the mean: the "
-                "1/N is already inside dout.",
+                "db is the sum over the batch, not the mean: the 1/N is already "
+                "inside dout.",
                 _LinearDbMean,
             ),
         ],
@@ -594,9 +678,13 @@ def linear(student) -> CheckResult:
 
 
 # --------------------------------------------------------------------------- optimizers
+_OPT_NAMES = ("W", "b", "W2")
+
+
 def _opt_params(seed: int) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
-    """Initial values of two parameters and, for 4 steps, their gradients."""
-    values = [_randn((3, 4), seed), _randn((4,), seed + 1)]
+    """Initial values of three parameters (two of one shape: state kept per shape, or
+    shared, shows) and, for 4 steps, their gradients."""
+    values = [_randn((3, 4), seed), _randn((4,), seed + 1), _randn((3, 4), seed + 2)]
     grads = [
         [_randn(v.shape, seed + 10 * k + i) for i, v in enumerate(values)]
         for k in range(1, 5)
@@ -611,8 +699,10 @@ def _run_optimizer(cls, values, grads, kwargs):
     for k, step_grads in enumerate(grads, start=1):
         for p, g in zip(params, step_grads, strict=True):
             p.grad[...] = g  # in place, as a backward pass after zero_grad would
+        arrays = array_refs([p.data for p in params])
         opt.step()
-        for name, p in zip(("W", "b"), params, strict=True):
+        require_in_place(arrays, [p.data for p in params], "parameters' data")
+        for name, p in zip(_OPT_NAMES, params, strict=True):
             result[f"{name}.data after step {k}"] = p.data.copy()
     result["W.grad after the last step (step must not change it)"] = params[0].grad
     return result
@@ -627,6 +717,56 @@ def _optimizer_cases(configs) -> list[Case]:
             grads[2] = [np.zeros_like(g) for g in grads[2]]
         cases.append(Case(name, (values, grads, kwargs), run=_run_optimizer))
     return cases
+
+
+class _MomentumByShape(ref.SGD):
+    def step(self):
+        if not hasattr(self, "by_shape"):
+            self.by_shape = {}
+        for p in self.params:
+            v = self.by_shape.setdefault(p.data.shape, np.zeros_like(p.data))
+            v *= self.momentum
+            v += p.grad
+            p.data -= self.lr * v
+
+
+class _AdamByShape(ref.Adam):
+    def step(self):
+        if not hasattr(self, "by_shape"):
+            self.by_shape = {}
+        b1, b2 = self.betas
+        self.t += 1
+        for p in self.params:
+            zeros = (np.zeros_like(p.data), np.zeros_like(p.data))
+            m, v = self.by_shape.setdefault(p.data.shape, zeros)
+            m *= b1
+            m += (1 - b1) * p.grad
+            v *= b2
+            v += (1 - b2) * p.grad**2
+            m_hat = m / (1 - b1**self.t)
+            v_hat = v / (1 - b2**self.t)
+            p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+class _AdamTZero(ref.Adam):
+    def step(self):
+        b1, b2 = self.betas
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            m *= b1
+            m += (1 - b1) * p.grad
+            v *= b2
+            v += (1 - b2) * p.grad**2
+            m_hat = m / (1 - b1**self.t)  # t = 0 at the first step: 1 - b**0 = 0
+            v_hat = v / (1 - b2**self.t)
+            p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        self.t += 1
+
+
+_BY_SHAPE = (
+    "two parameters of the same shape share one {state} here: keep one per "
+    "parameter (a list parallel to self.params, made in __init__), never one per "
+    "shape or one for all."
+)
 
 
 class _SGDUphill(ref.SGD):
@@ -670,18 +810,19 @@ def sgd(student) -> CheckResult:
         ),
         mistakes=[
             Mistake(
-                "the parameters moved uphill: gradient descent subtracts, "
-                "`p.data -= self.lr * p.grad`.",
+                "the parameters moved uphill: gradient descent steps against the "
+                "gradient.",
                 _SGDUphill,
             ),
             Mistake(
-                "the learning rate is missing: `p.data -= self.lr * p.grad`.",
+                "the learning rate is missing: the step is the gradient scaled by "
+                "self.lr.",
                 _SGDNoLr,
             ),
             Mistake(
                 "the parameters did not change: `data = data - ...` makes a new "
-                "array and rebinds a local name; update the parameter itself, in "
-                "place: `p.data -= self.lr * p.grad`.",
+                "array and rebinds a local name; update each parameter's data "
+                "itself, in place.",
                 _SGDRebinds,
             ),
             Mistake(
@@ -740,11 +881,11 @@ def momentum(student) -> CheckResult:
             Mistake(
                 "these are plain SGD steps: the velocity never builds up. It must "
                 "persist between steps: create it once, in __init__, and update it "
-                "in place in step (`v *= self.momentum; v += p.grad`), then "
-                "p.data -= lr * v. Note that `v = self.momentum * v + p.grad` only "
+                "in place in step. Note that `v = self.momentum * v + p.grad` only "
                 "rebinds a local name: the list keeps the old array.",
                 _MomentumForgets,
             ),
+            Mistake(_BY_SHAPE.format(state="velocity"), _MomentumByShape),
             Mistake(
                 "that is an exponential average, with a (1 - momentum) factor on the "
                 "gradient; classic momentum adds the whole gradient: v = μ v + g.",
@@ -851,10 +992,17 @@ def adam(student) -> CheckResult:
         ),
         mistakes=[
             Mistake(
+                "at the first step t must be 1: with t = 0 the bias correction "
+                "divides by 1 - β^0 = 0, and m / 0, v / 0 give inf and NaN (nothing "
+                "overflowed). Increase t before the bias correction.",
+                _AdamTZero,
+            ),
+            Mistake(
                 "the bias correction is missing: m and v start at 0, so divide them "
                 "by (1 - β1^t) and (1 - β2^t) before the update.",
                 _AdamNoBiasCorrection,
             ),
+            Mistake(_BY_SHAPE.format(state="pair of moments m, v"), _AdamByShape),
             Mistake(
                 "the step count t must grow by one at every step (self.t += 1, "
                 "before the bias correction): the corrections 1 - β^t depend on it.",
@@ -866,8 +1014,8 @@ def adam(student) -> CheckResult:
             ),
             Mistake(
                 "m and v must persist between steps: create them once in __init__ "
-                "and update them in place (`m *= β1; m += (1 - β1) * g`); made "
-                "afresh at each step they forget the past gradients.",
+                "and update them in place; made afresh at each step they forget the "
+                "past gradients.",
                 _AdamForgets,
             ),
             Mistake(
@@ -907,17 +1055,23 @@ _PAIR = "the return value is a pair (mean loss, accuracy)"
 
 def _hint_pair(got, expected, case) -> str:
     if isinstance(got, dict) and got.get(_PAIR) is False:
-        return "return two numbers, the mean loss and the accuracy: `return loss, acc`."
+        return "return two numbers, the mean loss and the accuracy, as a pair."
     return ""
 
 
-def _train_epoch_mistake(zero_grad="before", shuffle=True, last_loss=False):
+def _train_epoch_mistake(
+    zero_grad="before",
+    shuffle=True,
+    last_loss=False,
+    unweighted=False,
+):
     """A train_epoch with one mistake: where zero_grad goes (``"before"`` the forward
-    pass, ``"after"`` backward, or ``None``), no shuffling, or the last batch's loss
-    returned instead of the mean."""
+    pass, ``"after"`` backward, or ``None``), no shuffling, the last batch's loss
+    returned instead of the mean, or the mean of the batches' losses (unweighted
+    by their sizes)."""
 
     def train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng):
-        total, loss, correct = 0.0, 0.0, 0
+        total, loss, correct, losses = 0.0, 0.0, 0, []
         batches = (
             data.iterate_minibatches(X, y, batch_size, rng=rng)
             if shuffle
@@ -933,7 +1087,10 @@ def _train_epoch_mistake(zero_grad="before", shuffle=True, last_loss=False):
                 optimizer.zero_grad()
             optimizer.step()
             total += loss * len(yb)
+            losses.append(loss)
             correct += int(np.sum(logits.argmax(axis=1) == yb))
+        if unweighted:
+            return float(np.mean(losses)), correct / len(X)
         return (loss if last_loss else total / len(X)), correct / len(X)
 
     return train_epoch
@@ -953,6 +1110,7 @@ def train_epoch(student) -> CheckResult:
         ("30 examples, batches of 10", (30, 4, 2, 10), 1),
         ("12 examples in one batch", (12, 6, 4, 12), 2),
         ("20 examples, batches of 4", (20, 3, 3, 4), 3),
+        ("10 examples, batches of 4: the last batch has 2", (10, 4, 3, 4), 4),
     ]:
         X, y = _epoch_data(N, D, C, seed)
         cases.append(Case(name, (X, y, batch_size, seed), run=_run_train_epoch))
@@ -970,13 +1128,14 @@ def train_epoch(student) -> CheckResult:
                 _train_epoch_mistake(zero_grad=None),
             ),
             Mistake(
-                "zero the gradients before backward, not between backward and step: "
-                "the step then sees only zeros and nothing learns.",
+                "every step saw only zeros, so nothing learned: the step must come "
+                "right after backward, which fills p.grad, and zero_grad before "
+                "backward, never between backward and step.",
                 _train_epoch_mistake(zero_grad="after"),
             ),
             Mistake(
-                "shuffle the examples with the generator you are given: "
-                "data.iterate_minibatches(X, y, batch_size, rng=rng).",
+                "shuffle the examples with the generator you are given, as the "
+                "exercise shows (iterate_minibatches with rng=rng).",
                 _train_epoch_mistake(shuffle=False),
             ),
             Mistake(
@@ -984,6 +1143,142 @@ def train_epoch(student) -> CheckResult:
                 "its size, divide by N), not the last batch's loss.",
                 _train_epoch_mistake(last_loss=True),
             ),
+            Mistake(
+                "when the last batch is smaller, the mean of the batches' losses is "
+                "not the mean over the examples: weight each batch's loss by its "
+                "number of examples.",
+                _train_epoch_mistake(unweighted=True),
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+# --------------------------------------------------------------------------- together
+_MODEL = "the model classes (Parameter, Module, Sequential, Linear)"
+_PIECES = (_MODEL, "SGD", "Adam", "train_epoch")
+
+_ADVICE = {
+    _MODEL: (
+        "Training runs forward and backward through the same model again and again: "
+        "Linear adds each batch's gradients into p.grad (which zero_grad clears), "
+        "Sequential visits every layer in order, and parameters() lists every "
+        "parameter once."
+    ),
+    "SGD": (
+        "With momentum, keep one velocity per parameter (two parameters have the "
+        "same shape here), from step to step, and update p.data in place."
+    ),
+    "Adam": (
+        "Keep one pair m, v per parameter (two parameters have the same shape "
+        "here), count t once per step, and update p.data in place."
+    ),
+    "train_epoch": (
+        "For every batch, the last smaller one included: zero_grad, forward, loss, "
+        "backward, step; and the mean loss weighted by the batches' sizes."
+    ),
+}
+
+
+def _lab_pieces(impl) -> dict:
+    """The classes ``train_epoch``'s notebook defines (else the reference's)."""
+    if isinstance(impl, dict):
+        return impl
+    model = tuple(
+        find_global(impl, name, getattr(ref, name), type)
+        for name in ("Sequential", "Linear", "ReLU")
+    )
+    return {
+        _MODEL: model,
+        "SGD": find_global(impl, "SGD", ref.SGD, type),
+        "Adam": find_global(impl, "Adam", ref.Adam, type),
+        "train_epoch": impl,
+    }
+
+
+_PARAM_NAMES = ("0.W", "0.b", "2.W", "2.b", "4.W", "4.b")
+
+
+def _run_training(impl, optimizer, kwargs, seed, X, y, batch_size, num_epochs):
+    """``num_epochs`` epochs of ``train_epoch``; every loss, accuracy, parameter."""
+    pieces = _lab_pieces(impl)
+    Seq, Lin, Act = pieces[_MODEL]
+    D = X.shape[1]
+    model = Seq(
+        Lin(D, 4, seed=seed),
+        Act(),
+        Lin(4, 4, seed=seed + 1),
+        Act(),
+        Lin(3, seed=seed + 2),
+    )
+    model(X[:1])  # builds the lazy last layer
+    params = list(model.parameters())
+    names = (
+        _PARAM_NAMES
+        if len(params) == 6
+        else [f"parameter {i}" for i in range(len(params))]
+    )
+    opt = pieces[optimizer](params, **kwargs)
+    loss_fn = ref.CrossEntropyLoss()
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {"the number of parameters of the model": len(params)}
+    for epoch in range(1, num_epochs + 1):
+        arrays = array_refs([p.data for p in params])
+        returned = pieces["train_epoch"](model, loss_fn, opt, X, y, batch_size, rng)
+        require_in_place(arrays, [p.data for p in params], "the parameters' data")
+        pair = isinstance(returned, (tuple, list)) and len(returned) == 2
+        out[f"the mean loss of epoch {epoch}"] = returned[0] if pair else returned
+        out[f"the accuracy of epoch {epoch}"] = returned[1] if pair else None
+        for name, p in zip(names, params, strict=True):
+            out[f"{name} after epoch {epoch}"] = np.array(p.data, copy=True)
+    return out
+
+
+def training(student) -> CheckResult:
+    """Check that the pieces train together: a model of the notebook's
+    ``Sequential``, ``Linear`` and ``ReLU`` (so its ``Module`` and ``Parameter``
+    too), trained by its ``train_epoch`` with its ``SGD`` (momentum) and its
+    ``Adam`` for two epochs each, the last batch smaller; every loss, accuracy and
+    parameter compared with the reference's.
+
+    The model has two parameters of each shape, so optimizer state kept per shape
+    shows; each exercise's check used a fresh object, here one model and one
+    optimizer go through every step, as in the training cells.
+    """
+    cases = []
+    for name, optimizer, kwargs, (N, D), batch_size, seed in [
+        (
+            "SGD with momentum 0.9: 10 examples, batches of 4, 4 and 2, two epochs",
+            "SGD",
+            {"lr": 0.1, "momentum": 0.9},
+            (10, 4),
+            4,
+            10,
+        ),
+        (
+            "Adam: 7 examples, batches of 3, 3 and 1, two epochs",
+            "Adam",
+            {"lr": 0.01},
+            (7, 5),
+            3,
+            20,
+        ),
+    ]:
+        X = _randn((N, D), 600 + seed)
+        y = np.random.default_rng(600 + seed).integers(0, 3, size=N)
+        cases.append(Case(name, (optimizer, kwargs, seed, X, y, batch_size, 2)))
+    run = explain_errors(
+        _run_training, student, _PIECES, _lab_pieces, ref.train_epoch, _ADVICE
+    )
+    return run_check(
+        "training",
+        student,
+        ref.train_epoch,
+        [Case(c.name, c.args, run=run) for c in cases],
+        hints=[
+            diverged_hint(
+                _PIECES, _lab_pieces, student, ref.train_epoch, _run_training, _ADVICE
+            )
         ],
         record=LAB.record,
     )
