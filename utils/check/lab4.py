@@ -1982,9 +1982,9 @@ def cross_entropy(student) -> CheckResult:
                 _ce_function(mean=False),
             ),
             Mistake(
-                "pick one entry per row, each row's correct class: "
-                "log_probs[np.arange(N), y] (log_probs[:, y] picks N columns of "
-                "every row).",
+                "pick one entry per row, each row's correct class: index the rows "
+                "with 0, 1, ..., N - 1 and the columns with y together (indexing "
+                "with y alone picks N whole columns of every row).",
                 _ce_function(columns=True),
             ),
         ],
