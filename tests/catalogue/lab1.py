@@ -249,6 +249,27 @@ def backward_wrong_keys(y, params, cache):
     return {"d" + k: v for k, v in grads.items()}
 
 
+def backward_z1_not_from_cache(y, params, cache):
+    dlogits = ref.softmax_cross_entropy_grad(cache["probs"], y)
+    dh1, dW2, db2 = ref.linear_backward(dlogits, cache["h1"], params["W2"])
+    dz1 = dh1 * ref.relu_grad(z1)  # noqa: F821 - forward's local, never in scope here
+    _, dW1, db1 = ref.linear_backward(dz1, cache["X"], params["W1"])
+    return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+
+
+def _mask_of(z, threshold=None):
+    """A given helper: 1 where z > threshold (which the caller must pass)."""
+    return (z > threshold).astype(z.dtype)
+
+
+def backward_helper_misused(y, params, cache):
+    dlogits = ref.softmax_cross_entropy_grad(cache["probs"], y)
+    dh1, dW2, db2 = ref.linear_backward(dlogits, cache["h1"], params["W2"])
+    dz1 = dh1 * _mask_of(cache["z1"])  # no threshold: the helper fails inside
+    _, dW1, db1 = ref.linear_backward(dz1, cache["X"], params["W1"])
+    return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+
+
 def backward_db1_not_summed(y, params, cache):
     dlogits = ref.softmax_cross_entropy_grad(cache["probs"], y)
     dh1 = dlogits @ params["W2"].T
@@ -413,6 +434,13 @@ WRONG = [
     Wrong(
         "backward", backward_db1_not_summed, "summed over the batch", "db1 not summed"
     ),
+    Wrong(
+        "backward",
+        backward_z1_not_from_cache,
+        "take it from what was saved",
+        "z1 not read from the cache",
+    ),
+    Wrong("backward", backward_helper_misused, "reached from", "error in a helper"),
     Wrong("sgd_update", update_new_dict, "did not change", "new dict"),
     Wrong("sgd_update", update_loop_variable, "did not change", "loop variable"),
     Wrong("sgd_update", update_plus, "uphill", "plus"),

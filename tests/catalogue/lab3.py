@@ -400,6 +400,13 @@ class SeqSortedNames(Sequential):
         return dout
 
 
+class LinearLocalGrads(Linear):
+    def backward(self, dout):
+        dW = self._x.T @ dout  # noqa: F841 - computed, never added into W.grad
+        db = dout.sum(axis=0)  # noqa: F841
+        return dout @ self.W.data.T
+
+
 class LinearMatmulParameter(Linear):
     def forward(self, x):
         if self.W is None:
@@ -545,6 +552,7 @@ WRONG = [
     Wrong("linear", LinearBatchAsFeatures, "don't fit", "x.shape[0]"),
     Wrong("linear", LinearDbMean, "not the mean", "db mean"),
     Wrong("linear", LinearMatmulParameter, "p.data", "x @ self.W"),
+    Wrong("linear", LinearLocalGrads, "never added", "grads in local names"),
     Wrong("sgd", SGDPlus, "uphill", "plus"),
     Wrong("sgd", SGDNoLr, "learning rate is missing", "no lr"),
     Wrong("sgd", SGDLoopVariable, "did not change", "rebinds a local"),

@@ -281,15 +281,15 @@ def linear_forward(student) -> CheckResult:
                 ),
             ),
             Mistake(
-                "forward must cache its *input*, `self.x = x`: backward needs it for "
-                "dW = x.T @ dout.",
+                "forward must cache its *input* in self.x: backward needs it for "
+                "dW, the product of the input (transposed) and dout.",
                 _linear_mistake(
                     fwd=lambda self, x: _fwd_cache(self, x @ self.W + self.b, None)
                 ),
             ),
             Mistake(
-                "forward must cache its *input*, `self.x = x`, not the output: "
-                "backward needs the input for dW = x.T @ dout.",
+                "forward must cache its *input* in self.x, not the output: "
+                "backward needs the input for dW.",
                 _linear_mistake(
                     fwd=lambda self, x: (
                         setattr(self, "x", x @ self.W + self.b) or self.x
@@ -983,8 +983,8 @@ def _check_initializer(name: str, student, kind: str) -> CheckResult:
                 FAILED,
                 i,
                 where + f"the result has dtype {W.dtype}; the course works in float32.",
-                "NumPy draws and allocates float64 by default: convert with "
-                "`.astype(np.float32)` (or pass dtype=np.float32 to np.zeros).",
+                "NumPy draws and allocates float64 by default: convert the result to "
+                "float32, or give the dtype when you create the array.",
             )
         if not np.all(np.isfinite(W)):
             return _result(name, FAILED, i, where + "the result contains inf or NaN.")

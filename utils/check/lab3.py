@@ -613,6 +613,13 @@ class _LinearAssigns(ref.Linear):
         return dout @ self.W.data.T
 
 
+class _LinearLocalGrads(ref.Linear):
+    def backward(self, dout):
+        dW = self._x.T @ dout  # noqa: F841 - the mistake: never added into W.grad
+        db = dout.sum(axis=0)  # noqa: F841
+        return dout @ self.W.data.T
+
+
 class _LinearReinit(ref.Linear):
     def forward(self, x):
         self.reset_parameters(x.shape[1])
@@ -656,6 +663,12 @@ def linear(student) -> CheckResult:
                 "two batches between zero_grad calls) must accumulate, and `=` would "
                 "also replace the array that the optimizer reads.",
                 _LinearAssigns,
+            ),
+            Mistake(
+                "W.grad and b.grad are still zeros: the gradients were computed into "
+                "local names and never added into the parameters' grad arrays, "
+                "where the optimizer reads them.",
+                _LinearLocalGrads,
             ),
             Mistake(
                 "build W and b only the first time, while they do not exist yet: "
@@ -888,12 +901,13 @@ def momentum(student) -> CheckResult:
             Mistake(_BY_SHAPE.format(state="velocity"), _MomentumByShape),
             Mistake(
                 "that is an exponential average, with a (1 - momentum) factor on the "
-                "gradient; classic momentum adds the whole gradient: v = μ v + g.",
+                "gradient; classic momentum adds the whole gradient to the decayed "
+                "velocity.",
                 _MomentumAverage,
             ),
             Mistake(
-                "update the velocity first, then step with the new velocity: "
-                "v = μ v + g, then p -= lr v.",
+                "update the velocity first, then step with the new velocity, not "
+                "with the one from the step before.",
                 _MomentumStaleVelocity,
             ),
         ],
@@ -1004,12 +1018,13 @@ def adam(student) -> CheckResult:
             ),
             Mistake(_BY_SHAPE.format(state="pair of moments m, v"), _AdamByShape),
             Mistake(
-                "the step count t must grow by one at every step (self.t += 1, "
-                "before the bias correction): the corrections 1 - β^t depend on it.",
+                "the step count t must grow by one at every step, before the bias "
+                "correction: the corrections 1 - β^t depend on it.",
                 _AdamStepStuck,
             ),
             Mistake(
-                "eps goes outside the square root: m_hat / (np.sqrt(v_hat) + eps).",
+                "eps goes outside the square root: it is added to the square root "
+                "of v_hat, not under it.",
                 _AdamEpsInside,
             ),
             Mistake(
@@ -1019,8 +1034,7 @@ def adam(student) -> CheckResult:
                 _AdamForgets,
             ),
             Mistake(
-                "v is the running mean of the *squared* gradient: "
-                "v = β2 v + (1 - β2) g * g.",
+                "v is the running mean of the *squared* gradient, element by element.",
                 _AdamNotSquared,
             ),
         ],
