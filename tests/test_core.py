@@ -374,7 +374,7 @@ def test_ready_says_what_a_cell_waits_for(monkeypatch, capsys):
     assert not lab1.ready("relu", "softmax")
     said = capsys.readouterr().out.strip()
     assert said == (
-        "⏳ waiting for: relu (not implemented yet), softmax (check not run yet); "
+        "⏳ waiting for: relu (not implemented yet), softmax (not checked yet); "
         "skipping this cell."
     )
     from utils.reference import stage1

@@ -201,3 +201,17 @@ def test_an_infinite_loop_is_stopped_in_every_lab(mod, monkeypatch):
         assert "did not finish in 0.5 s: is there a loop that never ends?" in (
             result.message
         ), result.text()
+
+
+@pytest.mark.parametrize(("mod", "exercise"), list(_checks()))
+def test_check_of_the_reference_is_well_under_a_second(mod, exercise, monkeypatch):
+    """A right answer goes through every case: the slowest path of a check."""
+    monkeypatch.delenv("NN_CHECK_STRICT", raising=False)
+    monkeypatch.setattr(mod.LAB, "results", {})
+    if exercise not in mod.LAB.references:
+        pytest.skip(f"{exercise} has no reference of its own (an integration check)")
+    start = time.process_time()
+    result = getattr(mod, exercise)(mod.LAB.references[exercise])
+    cpu = time.process_time() - start
+    assert result.passed, result.text()
+    assert cpu < CPU_LIMIT_S / 2, f"{exercise} took {cpu:.2f} s of CPU"

@@ -1365,8 +1365,8 @@ class Lab:
         For a demo or training cell: ``if check.ready("forward", "backward"):`` runs
         the cell's body once those exercises passed their checks or use the
         reference; otherwise prints ``⏳ waiting for: forward (not implemented yet),
-        backward (not run); skipping this cell.`` so that Run All goes on to the
-        summary.
+        backward (not checked yet); skipping this cell.`` so that Run All goes on to
+        the summary.
 
         Args:
             names: exercise names of this lab.
@@ -1383,7 +1383,7 @@ class Lab:
         parts = []
         for n in waiting:
             status = self.status(n)
-            why = "check not run yet" if status == NOT_RUN else status
+            why = "not checked yet" if status == NOT_RUN else status
             parts.append(f"{n} ({why})")
         _say(f"⏳ waiting for: {', '.join(parts)}; skipping this cell.")
         return False
