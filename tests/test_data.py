@@ -507,3 +507,100 @@ def test_fallback_warning_hides_the_home_directory(
     message = str(record[0].message)
     assert str(tmp_path) not in message and str(tmp_path) not in ds.note
     assert "~/.cache" in message
+
+
+# ------------------------------------------------------------------ validation
+
+
+def test_train_val_split_sizes_disjoint_and_complete() -> None:
+    X = np.arange(200, dtype=np.float32).reshape(100, 2)
+    y = np.repeat(np.arange(4), 25)
+    X_tr, X_val, y_tr, y_val = data.train_val_split(X, y, 0.2, seed=0)
+    assert (len(X_tr), len(X_val), len(y_tr), len(y_val)) == (80, 20, 80, 20)
+    ids_tr, ids_val = X_tr[:, 0] // 2, X_val[:, 0] // 2  # row numbers
+    assert not set(ids_tr) & set(ids_val)
+    assert sorted([*ids_tr, *ids_val]) == list(range(100))
+    np.testing.assert_array_equal(y[ids_val.astype(int)], y_val)  # rows stay paired
+    assert np.all(np.diff(ids_tr) > 0) and np.all(np.diff(ids_val) > 0)  # order kept
+    assert X_val.dtype == np.float32 and y_val.dtype == y.dtype
+
+
+def test_train_val_split_is_seeded() -> None:
+    X = np.random.default_rng(0).standard_normal((300, 3))
+    y = np.random.default_rng(1).integers(0, 5, 300)
+    a = data.train_val_split(X, y, 50, seed=3)
+    b = data.train_val_split(X, y, 50, seed=3)
+    c = data.train_val_split(X, y, 50, seed=4)
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_array_equal(u, v)
+    assert not np.array_equal(a[1], c[1])
+
+
+def test_train_val_split_is_stratified() -> None:
+    y = np.repeat(np.arange(3), [600, 300, 100])  # unbalanced: 60%, 30%, 10%
+    X = np.arange(1000)
+    for val_size in (0.1, 0.25, 37):
+        _, _, y_tr, y_val = data.train_val_split(X, y, val_size, seed=0)
+        n_val = len(y_val)
+        counts = np.bincount(y_val, minlength=3)
+        # each class within one example of its exact share
+        assert np.all(np.abs(counts - np.array([0.6, 0.3, 0.1]) * n_val) < 1)
+        assert counts.sum() == n_val == (val_size if val_size >= 1 else 1000 * val_size)
+        np.testing.assert_array_equal(
+            np.bincount(y_tr, minlength=3) + counts, [600, 300, 100]
+        )
+
+
+@pytest.mark.parametrize(
+    ("val_size", "match"),
+    [
+        (0, "at least one"),
+        (1.0, "fraction"),
+        (100, "at least one"),
+        (-0.1, "fraction"),
+        ("10%", "number"),
+        (True, "number"),
+    ],
+)
+def test_train_val_split_bad_sizes(val_size: object, match: str) -> None:
+    X, y = np.zeros((100, 2)), np.zeros(100, np.int64)
+    with pytest.raises(ValueError, match=match):
+        data.train_val_split(X, y, val_size)
+
+
+def test_train_val_split_bad_labels() -> None:
+    with pytest.raises(ValueError, match="same length"):
+        data.train_val_split(np.zeros((5, 2)), np.zeros(4, np.int64))
+    with pytest.raises(ValueError, match="integer labels"):
+        data.train_val_split(np.zeros((5, 2)), np.zeros((5, 2), np.int64))
+
+
+def test_dataset_with_validation_on_the_digits() -> None:
+    ds = load_digits()
+    split = ds.with_validation(0.2, seed=0)
+    assert ds.X_val is None and ds.y_val is None  # the original is untouched
+    n = len(ds.y_train)
+    assert len(split.y_val) == round(0.2 * n) and len(split.y_train) == n - len(
+        split.y_val
+    )
+    assert split.X_val.shape[1] == 64 and split.X_val.dtype == np.float32
+    np.testing.assert_array_equal(split.X_test, ds.X_test)
+    # disjoint: no validation image is also a training image of the split
+    train_rows = {row.tobytes() for row in split.X_train}
+    assert not any(row.tobytes() in train_rows for row in split.X_val)
+    # stratified: all ten classes, each within one of its share
+    share = np.bincount(ds.y_train, minlength=10) * len(split.y_val) / n
+    assert np.all(np.abs(np.bincount(split.y_val, minlength=10) - share) < 1)
+    line = split.describe()
+    assert f"{len(split.y_val)} validation" in line and "\n" not in line
+    assert "X_val=" in repr(split)
+    with pytest.raises(ValueError, match="already has a validation set"):
+        split.with_validation(0.1)
+
+
+def test_dataset_validation_arrays_come_in_pairs() -> None:
+    X, y = np.zeros((4, 64), np.float32), np.zeros(4, np.int64)
+    with pytest.raises(DataError, match="both X_val and y_val"):
+        Dataset("digits", X, y, X, y, (8, 8), X_val=X)
+    with pytest.raises(DataError, match="y_val"):
+        Dataset("digits", X, y, X, y, (8, 8), X_val=X, y_val=y[:2])

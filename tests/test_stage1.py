@@ -75,3 +75,39 @@ def test_training_learns_the_edge_patches():
     assert losses[-1] < losses[0] / 5
     assert nn.accuracy(X_test, y_test, params) >= 0.95
     assert all(v.dtype == np.float32 for v in params.values())
+
+
+def test_relative_error_is_the_norm_based_metric():
+    a = np.array([1.0, 2.0, 2.0])  # norm 3
+    assert nn.relative_error(a, a) == 0.0
+    assert nn.relative_error(a, np.zeros(3)) == 1.0
+    assert nn.relative_error(np.zeros((2, 2)), np.zeros((2, 2))) == 0.0
+    assert nn.relative_error(a, -a) == 1.0
+    # ||a - b|| / (||a|| + ||b||) on all entries at once, any shape
+    b = a + np.array([0.0, 0.0, 1e-3])
+    expected = 1e-3 / (3.0 + np.linalg.norm(b))
+    assert nn.relative_error(a, b) == pytest.approx(expected, rel=1e-12)
+    assert nn.relative_error(a.reshape(3, 1), b) == pytest.approx(expected, rel=1e-12)
+    # scale-free, and not thrown off by one tiny entry that is mostly noise
+    assert nn.relative_error(1e6 * a, 1e6 * b) == pytest.approx(expected, rel=1e-9)
+    tiny = np.array([1.0, 1e-12]), np.array([1.0, -1e-12])
+    assert nn.relative_error(*tiny) < 1e-11
+
+
+def test_gradient_check_bound_separates_right_from_wrong(small):
+    X, y, params = small
+    _, cache = nn.forward(X, params)
+    grads = nn.backward(y, params, cache)
+    numeric = nn.numerical_gradient(lambda: nn.loss_fn(X, y, params), params["W2"])
+    assert nn.relative_error(grads["W2"], numeric) < nn.GRAD_CHECK_BOUND / 10
+    # forgetting the 1/N of the mean: far above the bound
+    wrong = grads["W2"] * len(y)
+    assert nn.relative_error(wrong, numeric) > 1e4 * nn.GRAD_CHECK_BOUND
+
+
+def test_every_stage_uses_stage_1s_metric():
+    from utils.reference import stage2, stage3, stage4
+
+    assert stage2.relative_error is nn.relative_error
+    assert stage3.relative_error is nn.relative_error
+    assert stage4.relative_error is nn.relative_error

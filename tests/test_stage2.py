@@ -200,6 +200,63 @@ def test_softmax_cross_entropy_value_and_stability():
     assert loss == pytest.approx(0.0, abs=1e-6) and np.all(np.isfinite(grad))
 
 
+def _exact_cross_entropy(logits, y):
+    """PyTorch's cross_entropy, written independently: mean of logsumexp(z) - z_y,
+    or -mean sum_j Y_j log_softmax(z)_j for rows of probabilities, in float64."""
+    z = np.asarray(logits, np.float64)
+    log_softmax = z - np.logaddexp.reduce(z, axis=1, keepdims=True)
+    if y.ndim == 1:
+        return float(-np.mean(log_softmax[np.arange(len(y)), y]))
+    return float(-np.mean(np.sum(y * log_softmax, axis=1)))
+
+
+def test_softmax_cross_entropy_exact_at_large_logits():
+    """Confidently wrong examples: the true loss is in the hundreds, not capped near
+    -log(EPS) = 27.6 as log(max(p, EPS)) would be."""
+    logits = np.array(
+        [[0.0, 200.0, 0.0], [500.0, 0.0, -500.0], [-300.0, 300.0, 299.0]], np.float32
+    )
+    y = np.array([0, 2, 0])
+    with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+        loss_layer = SoftmaxCrossEntropy()
+        loss = loss_layer.forward(logits, y)
+        grad = loss_layer.backward()
+    by_hand = (200.0 + 1000.0 + (600.0 + np.log1p(np.exp(-1.0)))) / 3
+    assert loss == pytest.approx(by_hand, rel=1e-6)
+    assert loss == pytest.approx(_exact_cross_entropy(logits, y), rel=1e-6)
+    assert loss > 100 > -np.log(stage2.EPS)
+    assert np.all(np.isfinite(grad))
+    # one-hot and soft targets: the same exact value
+    Y = data.one_hot(y, 3)
+    assert SoftmaxCrossEntropy().forward(logits, Y) == pytest.approx(loss, rel=1e-6)
+    soft = np.array([[0.5, 0.5, 0], [0.2, 0.3, 0.5], [0, 0.9, 0.1]], np.float32)
+    assert SoftmaxCrossEntropy().forward(logits, soft) == pytest.approx(
+        _exact_cross_entropy(logits, soft), rel=1e-6
+    )
+
+
+def test_softmax_cross_entropy_matches_pytorch_if_installed():
+    torch = pytest.importorskip("torch")
+    logits = _rng(20).standard_normal((6, 4)) * 300
+    y = _rng(21).integers(0, 4, 6)
+    expected = torch.nn.functional.cross_entropy(
+        torch.tensor(logits), torch.tensor(y)
+    ).item()
+    assert SoftmaxCrossEntropy().forward(logits, y) == pytest.approx(expected, 1e-9)
+
+
+def test_softmax_cross_entropy_gradient_is_stage_1s_bit_for_bit():
+    logits = _rng(22).standard_normal((7, 5)).astype(np.float32) * 50
+    y = _rng(23).integers(0, 5, 7)
+    loss_layer = SoftmaxCrossEntropy()
+    loss_layer.forward(logits, y)
+    probs = stage1.softmax(logits)
+    np.testing.assert_array_equal(loss_layer.probs, probs)
+    np.testing.assert_array_equal(
+        loss_layer.backward(), stage1.softmax_cross_entropy_grad(probs, y)
+    )
+
+
 def test_fused_equals_softmax_then_cross_entropy():
     logits = _rng(14).standard_normal((8, 5))
     y = _rng(15).integers(0, 5, 8)
@@ -348,7 +405,9 @@ def test_update_and_train_step():
     ("D", "H", "C", "N", "seed"), [(25, 16, 2, 32, 0), (7, 5, 3, 1, 1)]
 )
 def test_agrees_exactly_with_stage1(D, H, C, N, seed):
-    """Same weights: bit-for-bit the same loss, gradients and updated weights."""
+    """Same weights: bit-for-bit the same probabilities, gradients and updated
+    weights; the same loss to rounding (stage 2 takes it by log-sum-exp from the
+    logits, stage 1 as the log of a probability)."""
     rng = _rng(30 + seed)
     X = rng.standard_normal((N, D)).astype(np.float32)
     y = rng.integers(0, C, N)
@@ -365,13 +424,14 @@ def test_agrees_exactly_with_stage1(D, H, C, N, seed):
     loss2 = net.loss(X, y)
     net.backward(net.loss_layer.backward())
     grads2 = net.grads()
-    assert loss1 == loss2
+    assert loss2 == pytest.approx(loss1, rel=1e-6)
     np.testing.assert_array_equal(net.loss_layer.probs, probs)
     for ours, theirs in [("0.W", "W1"), ("0.b", "b1"), ("2.W", "W2"), ("2.b", "b2")]:
         np.testing.assert_array_equal(grads2[ours], grads1[theirs])
 
     for _ in range(3):
-        assert stage1.train_step(X, y, params, 0.5) == net.train_step(X, y, 0.5)
+        loss1 = stage1.train_step(X, y, params, 0.5)
+        assert net.train_step(X, y, 0.5) == pytest.approx(loss1, rel=1e-6)
     for ours, theirs in [("0.W", "W1"), ("0.b", "b1"), ("2.W", "W2"), ("2.b", "b2")]:
         np.testing.assert_array_equal(net.params()[ours], params[theirs])
 
@@ -437,3 +497,21 @@ def test_benchmark_variants_agree():
     grads = [fn() for fn in softmax_cross_entropy_backward_variants(N=16, C=5).values()]
     for g in grads[1:]:
         np.testing.assert_allclose(g, grads[0], rtol=1e-5, atol=1e-7)
+
+
+def test_fit_records_validation_and_test_separately():
+    X, y = data.make_edge_patches(300, seed=0)
+    X_tr, X_val, y_tr, y_val = data.train_val_split(X, y, 0.2, seed=0)
+    net = Network([25, 8, 2], seed=0)
+    history = stage2.fit(
+        net, X_tr, y_tr, num_epochs=2, batch_size=32, lr=0.1, X_val=X_val, y_val=y_val
+    )
+    assert set(history) == {"train_loss", "train_acc", "val_loss", "val_acc"}
+    assert history["val_acc"][-1] == net.accuracy(X_val, y_val)
+    assert history["val_loss"][-1] == net.loss(X_val, y_val)
+    both = stage2.fit(
+        Network([25, 8, 2], seed=0), X_tr, y_tr, num_epochs=1, batch_size=32,
+        lr=0.1, X_val=X_val, y_val=y_val, X_test=X[:10], y_test=y[:10],
+    )  # fmt: skip
+    assert set(both) == {"train_loss", "train_acc", "val_loss", "val_acc",
+                         "test_loss", "test_acc"}  # fmt: skip

@@ -606,3 +606,21 @@ def test_same_seed_same_weights_as_stage_2():
     model(np.zeros((1, 6), np.float32))
     for name, value in net.params().items():
         np.testing.assert_array_equal(model.state_dict()[name], value)
+
+
+def test_fit_records_validation_data_as_val():
+    from utils import data
+
+    X, y = data.make_edge_patches(200, seed=0)
+    X_tr, X_val, y_tr, y_val = data.train_val_split(X, y, 0.25, seed=0)
+    nn.manual_seed(0)
+    model = nn.Sequential(nn.Linear(25, 8), nn.ReLU(), nn.Linear(2))
+    model(X_tr[:1])
+    optimizer = nn.SGD(model.parameters(), lr=0.1)
+    loss_fn = nn.CrossEntropyLoss()
+    history = nn.fit(
+        model, loss_fn, optimizer, X_tr, y_tr, num_epochs=2, batch_size=32,
+        X_val=X_val, y_val=y_val, progress=False,
+    )  # fmt: skip
+    assert set(history) == {"train_loss", "train_acc", "val_loss", "val_acc"}
+    assert history["val_acc"][-1] == nn.evaluate(model, loss_fn, X_val, y_val)[1]

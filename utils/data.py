@@ -7,6 +7,9 @@ in ``[0, 1]`` and integer labels ``(n,)`` int64.
 * :func:`load_digits` -- scikit-learn's bundled 8x8 digits (always offline).
 * :func:`load_mnist` -- MNIST from a local ``mnist.npz``, a cache, or a one-time
   download from OpenML, with an optional fallback to the digits.
+* :func:`train_val_split` and :meth:`Dataset.with_validation` -- a seeded,
+  stratified validation set carved out of the training set, for every choice made
+  while training (learning rate, epochs, schedule); the test set is for the end.
 * :func:`one_hot` and :func:`iterate_minibatches` -- small training helpers.
 
 Every data problem raises :class:`DataError` with a message that says what to do.
@@ -20,7 +23,7 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +36,7 @@ __all__ = [
     "load_mnist",
     "make_edge_patches",
     "one_hot",
+    "train_val_split",
 ]
 
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -150,6 +154,9 @@ class Dataset:
         image_shape: ``(height, width)`` with ``height * width == d``.
         num_classes: Number of classes.
         note: A sentence on where the data came from.
+        X_val: ``(n_val, d)`` float32 validation images, carved out of the training
+            set by :meth:`with_validation` (``None`` until then).
+        y_val: ``(n_val,)`` int64 validation labels (``None`` until then).
     """
 
     name: str
@@ -160,10 +167,17 @@ class Dataset:
     image_shape: tuple[int, int]
     num_classes: int = 10
     note: str = ""
+    X_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         d = int(np.prod(self.image_shape))
-        for split in ("train", "test"):
+        if (self.X_val is None) != (self.y_val is None):
+            raise DataError(
+                f"Dataset {self.name!r}: give both X_val and y_val, or neither."
+            )
+        splits = ("train", "test") if self.X_val is None else ("train", "val", "test")
+        for split in splits:
             X = getattr(self, f"X_{split}")
             y = getattr(self, f"y_{split}")
             if X.ndim != 2 or X.shape[1] != d:
@@ -190,21 +204,58 @@ class Dataset:
         machine.
 
         Returns:
-            E.g. ``"mnist: 60000 train / 10000 test images of 28x28, 10 classes."``.
+            E.g. ``"mnist: 60000 train / 10000 test images of 28x28, 10 classes."``,
+            or ``"mnist: 54000 train / 6000 validation / 10000 test images ..."``
+            with a validation set.
         """
         h, w = self.image_shape
+        val = "" if self.y_val is None else f"{len(self.y_val)} validation / "
         return (
-            f"{self.name}: {len(self.y_train)} train / {len(self.y_test)} test "
+            f"{self.name}: {len(self.y_train)} train / {val}{len(self.y_test)} test "
             f"images of {h}x{w}, {self.num_classes} classes."
         )
+
+    def with_validation(self, val_size: float | int = 0.1, *, seed: int = 0) -> Dataset:
+        """A copy whose training set is split into training and validation parts.
+
+        The split is :func:`train_val_split`'s: seeded and stratified. The test set
+        is unchanged; tune on ``X_val`` and measure on ``X_test`` once, at the end.
+
+        Args:
+            val_size: a fraction of the training set in (0, 1), or a number of
+                examples.
+            seed: seed of the split.
+
+        Returns:
+            A new :class:`Dataset` with ``X_val``, ``y_val`` and a smaller
+            ``X_train``, ``y_train``.
+
+        Raises:
+            ValueError: If the data set already has a validation set, or as
+                :func:`train_val_split`.
+        """
+        if self.X_val is not None:
+            raise ValueError(
+                f"{self.name} already has a validation set of {len(self.y_val)} "
+                "images; split the original data set instead."
+            )
+        X_train, X_val, y_train, y_val = train_val_split(
+            self.X_train, self.y_train, val_size, seed=seed
+        )
+        return replace(self, X_train=X_train, y_train=y_train, X_val=X_val, y_val=y_val)
 
     def __repr__(self) -> str:
         def arr(a: np.ndarray) -> str:
             return f"{a.shape} {a.dtype}"
 
+        val = (
+            ""
+            if self.X_val is None
+            else f"X_val={arr(self.X_val)}, y_val={arr(self.y_val)}, "
+        )
         return (
             f"Dataset(name={self.name!r}, X_train={arr(self.X_train)}, "
-            f"y_train={arr(self.y_train)}, X_test={arr(self.X_test)}, "
+            f"y_train={arr(self.y_train)}, {val}X_test={arr(self.X_test)}, "
             f"y_test={arr(self.y_test)}, image_shape={tuple(self.image_shape)}, "
             f"num_classes={self.num_classes}, note={self.note!r})"
         )
@@ -597,6 +648,81 @@ def load_mnist(
 # --------------------------------------------------------------------------------------
 # Training helpers
 # --------------------------------------------------------------------------------------
+
+
+def train_val_split(
+    X: np.ndarray, y: np.ndarray, val_size: float | int = 0.1, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Carve a validation set out of a training set: seeded and stratified.
+
+    Every choice made while training (learning rate, number of epochs, schedule)
+    is a choice made by looking at some data; made on the test set, it makes the
+    test score optimistic. The validation set takes that role, and the test set is
+    used once, at the end.
+
+    Stratified: each class keeps its share of the examples in both parts (the
+    ``n_val`` places are shared out in proportion to the class counts, the
+    remainders going to the largest fractional parts), so a small validation set
+    is not short of a class by bad luck. Within each class the examples are drawn
+    with ``np.random.default_rng(seed)``; both parts keep the original order.
+
+    Args:
+        X: ``(N, ...)`` inputs.
+        y: ``(N,)`` integer labels.
+        val_size: a fraction of ``N`` in (0, 1) (rounded to a count), or a number
+            of examples in [1, N - 1].
+        seed: seed of the draw: the same seed gives the same split.
+
+    Returns:
+        ``X_train, X_val, y_train, y_val`` (as scikit-learn's
+        ``train_test_split``): disjoint, together every example exactly once.
+
+    Raises:
+        ValueError: If the lengths differ, ``y`` is not 1-D integer labels, or
+            ``val_size`` leaves either part empty.
+    """
+    y = np.asarray(y)
+    if len(X) != len(y):
+        raise ValueError(
+            f"X and y must have the same length, got {len(X)} and {len(y)}"
+        )
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(
+            f"train_val_split expects integer labels of shape (N,), got {y.shape} "
+            f"{y.dtype}"
+        )
+    n = len(y)
+    if isinstance(val_size, bool) or not isinstance(
+        val_size, int | float | np.integer | np.floating
+    ):
+        raise ValueError(f"val_size must be a number, got {val_size!r}")
+    if isinstance(val_size, int | np.integer):
+        n_val = int(val_size)
+    elif 0 < val_size < 1:
+        n_val = int(round(float(val_size) * n))
+    else:
+        raise ValueError(
+            f"val_size must be a fraction in (0, 1) or a number of examples, "
+            f"got {val_size!r}"
+        )
+    if not 1 <= n_val <= n - 1:
+        raise ValueError(
+            f"val_size={val_size!r} gives {n_val} validation examples out of {n}: "
+            "both parts must have at least one"
+        )
+    classes, y_index = np.unique(y, return_inverse=True)
+    counts = np.bincount(y_index, minlength=len(classes))  # (K,)
+    share = counts * (n_val / n)  # (K,) ideal number of each class in validation
+    per_class = np.floor(share).astype(np.int64)
+    leftover = n_val - int(per_class.sum())
+    by_remainder = np.argsort(-(share - per_class), kind="stable")
+    per_class[by_remainder[:leftover]] += 1
+    rng = np.random.default_rng(seed)
+    is_val = np.zeros(n, dtype=bool)
+    for k in range(len(classes)):
+        members = np.flatnonzero(y_index == k)
+        is_val[rng.choice(members, size=per_class[k], replace=False)] = True
+    return X[~is_val], X[is_val], y[~is_val], y[is_val]
 
 
 def one_hot(y: np.ndarray, num_classes: int) -> np.ndarray:

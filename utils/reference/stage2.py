@@ -34,8 +34,10 @@ import numpy as np
 
 # Stage 1's pieces, re-exported: the chapter, the lab and the checks use them from here
 from utils.reference.stage1 import EPS as EPS
+from utils.reference.stage1 import GRAD_CHECK_BOUND as GRAD_CHECK_BOUND
 from utils.reference.stage1 import numerical_gradient as numerical_gradient
 from utils.reference.stage1 import one_hot as one_hot
+from utils.reference.stage1 import relative_error as relative_error
 from utils.reference.stage1 import softmax as softmax
 
 Initializer = Callable[[int, int, np.random.Generator], np.ndarray]
@@ -48,8 +50,10 @@ def zeros(
     """All-zero weights: a bad idea, kept to show why.
 
     Every unit of a layer computes the same function and receives the same gradient,
-    so they stay identical forever (the symmetry is never broken); with ReLU or tanh
-    the gradients of all but the last layer are exactly 0.
+    so they stay identical forever (the symmetry is never broken). With ReLU or tanh
+    it is worse: every weight gradient is exactly 0, the first layer's because its
+    ``dz`` is 0 (``dx = dz @ W.T`` of the zero layer above), the others' because
+    their input is ``relu(0) = 0``, and only the last bias learns.
 
     Args:
         fan_in: inputs of the layer.
@@ -336,8 +340,14 @@ class SoftmaxCrossEntropy:
 
     which is cheaper and more accurate than ``Softmax.backward`` applied to the
     gradient of the cross-entropy with respect to ``p``, ``-Y / (N p)``.
-    The computation is exactly stage 1's ``softmax``, ``cross_entropy`` and
-    ``softmax_cross_entropy_grad``.
+
+    The loss is computed from the logits, not from ``p``: with ``m = max_j z_j``,
+    ``log p_j = (z_j - m) - log sum_k exp(z_k - m)`` (log-sum-exp), which is exact
+    and finite for any logits. ``log(p)`` of a probability that underflowed to 0
+    would need a floor (stage 1's ``EPS``) and cap the loss near
+    ``-log(EPS) = 27.6`` for an example whose logits are hundreds apart; here it is
+    the true value, as in PyTorch's ``cross_entropy``. The probabilities and the
+    gradient are exactly stage 1's ``softmax`` and ``softmax_cross_entropy_grad``.
     """
 
     def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
@@ -350,13 +360,17 @@ class SoftmaxCrossEntropy:
         Returns:
             The loss, a Python float.
         """
-        self.probs = softmax(logits)  # (N, C)
+        shifted = logits - logits.max(axis=1, keepdims=True)  # (N, C), row max 0
+        exp = np.exp(shifted)  # (N, C), at most 1: no overflow
+        sum_exp = exp.sum(axis=1, keepdims=True)  # (N, 1), at least 1
+        self.probs = exp / sum_exp  # (N, C), stage 1's softmax, for backward
         self.y = y
         N = logits.shape[0]
         if y.ndim == 1:
-            p_correct = self.probs[np.arange(N), y]  # (N,)
-            return float(-np.mean(np.log(np.maximum(p_correct, EPS))))
-        log_p = np.log(np.maximum(self.probs, EPS))  # (N, C), finite everywhere
+            # log p of the label only: log-sum-exp, exact even where p underflows
+            shifted_y = shifted[np.arange(N), y]  # (N,)
+            return float(-np.mean(shifted_y - np.log(sum_exp[:, 0])))
+        log_p = shifted - np.log(sum_exp)  # (N, C), finite everywhere
         return float(-np.mean(np.sum(y * log_p, axis=1)))
 
     def backward(self) -> np.ndarray:
@@ -584,6 +598,8 @@ def fit(
     X_test: np.ndarray | None = None,
     y_test: np.ndarray | None = None,
     seed: int = 0,
+    X_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
 ) -> dict[str, list[float]]:
     """Train with :func:`train_epoch` and record a history per epoch.
 
@@ -598,42 +614,37 @@ def fit(
         X_test: optional test inputs, evaluated after every epoch.
         y_test: their labels.
         seed: seed of the generator that shuffles the batches.
+        X_val: optional validation inputs (see ``data.train_val_split``),
+            evaluated after every epoch: the data to tune on.
+        y_val: their labels.
 
     Returns:
-        ``{"train_loss", "train_acc"}`` and, with test data, ``"test_loss"`` and
-        ``"test_acc"``: one value per epoch (the mean loss of the epoch's batches;
-        the accuracies and the test loss measured at the end of the epoch).
+        ``{"train_loss", "train_acc"}`` and, with validation or test data,
+        ``"val_loss"``, ``"val_acc"``, ``"test_loss"``, ``"test_acc"``: one value
+        per epoch (the mean loss of the epoch's batches; the accuracies and the
+        other losses measured at the end of the epoch).
     """
     rng = np.random.default_rng(seed)
     schedule = lr if callable(lr) else (lambda epoch: lr)
     history: dict[str, list[float]] = {"train_loss": [], "train_acc": []}
-    if X_test is not None:
-        history.update(test_loss=[], test_acc=[])
+    evaluated = {
+        split: (X_eval, y_eval)
+        for split, X_eval, y_eval in (("val", X_val, y_val), ("test", X_test, y_test))
+        if X_eval is not None
+    }
+    for split in evaluated:
+        history.update({f"{split}_loss": [], f"{split}_acc": []})
     for epoch in range(num_epochs):
         loss = train_epoch(net, X, y, batch_size, schedule(epoch), rng)
         history["train_loss"].append(loss)
         history["train_acc"].append(net.accuracy(X, y))
-        if X_test is not None:
-            history["test_loss"].append(net.loss(X_test, y_test))
-            history["test_acc"].append(net.accuracy(X_test, y_test))
+        for split, (X_eval, y_eval) in evaluated.items():
+            history[f"{split}_loss"].append(net.loss(X_eval, y_eval))
+            history[f"{split}_acc"].append(net.accuracy(X_eval, y_eval))
     return history
 
 
 # --------------------------------------------------------------------------- checks
-def relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    """``||a - b|| / (||a|| + ||b||)``, norms over all entries.
-
-    Scale-free, and not thrown off by a single tiny entry (an entry-wise ratio is:
-    both estimates of a gradient of 1e-9 are mostly rounding noise). In float64,
-    back-propagation and central differences agree to about 1e-9; 1e-7 or less
-    means agreement, 1e-2 or more a bug.
-    """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    denom = np.linalg.norm(a) + np.linalg.norm(b)
-    return float(np.linalg.norm(a - b) / denom) if denom > 0 else 0.0
-
-
 def gradient_check(
     net: Network, X: np.ndarray, y: np.ndarray, h: float = 1e-5
 ) -> dict[str, float]:

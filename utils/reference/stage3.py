@@ -14,8 +14,9 @@ flat list of layers and called ``update(lr)`` on each. Here a model is a
 * A generic :meth:`Module.backward` runs the submodules' ``backward`` in reverse order
   of registration. That is only right when the submodules are assigned in the order
   ``forward`` calls them and each is used once, on a chain; a layer used twice or a
-  skip connection gets silently wrong gradients. Stage 4 (autograd) removes this
-  limit by recording the operations as they run.
+  skip connection gets silently wrong gradients. Stage 4 (autograd,
+  :mod:`utils.reference.stage4`) removes this limit by recording the operations as
+  they run.
 * :class:`Sequential` and :class:`ModuleList` make the order explicit.
 * :class:`Linear` can be lazy: ``Linear(out_features)`` infers ``in_features`` from
   its first input.
@@ -347,7 +348,8 @@ class Module:
         last input, and its gradient is propagated once), a skip connection
         (``f(x) + x``: the ``x`` branch is ignored), or layers assigned in another
         order than they are called all give wrong gradients *without any error*.
-        Such a model must write its own ``backward`` (or use autograd, stage 4).
+        Such a model must write its own ``backward`` (or use autograd:
+        :mod:`utils.reference.stage4`).
 
         Args:
             dout: gradient of the loss with respect to the output of ``forward``.
@@ -988,6 +990,8 @@ def fit(
     progress: bool = True,
     epoch_fn: Callable[..., tuple[float, float]] = train_epoch,
     eval_fn: Callable[..., tuple[float, float]] = evaluate,
+    X_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
 ) -> dict[str, list[float]]:
     """Train for ``num_epochs`` epochs and record the history.
 
@@ -1002,19 +1006,28 @@ def fit(
         seed: seeds the order of the minibatches (a new order every epoch).
         progress: show a progress bar (``tqdm.auto``: a widget in a notebook).
         epoch_fn: the function that runs one epoch, :func:`train_epoch` by default.
-        eval_fn: the function that evaluates on the test data, :func:`evaluate`
-            by default (stage 4 passes its own, which records no graph).
+        eval_fn: the function that evaluates on the validation and test data,
+            :func:`evaluate` by default (stage 4 passes its own, which records no
+            graph).
+        X_val, y_val: validation data (``data.train_val_split``), evaluated after
+            every epoch when given: the data to tune on.
 
     Returns:
-        ``{"train_loss", "train_acc"}`` and, with test data, ``{"test_loss",
-        "test_acc"}``: one value per epoch.
+        ``{"train_loss", "train_acc"}`` and, with validation or test data,
+        ``{"val_loss", "val_acc"}``, ``{"test_loss", "test_acc"}``: one value per
+        epoch.
     """
     if num_epochs < 1:
         raise ValueError(f"num_epochs must be at least 1, got {num_epochs}")
     rng = np.random.default_rng(seed)
     history: dict[str, list[float]] = {"train_loss": [], "train_acc": []}
-    if X_test is not None and y_test is not None:
-        history.update(test_loss=[], test_acc=[])
+    evaluated = {
+        split: (X_eval, y_eval)
+        for split, X_eval, y_eval in (("val", X_val, y_val), ("test", X_test, y_test))
+        if X_eval is not None and y_eval is not None
+    }
+    for split in evaluated:
+        history.update({f"{split}_loss": [], f"{split}_acc": []})
     epochs: Iterable[int] = range(num_epochs)
     bar = None
     if progress:
@@ -1030,11 +1043,11 @@ def fit(
         history["train_loss"].append(float(train_loss))
         history["train_acc"].append(float(train_acc))
         shown = {"loss": f"{train_loss:.4f}", "acc": f"{train_acc:.4f}"}
-        if "test_loss" in history:
-            test_loss, test_acc = eval_fn(model, loss_fn, X_test, y_test)
-            history["test_loss"].append(float(test_loss))
-            history["test_acc"].append(float(test_acc))
-            shown["test_acc"] = f"{test_acc:.4f}"
+        for split, (X_eval, y_eval) in evaluated.items():
+            eval_loss, eval_acc = eval_fn(model, loss_fn, X_eval, y_eval)
+            history[f"{split}_loss"].append(float(eval_loss))
+            history[f"{split}_acc"].append(float(eval_acc))
+            shown[f"{split}_acc"] = f"{eval_acc:.4f}"
         if bar is not None:
             bar.set_postfix(shown)
         optimizer.lr *= lr_decay
@@ -1057,7 +1070,9 @@ def gradient_check(
     without randomness (no dropout in training mode).
 
     Returns:
-        ``{name: max relative error}``: about 1e-7 or less when backward is right.
+        ``{name: relative error}``, stage 1's norm-based
+        :func:`~utils.reference.stage1.relative_error`: below
+        ``GRAD_CHECK_BOUND`` = 1e-6 when backward is right.
     """
     model.zero_grad()
     loss_fn(model(X), y)
