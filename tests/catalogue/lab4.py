@@ -568,7 +568,48 @@ def backward_zeroes_first(root, grad=None):
                     p.grad = g.copy() if p.grad is None else p.grad + g
 
 
+def backward_no_tuple(root, grad=None):
+    root.grad = np.ones_like(root.data) if grad is None else grad
+    for t in reversed(ref.topological_sort(root)):
+        if t.grad_fn is not None:
+            grads = t.grad_fn.fn.backward(t.grad_fn, t.grad)
+            for p, g in zip(t.grad_fn.parents, grads):
+                if g is not None and p.requires_grad:
+                    p.grad = g.copy() if p.grad is None else p.grad + g
+
+
 # cross_entropy ---------------------------------------------------------------
+class CEOneHotFloat64(Function):
+    @staticmethod
+    def forward(ctx, logits, y):
+        z = logits - logits.max(axis=1, keepdims=True)
+        log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        ctx.save_for_backward(np.exp(log_probs), y)
+        return -log_probs[np.arange(len(y)), y].mean()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        probs, y = ctx.saved_tensors
+        onehot = np.eye(probs.shape[1])[y]
+        return grad_output * (probs - onehot) / len(y)
+
+
+class CEPythonFloat(Function):
+    @staticmethod
+    def forward(ctx, logits, y):
+        z = logits - logits.max(axis=1, keepdims=True)
+        log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        ctx.save_for_backward(np.exp(log_probs), y)
+        return float(-log_probs[np.arange(len(y)), y].mean())
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        probs, y = ctx.saved_tensors
+        g = probs.copy()
+        g[np.arange(len(y)), y] -= 1
+        return grad_output * g / len(y)
+
+
 class CENoShift(Function):
     @staticmethod
     def forward(ctx, logits, y):
@@ -933,6 +974,9 @@ WRONG = [
     Wrong("backward", backward_no_check, "raise", "non-scalar seeded with ones"),
     Wrong("backward", backward_ignores_grad, "grad is given", "grad ignored"),
     Wrong("backward", backward_zeroes_first, "across backward calls", "grads reset"),
+    Wrong("cross_entropy", CEOneHotFloat64, "float64", "np.eye one-hot"),
+    Wrong("cross_entropy", CEPythonFloat, "float64", "float() loss"),
+    Wrong("backward", backward_no_tuple, "not a tuple", "lone gradient not wrapped"),
     Wrong("cross_entropy", CENoShift, "row's maximum", "no max shift"),
     Wrong("cross_entropy", CEGlobalMax, "own maximum", "global max"),
     Wrong("cross_entropy", CELogOfProbs, "log of a probability", "log(p + 1e-12)"),

@@ -288,6 +288,14 @@ def _leaf(values: np.ndarray, requires_grad: bool = True) -> _Tensor:
     return _Tensor(values, requires_grad=requires_grad, dtype=values.dtype)
 
 
+def _as_apply_does(out: Any) -> Any:
+    """A number returned by forward, as ``apply`` stores it: ``np.asarray(out)``
+    (a Python float becomes a float64 array, which the dtype rule then reports)."""
+    if isinstance(out, (int, float, np.number)) and not isinstance(out, bool):
+        return np.asarray(out)
+    return out
+
+
 def _plain(x: Any) -> Any:
     """A copy of an array (later steps may change it), anything else as it is."""
     return x.copy() if isinstance(x, np.ndarray) else x
@@ -321,7 +329,7 @@ def _function_runner(names: tuple[str, ...], views: tuple[str, ...], kwargs: dic
         *arrays, grad_output = args
         arrays = [_view(a, how) for a, how in zip(arrays, views, strict=True)]
         ctx = ref.Context((True,) * len(arrays), True)
-        out = fn.forward(ctx, *arrays, **kwargs)
+        out = _as_apply_does(fn.forward(ctx, *arrays, **kwargs))
         grads = fn.backward(ctx, grad_output)
         result: dict[str, Any] = {"the output of forward": _plain(out)}
         if len(names) == 1 and not isinstance(grads, (tuple, list)):
@@ -1550,19 +1558,37 @@ def topological_sort(student) -> CheckResult:
 
 
 # --------------------------------------------------------------------------- backward
+_WRONG_SHAPE_HINT = (
+    "the gradient stored for a tensor must have that tensor's shape. A common cause: "
+    "an operation with one input returns one array from its backward, not a tuple, "
+    "and zip then pairs the input with the array's first row; make a tuple of a "
+    "lone gradient before pairing the gradients with ctx.parents."
+)
+
+
 def _count_backward_calls(order: list[Any]) -> dict[int, int]:
     """Make each operation of the graph count the calls of its backward."""
     calls: dict[int, int] = {}
+    shapes: dict[int, tuple[int, ...]] = {}
     counting: dict[Any, type] = {}
     for t in order:
         ctx = t.grad_fn
         if ctx is None:
             continue
         fn = ctx.fn
+        shapes[id(ctx)] = t.data.shape
         if fn not in counting:
 
             def counted(ctx, grad_output, _fn=fn):
                 calls[id(ctx)] = calls.get(id(ctx), 0) + 1
+                shape = shapes.get(id(ctx))
+                if np.shape(grad_output) != shape:
+                    exc = ValueError(
+                        f"{_fn.__name__}.backward was given a gradient of shape "
+                        f"{np.shape(grad_output)} for its output of shape {shape}."
+                    )
+                    exc.nn_hint = _WRONG_SHAPE_HINT
+                    raise exc
                 return _fn.backward(ctx, grad_output)
 
             counting[fn] = type(fn.__name__, (fn,), {"backward": staticmethod(counted)})
@@ -1681,6 +1707,20 @@ def _backward_per_path(root, grad=None):
     push(root, np.ones_like(root.data) if grad is None else grad)
 
 
+def _backward_unwrapped(root, grad=None):
+    if grad is None:
+        grad = np.ones_like(root.data)
+    root.grad = grad
+    for t in reversed(ref.topological_sort(root)):
+        ctx = t.grad_fn
+        if ctx is None:
+            continue
+        grads = ctx.fn.backward(ctx, t.grad)
+        for p, gp in zip(ctx.parents, grads, strict=False):
+            if gp is not None and p.requires_grad:
+                p.grad = gp.copy() if p.grad is None else p.grad + gp
+
+
 def _backward_resets_leaves(root, grad=None):
     for t in ref.topological_sort(root):
         t.grad = None
@@ -1766,6 +1806,13 @@ def backward(student) -> CheckResult:
                 _backward_per_path,
             ),
             Mistake(
+                "an operation with one input (Relu, Exp, Sum, ...) returns one array "
+                "from its backward, not a tuple: zip then pairs the input with the "
+                "array's first row. Make a tuple of a lone gradient before pairing "
+                "the gradients with ctx.parents.",
+                _backward_unwrapped,
+            ),
+            Mistake(
                 "when grad is given, it is the seed: d(something)/d root, of the "
                 "root's shape. Only when it is None is the seed a 1.",
                 _backward_ignores_grad,
@@ -1807,7 +1854,7 @@ def _hint_backward_flags(got, expected, case) -> str:  # noqa: ARG001
 # ---------------------------------------------------------------------- cross-entropy
 def _run_cross_entropy(fn, logits, y, grad_output):
     ctx = ref.Context((True,), True)
-    out = fn.forward(ctx, logits, y=y)
+    out = _as_apply_does(fn.forward(ctx, logits, y=y))
     grads = fn.backward(ctx, grad_output)
     if isinstance(grads, (tuple, list)) and len(grads) >= 1:
         grads = grads[0]
