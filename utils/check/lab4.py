@@ -14,11 +14,12 @@ compared with :mod:`utils.reference.stage4` on its own:
 * ``topological_sort`` and ``backward`` run on graphs built here from the reference
   operations: an MLP loss, a diamond, a tensor used twice by one operation, a
   constant branch, ``x = x + x`` repeated (thousands of paths through a dozen
-  tensors: the visits are *counted*, no timing), a chain 10,000 operations deep (no
-  recursion), a leaf whose gradient already holds an earlier backward's;
+  tensors: the visits are *counted*, no timing), a chain deeper than Python's
+  recursion limit, a leaf whose gradient already holds an earlier backward's;
 * ``Linear`` and ``train_epoch`` run with reference tensors and operations, so that
   only the exercise itself is judged;
-* ``training`` runs every piece together for several steps (:mod:`utils.check.
+* ``training`` runs every piece together for three epochs of a small residual
+  network (a tensor used twice, the last batch smaller; :mod:`utils.check.
   integration`) and names the first piece that diverges on its own.
 
 Tensors in these checks are built by :func:`_apply`, a twin of the lab's
