@@ -395,3 +395,21 @@ def test_guarded_check_never_raises(monkeypatch):
     result = lab.guard("boom", boom)(lambda: 1)
     assert result.status == core.FAILED and "RuntimeError" in result.message
     assert lab.status("boom") == core.FAILED
+
+
+def test_items_of_what_a_run_built_are_named_by_their_keys():
+    def run(impl):
+        return {"dW": impl(), "number of calls": 2}
+
+    cases = [Case("one", run=run)]
+    result = run_check("layer", lambda: np.zeros(2), lambda: np.ones(2), cases)
+    assert "Case 'one': dW has wrong values" in result.text()
+    assert "result[" not in result.text()
+
+
+def test_a_named_output_item_reads_as_words():
+    got = (None, {"W1": np.zeros(2)})
+    expected = (None, {"W1": np.ones(2)})
+    names = ("return value", "params after the update")
+    problem = core.compare(got, expected, "the result", names=names)
+    assert problem.message.startswith("`params['W1']` after the update has wrong")

@@ -636,13 +636,17 @@ def _is_number(x: Any) -> bool:
 
 
 def _item_label(where: str, key: Any) -> str:
-    """How a dict item is named: ``grads['W1']``, or the key itself when it is words.
+    """How a dict item is named: ``grads['W1']``, or the key itself.
 
     Checks of class exercises return dicts keyed by what they looked at (``"p.data"``,
-    ``"number of train_step calls"``); such a key names the item on its own.
+    ``"number of train_step calls"``, ``"dW"``); such a key names the item on its own,
+    as does every key of a dict that a case's ``run`` built (``where`` empty).
     """
-    if isinstance(key, str) and not key.isidentifier():
+    if isinstance(key, str) and (not where or not key.isidentifier()):
         return key if " " in key else f"`{key}`"
+    words = re.fullmatch(r"`([A-Za-z_]\w*)( [^`]*)`", where)
+    if words:  # "params after the update" -> "params['W1'] after the update"
+        return f"`{words.group(1)}[{key!r}]`{words.group(2)}"
     return f"{where}[{key!r}]"
 
 
@@ -690,14 +694,15 @@ def compare(
 
 def _compare(got, expected, where, rtol, atol, names, check_dtype) -> Problem | None:
     if isinstance(expected, dict):
+        shown = where or "the result"
         if not isinstance(got, dict):
             return Problem(
-                f"{where} should be a dict with keys {sorted(map(str, expected))}, "
+                f"{shown} should be a dict with keys {sorted(map(str, expected))}, "
                 f"but your code returned {_describe(got)}."
             )
         missing = [k for k in expected if k not in got]
         if missing:
-            return Problem(f"{where} is missing the key(s) {missing}.")
+            return Problem(f"{shown} is missing the key(s) {missing}.")
         for key in expected:
             problem = _compare(
                 got[key],
@@ -1127,7 +1132,10 @@ def _run(
                 + describe_exception(exc),
                 _exception_hint(exc),
             )
-        problem = compare(run.out, expected, "the result", rtol, atol, output_names)
+        # a dict that the case's run built is named by its keys alone
+        built = case.run is not None and isinstance(expected, dict)
+        where = "" if built else "the result"
+        problem = compare(run.out, expected, where, rtol, atol, output_names)
         if problem is None:
             problem = _in_place_problem(case, run, arg_names)
         if problem is None:
