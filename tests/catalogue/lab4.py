@@ -578,6 +578,19 @@ def backward_no_tuple(root, grad=None):
                     p.grad = g.copy() if p.grad is None else p.grad + g
 
 
+def backward_seed_float64(root, grad=None):
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError("backward needs a gradient for a non-scalar")
+        grad = np.ones(root.shape)
+    root.grad = grad
+    for t in reversed(ref.topological_sort(root)):
+        if t.grad_fn is not None:
+            for p, g in zip(t.grad_fn.parents, _grads(t.grad_fn, t.grad)):
+                if g is not None and p.requires_grad:
+                    p.grad = g.copy() if p.grad is None else p.grad + g
+
+
 # cross_entropy ---------------------------------------------------------------
 class CEOneHotFloat64(Function):
     @staticmethod
@@ -977,6 +990,7 @@ WRONG = [
     Wrong("cross_entropy", CEOneHotFloat64, "float64", "np.eye one-hot"),
     Wrong("cross_entropy", CEPythonFloat, "float64", "float() loss"),
     Wrong("backward", backward_no_tuple, "not a tuple", "lone gradient not wrapped"),
+    Wrong("backward", backward_seed_float64, "float64", "np.ones seed is float64"),
     Wrong("cross_entropy", CENoShift, "row's maximum", "no max shift"),
     Wrong("cross_entropy", CEGlobalMax, "own maximum", "global max"),
     Wrong("cross_entropy", CELogOfProbs, "log of a probability", "log(p + 1e-12)"),
