@@ -738,9 +738,10 @@ def test_fit_trains_and_evaluate_records_no_graph():
     model = Sequential(Linear(2, 32), ReLU(), Linear(32, 2))
     optimizer = nn.Adam(model.parameters(), lr=0.02)
     history = nn.fit(model, nn.CrossEntropyLoss(), optimizer, X, y, num_epochs=30,
-                     batch_size=32, X_test=X, y_test=y, progress=False)  # fmt: skip
+                     batch_size=32, X_val=X[:100], y_val=y[:100], X_test=X,
+                     y_test=y, progress=False)  # fmt: skip
     assert history["train_loss"][-1] < history["train_loss"][0]
-    assert history["test_acc"][-1] > 0.9
+    assert history["test_acc"][-1] > 0.9 and len(history["val_acc"]) == 30
     loss, acc = nn.evaluate(model, nn.CrossEntropyLoss(), X, y)
     assert acc == history["test_acc"][-1] and model.training
     with no_grad():

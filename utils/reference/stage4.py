@@ -1145,15 +1145,13 @@ def gradcheck(f: Callable[..., Tensor], *inputs: Tensor, eps: float = 1e-5) -> f
     Args:
         f: a function of the inputs returning a tensor.
         inputs: tensors; those with ``requires_grad`` are checked.
-        eps: the step ``h`` of ``(f(x + h) - f(x - h)) / 2h``. 1e-5, as in stages
-            1 and 3: in float64 the rounding error of the difference is about
-            1e-16 / h and the truncation error about h^2, balanced near 1e-5;
-            with 1e-6 the rounding noise alone reaches 1e-6 relative on a
-            gradient entry of 1e-4.
+        eps: the step ``h`` of ``(f(x + h) - f(x - h)) / 2h``; 1e-5 as in stages 1
+            and 3: in float64 the rounding error of the difference is about
+            1e-16 / h and the truncation error about h^2, balanced near 1e-5.
 
     Returns:
-        The largest relative error ``max |a - n| / (|a| + |n|)`` over all inputs,
-        stage 1's metric: below 1e-6 means agreement.
+        The largest relative error ``||a - n|| / (||a|| + ||n||)`` over all
+        inputs, stage 1's metric: below ``GRAD_CHECK_BOUND`` = 1e-6 means agreement.
     """
     checked = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
     if not checked:
@@ -1380,13 +1378,14 @@ def fit(
 ) -> dict[str, list[float]]:
     """Stage 3's ``fit`` with this stage's :func:`train_epoch` and :func:`evaluate`.
 
-    Keyword arguments are stage 3's: ``num_epochs``, ``batch_size``, ``X_test``,
-    ``y_test`` (evaluated after every epoch: pass validation data while tuning),
-    ``lr_decay``, ``seed``, ``progress``.
+    Keyword arguments are stage 3's: ``num_epochs``, ``batch_size``, ``X_val``,
+    ``y_val`` (evaluated after every epoch: the data to tune on), ``X_test``,
+    ``y_test``, ``lr_decay``, ``seed``, ``progress``.
 
     Returns:
-        ``{"train_loss", "train_acc"}`` and, with test data, ``{"test_loss",
-        "test_acc"}``: one value per epoch.
+        ``{"train_loss", "train_acc"}`` and, with validation or test data,
+        ``{"val_loss", "val_acc"}``, ``{"test_loss", "test_acc"}``: one value per
+        epoch.
     """
     kwargs.setdefault("epoch_fn", train_epoch)
     kwargs.setdefault("eval_fn", evaluate)
