@@ -58,6 +58,10 @@ def relu_grad_sign(z):
     return np.sign(z)
 
 
+def relu_grad_int(z):
+    return (z > 0) * 1  # int64
+
+
 def relu_grad_no_return(z):
     (z > 0).astype(z.dtype)
 
@@ -215,6 +219,10 @@ def lin_dW_transposed(dz, x, W):
 
 def lin_dW_over_N(dz, x, W):
     return dz @ W.T, x.T @ dz / len(x), dz.sum(axis=0)
+
+
+def lin_db_keepdims(dz, x, W):
+    return dz @ W.T, x.T @ dz, dz.sum(axis=0, keepdims=True)
 
 
 def lin_db_axis1(dz, x, W):
@@ -393,6 +401,7 @@ WRONG = [
     Wrong("relu_grad", relu_grad_is_relu, "ReLU itself", "returns relu"),
     Wrong("relu_grad", relu_grad_sign, "np.sign", "sign"),
     Wrong("relu_grad", relu_grad_no_return, "return", "no return"),
+    Wrong("relu_grad", relu_grad_int, "integer dtype", "int64 mask"),
     Wrong("softmax", softmax_naive, "overflows", "no max subtraction"),
     Wrong("softmax", softmax_global_max, "its own maximum", "global max"),
     Wrong("softmax", softmax_shift_mean, "hundreds apart", "shift by the mean"),
@@ -427,6 +436,7 @@ WRONG = [
     Wrong("linear_backward", lin_dW_transposed, "transpose", "dW.T"),
     Wrong("linear_backward", lin_dW_over_N, "too small", "dW / N"),
     Wrong("linear_backward", lin_db_axis1, "axis 0", "db = dz.sum(axis=1)"),
+    Wrong("linear_backward", lin_db_keepdims, "keepdims=True", "db (1, out)"),
     Wrong("backward", backward_no_relu_grad, "relu_grad", "no relu derivative"),
     Wrong("backward", backward_no_mean, "N times too large", "no 1/N"),
     Wrong("backward", backward_dW2_transposed, "transpose", "dW2 transposed"),

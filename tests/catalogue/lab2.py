@@ -723,6 +723,13 @@ class LinearLocalGrads(ref.Linear):
         return dout @ self.W.T
 
 
+class LinearDbKeepdims(ref.Linear):
+    def backward(self, dout):
+        self.dW = self.x.T @ dout
+        self.db = dout.sum(axis=0, keepdims=True)  # (1, out)
+        return dout @ self.W.T
+
+
 class LinearDbAxis1(ref.Linear):
     def backward(self, dout):
         self.dW = self.x.T @ dout
@@ -859,6 +866,7 @@ WRONG = [
     Wrong("linear_backward", LinearAccumulates, "not add (+=)", "dW += (stage 2)"),
     Wrong("linear_backward", LinearLocalGrads, "never stored", "dW in a local name"),
     Wrong("linear_backward", LinearDbAxis1, "axis 0", "db = dout.sum(axis=1)"),
+    Wrong("linear_backward", LinearDbKeepdims, "keepdims=True", "db (1, out)"),
     Wrong("linear_backward", LinearBackwardCachedOutput, "*input*", "cached output"),
     Wrong("linear_backward", LinearBackwardNoReturn, "return", "dx not returned"),
     Wrong("relu", ReLUMaskOnly, "chain rule", "no dout"),

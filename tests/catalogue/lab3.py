@@ -357,6 +357,11 @@ def epoch_no_return(model, loss_fn, optimizer, X, y, batch_size, rng):
 
 
 # new kinds of mistakes (issues 7 and 14) ------------------------------------
+class ParamZeroGradInPlaceTimesZero(Parameter):
+    def zero_grad(self):
+        self.grad *= 0  # in place, but inf * 0 is NaN
+
+
 class ParamNoCopy(Parameter):
     def __init__(self, data):
         self.data = np.asarray(data, dtype=np.float32)  # the caller's array itself
@@ -529,6 +534,7 @@ WRONG = [
     Wrong("parameter", ParamNoCast, "float32", "data not cast"),
     Wrong("parameter", ParamGradZeros64, "and the dtype", "grad float64"),
     Wrong("parameter", ParamNoCopy, "*copy*", "np.asarray: no copy"),
+    Wrong("parameter", ParamZeroGradInPlaceTimesZero, "inf * 0", "grad *= 0"),
     Wrong("parameter", ParamZeroGradNewArray, "in place", "zero_grad new array"),
     Wrong("parameter", ParamZeroGradTimesZero, "in place", "zero_grad grad * 0"),
     Wrong("parameter", ParamGradAliasesData, "one array", "grad is data"),

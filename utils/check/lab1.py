@@ -170,15 +170,36 @@ def relu(student) -> CheckResult:
     )
 
 
+def _run_mask(impl, z):
+    """The derivative, and the kind of its dtype: an integer mask would turn the
+    float32 product in backward, dh1 * relu_grad(z1), into float64."""
+    out = impl(z)
+    kind = getattr(getattr(out, "dtype", None), "kind", "")
+    if kind in ("f", "b"):
+        word = "float (or bool)"
+    elif kind in ("i", "u"):
+        word = "integer"
+    else:
+        word = "not an array"
+    return {"the result": out, "the kind of its dtype": word}
+
+
 def relu_grad(student) -> CheckResult:
-    """Check ``relu_grad(z)``: 1 where z > 0, else 0 (0 at z = 0)."""
+    """Check ``relu_grad(z)``: 1 where z > 0, else 0 (0 at z = 0), float32 (a bool
+    mask is accepted; an integer one would make backward's product float64)."""
     return run_check(
         "relu_grad",
         student,
         ref.relu_grad,
-        _activations_cases(),
+        [Case(c.name, c.args, run=_run_mask) for c in _activations_cases()],
         arg_names=["z"],
         mistakes=[
+            Mistake(
+                "the mask has an integer dtype: in backward, float32 gradients times "
+                "an int64 mask become float64, and so does everything after. Give "
+                "the mask the dtype of z.",
+                lambda z: (z > 0) * 1,
+            ),
             Mistake(
                 "at z = 0 ReLU has a kink; this course takes the derivative there to "
                 "be 0, so use z > 0, not z >= 0.",
@@ -498,6 +519,11 @@ def linear_backward(student) -> CheckResult:
                 "(the rows, axis 0), not over each example's outputs (axis 1), "
                 "which gives one number per example.",
                 lambda dz, x, W: (dz @ W.T, x.T @ dz, dz.sum(axis=1)),
+            ),
+            Mistake(
+                "db must have the shape of b, (out,): keepdims=True leaves a "
+                "(1, out) row, which the update would broadcast into b's place.",
+                lambda dz, x, W: (dz @ W.T, x.T @ dz, dz.sum(axis=0, keepdims=True)),
             ),
             Mistake(
                 "db is the sum over the batch, not the mean: the 1/N is already "

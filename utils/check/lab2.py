@@ -357,6 +357,13 @@ def linear_backward(student) -> CheckResult:
                 _linear_mistake(bwd=_bwd(db=lambda self, dout: dout.sum(axis=1))),
             ),
             Mistake(
+                "db must have the shape of b, (out,): keepdims=True leaves a "
+                "(1, out) row, which the update would broadcast into b's place.",
+                _linear_mistake(
+                    bwd=_bwd(db=lambda self, dout: dout.sum(axis=0, keepdims=True))
+                ),
+            ),
+            Mistake(
                 "db is the sum over the batch, not the mean: the 1/N of the loss is "
                 "already inside dout.",
                 _linear_mistake(bwd=_bwd(db=lambda self, dout: dout.mean(axis=0))),

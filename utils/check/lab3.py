@@ -87,6 +87,7 @@ def _run_parameter(cls, values):
     grad = p.grad
     if isinstance(grad, np.ndarray) and grad.shape == np.shape(p.data):
         grad[...] = 1.5  # as if a backward pass had accumulated into it
+        grad.flat[0] = np.inf  # a diverged step: zero_grad must clear it too
         held = grad  # what an optimizer or a layer holding p.grad would still see
         p.zero_grad()
         out["p.grad after p.zero_grad()"] = _snapshot(p.grad)
@@ -125,6 +126,16 @@ class _ParamGradIsData(ref.Parameter):
 class _ParamZeroReplaces(ref.Parameter):
     def zero_grad(self):
         self.grad = np.zeros_like(self.data)
+
+
+class _ParamZeroTimesZero(ref.Parameter):
+    def zero_grad(self):
+        self.grad *= 0
+
+
+class _ParamZeroNewTimesZero(ref.Parameter):
+    def zero_grad(self):
+        self.grad = self.grad * 0
 
 
 class _ParamZeroScalar(ref.Parameter):
@@ -176,6 +187,18 @@ def parameter(student) -> CheckResult:
                 "assigning a new array leaves whoever still holds the old one (an "
                 "optimizer, a layer) with stale gradients.",
                 _ParamZeroReplaces,
+            ),
+            Mistake(
+                "multiplying by 0 does not clear an inf or a NaN (inf * 0 is NaN), "
+                "and a step that diverged leaves some in the gradient: write zeros "
+                "into the array instead.",
+                _ParamZeroTimesZero,
+            ),
+            Mistake(
+                "`self.grad = self.grad * 0` neither clears an inf or a NaN (inf * 0 "
+                "is NaN) nor changes the array that others (an optimizer, a layer) "
+                "hold: write zeros into the existing array, in place.",
+                _ParamZeroNewTimesZero,
             ),
             Mistake(
                 "`self.grad = 0` replaces the array by a number: write 0 into the "
