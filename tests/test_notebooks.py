@@ -27,6 +27,8 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from utils.check.core import Lab
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(
     p for d in ("book", "solutions", "labs") for p in (ROOT / d).glob("*.md")
@@ -153,12 +155,17 @@ def test_untouched_lab_runs_all_the_way_to_the_summary(path, monkeypatch):
     assert set(exercises) <= checked, f"never checked: {set(exercises) - checked}"
 
 
-@pytest.mark.parametrize("path", SOLUTIONS, ids=_id)
-def test_checks_exercises_and_check_cells_agree(path):
-    """A check missing from LAB.exercises would be left out of the summary and of the
-    catalogue tests, and a check cell missing from the lab would never be run."""
-    text = path.read_text(encoding="utf-8")
-    module = _check_module(text)
+def exercise_list_problems(module, notebooks: dict[str, str]) -> list[str]:
+    """Where a lab's check functions, ``LAB.exercises`` and check cells disagree.
+
+    Args:
+        module: the lab's check module (``utils.check.labN``).
+        notebooks: name -> MyST text of the notebooks whose check cells to compare
+            (the solution and the generated lab).
+
+    Returns:
+        One sentence per disagreement; empty when all agree, in the same order.
+    """
     functions = {
         name
         for name, value in vars(module).items()
@@ -166,31 +173,67 @@ def test_checks_exercises_and_check_cells_agree(path):
         and value.__module__ == module.__name__
         and not name.startswith("_")
     } - LAB_HELPERS
-    exercises = module.LAB.exercises
-    assert len(set(exercises)) == len(exercises), f"repeated exercises: {exercises}"
-    assert functions == set(exercises), (
-        f"{module.__name__}: check functions without an entry in LAB.exercises: "
-        f"{sorted(functions - set(exercises))}; entries without a check function: "
-        f"{sorted(set(exercises) - functions)}"
-    )
-    for notebook in (path, ROOT / "labs" / path.name):
-        if not notebook.exists():
-            continue
-        nb = jupytext.reads(notebook.read_text(encoding="utf-8"), fmt="md:myst")
+    exercises = list(module.LAB.exercises)
+    problems = []
+    if len(set(exercises)) != len(exercises):
+        problems.append(f"repeated exercises: {exercises}")
+    if functions != set(exercises):
+        problems.append(
+            f"{module.__name__}: check functions without an entry in LAB.exercises: "
+            f"{sorted(functions - set(exercises))}; entries without a check "
+            f"function: {sorted(set(exercises) - functions)}"
+        )
+    for name, text in notebooks.items():
+        nb = jupytext.reads(text, fmt="md:myst")
         cells = [
-            name
+            ex
             for cell in nb.cells
             if cell.cell_type == "code" and _is_check_cell(cell.source)
-            for name in CHECK_CALL.findall(cell.source)
-            if name not in LAB_HELPERS
+            for ex in CHECK_CALL.findall(cell.source)
+            if ex not in LAB_HELPERS
         ]
-        assert sorted(set(cells)) == sorted(exercises), (
-            f"{_id(notebook)}: exercises without a check cell: "
-            f"{sorted(set(exercises) - set(cells))}; check cells of no exercise: "
-            f"{sorted(set(cells) - set(exercises))}"
-        )
-        order = [ex for ex in dict.fromkeys(cells)]
-        assert order == exercises, (
-            f"{_id(notebook)}: the check cells run in the order {order}, but "
-            f"LAB.exercises (the summary's order) is {exercises}"
-        )
+        if set(cells) != set(exercises):
+            problems.append(
+                f"{name}: exercises without a check cell: "
+                f"{sorted(set(exercises) - set(cells))}; check cells of no exercise: "
+                f"{sorted(set(cells) - set(exercises))}"
+            )
+        elif list(dict.fromkeys(cells)) != exercises:
+            problems.append(
+                f"{name}: the check cells run in the order "
+                f"{list(dict.fromkeys(cells))}, but LAB.exercises (the summary's "
+                f"order) is {exercises}"
+            )
+    return problems
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=_id)
+def test_checks_exercises_and_check_cells_agree(path):
+    """A check missing from LAB.exercises would be left out of the summary and of the
+    catalogue tests, and a check cell missing from the lab would never be run."""
+    text = path.read_text(encoding="utf-8")
+    notebooks = {_id(path): text}
+    lab = ROOT / "labs" / path.name
+    if lab.exists():
+        notebooks[_id(lab)] = lab.read_text(encoding="utf-8")
+    assert exercise_list_problems(_check_module(text), notebooks) == []
+
+
+def test_the_exercise_list_test_fails_on_a_missing_entry():
+    from utils.check import lab1
+
+    text = (ROOT / "solutions" / "01-two-layer-net.md").read_text(encoding="utf-8")
+    fake = types.ModuleType("fake_lab")
+    for exercise in lab1.LAB.exercises:
+
+        def check_function(student):
+            return student
+
+        check_function.__module__ = fake.__name__
+        setattr(fake, exercise, check_function)
+    fake.LAB = Lab("fake", [ex for ex in lab1.LAB.exercises if ex != "softmax"])
+    problems = exercise_list_problems(fake, {"solution": text})
+    assert any("without an entry in LAB.exercises: ['softmax']" in p for p in problems)
+    assert any("check cells of no exercise: ['softmax']" in p for p in problems)
+    fake.LAB = Lab("fake", lab1.LAB.exercises)
+    assert exercise_list_problems(fake, {"solution": text}) == []
