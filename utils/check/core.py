@@ -916,12 +916,14 @@ def generic_hint(got: Any, expected: Any, batch_size: int | None) -> str:
     ):
         return (
             "your result is the transpose of the expected one: check the order "
-            "of the matrix product (for example `X.T @ dz`, not `dz.T @ X`)."
+            "of the factors of the matrix product, and which one is transposed "
+            "(write each shape next to it: the result has the shape of what it is "
+            "the gradient of)."
         )
     if got_arr.ndim == exp_arr.ndim + 1 and got_arr.shape[1:] == exp_arr.shape:
         return (
             f"this has one row per example, shape {got_arr.shape}: a parameter's "
-            "gradient is summed over the batch, `.sum(axis=0)`."
+            "gradient is summed over the batch (over the rows)."
         )
     if got_arr.shape != exp_arr.shape:
         return ""
