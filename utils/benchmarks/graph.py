@@ -4,7 +4,7 @@ Two shapes, each of ``n`` operation nodes on a small vector (so the arithmetic i
 negligible and the time is the framework's own per-node overhead):
 
 * a chain: ``t = t * 1.0``, ``n`` times;
-* diamonds: ``a = t * 2.0; b = t * 3.0; t = a + b``, ``n / 3`` times. Each ``t`` is
+* diamonds: ``a = t * 0.5; b = t * 0.5; t = a + b``, ``n / 3`` times. Each ``t`` is
   used twice, so a backward pass that recursed into every use instead of visiting
   the graph once in topological order would visit ``2^(n/3)`` nodes.
 
@@ -49,7 +49,7 @@ def build(shape: str, n: int, stage4) -> tuple[object, object]:
             t = t * 1.0
     elif shape == "diamond":
         for _ in range(max(n // 3, 1)):
-            t = t * 2.0 + t * 3.0
+            t = t * 0.5 + t * 0.5  # values stay 1: no overflow however deep
     else:
         raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
     return x, t.sum()
