@@ -94,7 +94,7 @@ LAB = Lab(
     module=__name__,
 )
 
-WARNINGS = "floating-point warnings"  # the key under which a layer's warnings appear
+WARNINGS = "the warnings NumPy raised"  # the key under which a layer's warnings appear
 
 
 _INPUTS = Inputs(base_seed=2000)
@@ -1468,7 +1468,7 @@ def _run_epoch(impl, X, y, batch_size, lr, rng):
     other = len(X) <= 2 or _batches(impl, X0, y0, batch_size, lr, seed + 1) != first
     seen = np.concatenate(ids) if ids else np.zeros(0, int)
     return {
-        "number of train_step calls": len(net.calls),
+        "the number of train_step calls": len(net.calls),
         "every example used exactly once": bool(
             len(seen) == len(X) and np.array_equal(np.sort(seen), np.arange(len(X)))
         ),
@@ -1476,10 +1476,10 @@ def _run_epoch(impl, X, y, batch_size, lr, rng):
             np.array_equal(i, labels) for i, labels, _ in net.calls
         ),
         "examples shuffled": len(X) == 1 or not np.array_equal(seen, np.arange(len(X))),
-        "largest batch": max((len(i) for i in ids), default=0),
+        "the largest batch": max((len(i) for i in ids), default=0),
         LR_KEY: all(c[2] == lr for c in net.calls),
         SEED_KEY: bool(same and other),
-        "returned value": returned,
+        "the value returned": returned,
     }
 
 
