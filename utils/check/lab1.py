@@ -1,15 +1,22 @@
 """Checks for lab 1: a two-layer network by hand.
 
 Each function takes the student's implementation, compares it with
-:mod:`utils.reference.stage1` on seeded cases (including a batch of one, zeros and
-negative inputs, and logits of ±1000), and returns a
+:mod:`utils.reference.stage1` on seeded cases (a batch of one, N = C first where
+integer labels could pass for one-hot rows, zeros and negative inputs, logits of
+±1000 and rows hundreds apart, correct classes at probabilities down to 1e-30,
+transposed inputs, parameters of one shape) and returns a
 :class:`~utils.check.core.CheckResult`.
+
+The last check, :func:`training`, is the integration check: the notebook's
+``train_step``, ``forward``, ``cross_entropy``, ``backward`` and ``sgd_update`` run
+together for several steps (see :mod:`utils.check.integration`).
 
 Usage in the lab::
 
     from utils.check import lab1 as check
     check.relu(relu)
     ...
+    check.training(train_step)
     check.summary()
 """
 

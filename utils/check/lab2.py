@@ -11,13 +11,20 @@ raised (an ``exp`` that overflows is a mistake even when the result is right).
 The network checks put reference layers into the student's ``Network``, so that
 ``Network.forward`` is checked on its own, whatever the state of the student's
 layers. ``train_epoch`` is checked with a stand-in network that records what it
-is given.
+is given (and runs it again with the same seed, and another, to see that the order
+comes from ``rng``). A ``Linear`` also goes through two batches in a row: stage 2
+never zeroes the gradients, so the second batch's must replace the first's.
+
+The last check, :func:`training`, is the integration check: networks built by the
+student's ``Network`` (with the notebook's layers) trained batch after batch (see
+:mod:`utils.check.integration`).
 
 Usage in the lab::
 
     from utils.check import lab2 as check
     check.linear_forward(Linear)
     ...
+    check.training(Network)
     check.summary()
 """
 

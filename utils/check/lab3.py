@@ -2,8 +2,14 @@
 
 The exercises are classes (and one function), so each case builds an object from the
 student's class, uses it the way a model or a training loop would (a tree of modules
-with a shared parameter, several optimizer steps on fixed gradients, two backward
-passes in a row, ...) and returns what to compare with :mod:`utils.reference.stage3`.
+with a shared parameter, an 11-module Sequential, several optimizer steps on fixed
+gradients for parameters of which two share a shape, two backward passes in a row,
+...) and returns what to compare with :mod:`utils.reference.stage3`. Updates defined
+as in place (an optimizer's step) must keep the caller's arrays.
+
+The last check, :func:`training`, is the integration check: a model of the
+notebook's classes trained by its ``train_epoch`` with its ``SGD`` and ``Adam`` (see
+:mod:`utils.check.integration`).
 
 Usage in the lab::
 
@@ -11,6 +17,7 @@ Usage in the lab::
     check.parameter(Parameter)
     check.module(Module, Parameter)
     ...
+    check.training(train_epoch)
     check.summary()
 """
 
