@@ -76,6 +76,9 @@ def test_stage4_backward_visits_each_node_once():
     for r in rows:
         assert r.visits == r.nodes, r
         assert r.backward_us > 0 and r.forward_us > 0
+    # linear: the Python calls per node of a backward pass do not grow with depth
+    for small, large in ((rows[0], rows[1]), (rows[2], rows[3])):
+        assert large.calls_per_node <= 1.1 * small.calls_per_node, (small, large)
     assert "visits" in graph.format_table(rows)
 
 
