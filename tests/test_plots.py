@@ -203,3 +203,36 @@ def test_draw_graph_into_given_axes_and_refuses_bad_input() -> None:
         draw_graph(np.ones(3))
     with pytest.raises(ValueError, match="max_nodes"):
         draw_graph(y, max_nodes=2)
+
+
+def test_draw_layer_caches_names_every_layer_signal_and_cache() -> None:
+    from utils.plots import draw_layer_caches
+
+    layers = [
+        ("Linear", ["x (N, 25)"], "dW = xᵀ dout"),
+        ("ReLU", ["out (N, 16)"], "dx = dout ⊙ [out > 0]"),
+        ("SoftmaxCrossEntropy", ["probs (N, 2)", "y (N,)"], "(probs − Y) / N"),
+    ]
+    fig = draw_layer_caches(layers, signals=["X", "z", "h", "loss"], title="t")
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    for word in ["Linear", "ReLU", "x (N, 25)", "y (N,)", "dW = xᵀ dout", "dz", "dX"]:
+        assert word in texts
+    assert len(fig.axes) == 1
+    default = draw_layer_caches([("Linear", [], "dx = dout Wᵀ")])
+    assert "(nothing)" in " ".join(t.get_text() for t in default.axes[0].texts)
+    with pytest.raises(ValueError, match="at least one layer"):
+        draw_layer_caches([])
+    with pytest.raises(ValueError, match="signals"):
+        draw_layer_caches(layers, signals=["X", "loss"])
+
+
+def test_show_layer_histograms_one_panel_per_layer_with_zero_share() -> None:
+    from utils.plots import show_layer_histograms
+
+    values = {"relu 1": np.array([0.0, 0.0, 1.0, 2.0]), "relu 2": np.zeros((3, 2))}
+    fig = show_layer_histograms(values, xlabel="activation", title="t")
+    assert len(fig.axes) == 2
+    assert "zeros 50%" in fig.axes[0].get_title()
+    assert "zeros 100%" in fig.axes[1].get_title()
+    with pytest.raises(ValueError, match="at least one layer"):
+        show_layer_histograms({})

@@ -23,6 +23,8 @@ from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "draw_graph",
+    "draw_layer_caches",
+    "show_layer_histograms",
     "plot_curves",
     "plot_history",
     "show_images",
@@ -607,4 +609,135 @@ def draw_graph(
     )
     if title:
         ax.set_title(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- layers
+def draw_layer_caches(
+    layers: Sequence[tuple[str, Sequence[str], str]],
+    *,
+    signals: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Draw a chain of layers: what each caches in forward and uses in backward.
+
+    One box per layer, left to right in the order of the forward pass. Above the
+    row, forward arrows carry the values between layers (``signals``); inside each
+    box, the arrays its ``forward`` keeps; below it, the formula its ``backward``
+    evaluates with them; under the row, backward arrows carry the gradients right
+    to left (``d`` + the signal's name).
+
+    Args:
+        layers: ``(name, cached, backward)`` per layer: its name, the names (with
+            shapes, say) of the arrays its forward caches, and its backward formula.
+        signals: ``len(layers) + 1`` names of the values passed between layers
+            (input first, output last); ``x0, x1, ...`` by default.
+        title: Figure title.
+
+    Returns:
+        The figure, with one axes.
+
+    Raises:
+        ValueError: If ``layers`` is empty or ``signals`` has the wrong length.
+    """
+    if not layers:
+        raise ValueError("draw_layer_caches needs at least one layer")
+    n = len(layers)
+    if signals is None:
+        signals = [f"x{i}" for i in range(n + 1)]
+    if len(signals) != n + 1:
+        raise ValueError(
+            f"signals must name the {n + 1} values around {n} layers, got "
+            f"{len(signals)}"
+        )
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.6 * n + 1.0), 4.2))
+    width, gap = 2.0, 0.6
+    x_of = [i * (width + gap) for i in range(n)]
+    for (name, cached, backward), x in zip(layers, x_of, strict=True):
+        ax.add_patch(
+            FancyBboxPatch(
+                (x, 0.0), width, 1.6,
+                boxstyle="round,pad=0.03,rounding_size=0.1",
+                fc="#e8f0fb", ec="#555555",
+            )
+        )  # fmt: skip
+        ax.text(x + width / 2, 1.38, name, ha="center", va="center", weight="bold")
+        cache_text = "\n".join(cached) if cached else "(nothing)"
+        ax.text(
+            x + width / 2, 0.72, "caches:\n" + cache_text, ha="center",
+            va="center", fontsize=8, color="#1f4e8c",
+        )  # fmt: skip
+        ax.text(
+            x + width / 2, -0.55, backward, ha="center", va="center", fontsize=8,
+            color="#8c2d1f", wrap=True,
+        )  # fmt: skip
+    arrow = {"arrowstyle": "-|>", "lw": 1.0, "shrinkA": 2, "shrinkB": 2}
+    lefts = [x_of[0] - gap] + [x + width for x in x_of]
+    rights = [x_of[0]] + [x + width + gap for x in x_of]
+    for i, label in enumerate(signals):
+        a, b = lefts[i], rights[i]
+        if i == 0:
+            a, b = x_of[0] - 0.9, x_of[0]
+        elif i == n:
+            a, b = x_of[-1] + width, x_of[-1] + width + 0.9
+        ax.annotate("", (b, 1.1), (a, 1.1), arrowprops={**arrow, "color": "#1f4e8c"})
+        ax.text((a + b) / 2, 1.25, label, ha="center", fontsize=8, color="#1f4e8c")
+        ax.annotate("", (a, 0.3), (b, 0.3), arrowprops={**arrow, "color": "#8c2d1f"})
+        ax.text((a + b) / 2, 0.12, "d" + label, ha="center", fontsize=8,
+                color="#8c2d1f")  # fmt: skip
+    ax.text(x_of[0] - 0.9, 1.85, "forward →", fontsize=9, color="#1f4e8c")
+    ax.text(x_of[0] - 0.9, -1.15, "← backward: uses the cache", fontsize=9,
+            color="#8c2d1f")  # fmt: skip
+    ax.set_xlim(x_of[0] - 1.0, x_of[-1] + width + 1.0)
+    ax.set_ylim(-1.3, 2.1)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_layer_histograms(
+    values: dict[str, np.ndarray],
+    *,
+    xlabel: str = "value",
+    bins: int = 40,
+    title: str | None = None,
+) -> Figure:
+    """One histogram per layer, side by side: activations or gradients per layer.
+
+    Each panel's title gives the layer's name, the standard deviation and the
+    fraction of exact zeros (dead ReLUs show as a spike at 0 and a large fraction;
+    vanishing gradients as a standard deviation that shrinks layer after layer).
+
+    Args:
+        values: Layer name -> array of any shape (flattened).
+        xlabel: Label of the x axes.
+        bins: Bins per histogram.
+        title: Figure title.
+
+    Returns:
+        The figure, with one axes per layer.
+
+    Raises:
+        ValueError: If ``values`` is empty.
+    """
+    if not values:
+        raise ValueError("show_layer_histograms needs at least one layer")
+    n = len(values)
+    fig, axes = plt.subplots(
+        1, n, figsize=(2.4 * n + 0.6, 2.8 + _TITLE_SPACE), squeeze=False
+    )
+    for ax, (name, array) in zip(axes[0], values.items(), strict=True):
+        flat = np.asarray(array, dtype=np.float64).ravel()
+        zeros = float(np.mean(flat == 0)) if flat.size else 0.0
+        ax.hist(flat, bins=bins, color="#4c72b0")
+        std = float(flat.std()) if flat.size else 0.0
+        ax.set_title(f"{name}\nstd {std:.2g}, zeros {zeros:.0%}", fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     return fig
