@@ -755,6 +755,13 @@ class SCEShape1(ref.SoftmaxCrossEntropy):
         return -np.mean(np.log(np.maximum(p, 1e-12)), keepdims=True)  # shape (1,)
 
 
+class SCEBigFloor(ref.SoftmaxCrossEntropy):
+    def forward(self, logits, y):
+        super().forward(logits, y)
+        p = self.probs[np.arange(len(y)), y]
+        return float(-np.mean(np.log(p + 1e-7)))  # hides confident mistakes
+
+
 class SCEMinusLabels(ref.SoftmaxCrossEntropy):
     def backward(self):
         return (self.probs - self.y) / len(self.y)
@@ -899,6 +906,7 @@ WRONG = [
     Wrong("softmax_cross_entropy", SCEMinusLabels, "integer labels", "probs - y"),
     Wrong("softmax_cross_entropy", SCELabelsTimesLog, "integer labels", "y * log p"),
     Wrong("softmax_cross_entropy", SCEColumns, "probs[:, y]", "probs[:, y]"),
+    Wrong("softmax_cross_entropy", SCEBigFloor, "no higher", "floor 1e-7"),
     Wrong("mse", MSENoTwo, "factor 2", "no 2"),
     Wrong("mse", MSEGradOverN, "not by N only", "grad / N"),
     Wrong("mse", MSESign, "sign", "target - pred"),

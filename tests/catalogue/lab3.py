@@ -507,6 +507,32 @@ def epoch_unweighted(model, loss_fn, optimizer, X, y, batch_size, rng):
     return float(np.mean(losses)), correct / len(X)
 
 
+def epoch_mean_of_batch_accuracies(model, loss_fn, optimizer, X, y, batch_size, rng):
+    total, accs = 0.0, []
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+        optimizer.zero_grad()
+        logits = model(Xb)
+        loss = loss_fn(logits, yb)
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        total += loss * len(yb)
+        accs.append(np.mean(logits.argmax(axis=1) == yb))  # unweighted
+    return total / len(X), float(np.mean(accs))
+
+
+def epoch_accuracy_after_step(model, loss_fn, optimizer, X, y, batch_size, rng):
+    total, correct = 0.0, 0
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+        optimizer.zero_grad()
+        logits = model(Xb)
+        loss = loss_fn(logits, yb)
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        total += loss * len(yb)
+        correct += int(np.sum(model(Xb).argmax(axis=1) == yb))  # the model after
+    return total / len(X), correct / len(X)
+
+
 def epoch_drops_last(model, loss_fn, optimizer, X, y, batch_size, rng):
     total, correct, n = 0.0, 0, 0
     for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
@@ -591,6 +617,13 @@ WRONG = [
         "backward(loss)",
     ),
     Wrong("train_epoch", epoch_unweighted, "weight each batch", "mean of batch means"),
+    Wrong(
+        "train_epoch",
+        epoch_mean_of_batch_accuracies,
+        "weight each batch",
+        "mean of batch accuracies",
+    ),
+    Wrong("train_epoch", epoch_accuracy_after_step, "second forward", "acc after"),
     Wrong("training", epoch_using(SGD=MomentumByShape), "SGD is the first", "by shape"),
     Wrong("training", epoch_using(Adam=AdamByShape), "Adam is the first", "by shape"),
     Wrong(

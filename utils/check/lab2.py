@@ -683,11 +683,26 @@ def _sce_cases() -> list[Case]:
             "confident and right: probabilities of exactly 0 in other classes",
             (confident, np.array([1, 0, 2])),
         ),
-        Case(
-            "logits hundreds apart, the correct class at probability 1e-7",
-            (far, np.array([1, 1])),
-        ),
+        Case(_FAR, (far, np.array([1, 1]))),
     ]
+
+
+_FAR = "logits hundreds apart, the correct class at probability 1e-7"
+
+
+def _floor_hint(got, expected, case) -> str:
+    """The loss too small where the correct class is unlikely: a floor above EPS."""
+    if case.name != _FAR or not isinstance(got, dict):
+        return ""
+    loss, want = got.get("loss"), expected.get("loss")
+    if isinstance(loss, (float, np.floating)) and loss < want:
+        return (
+            "where the correct class has a tiny probability (1e-7) your loss is too "
+            "small: floor the probability at EPS = 1e-12 inside the log, no higher "
+            "(a larger floor, or a constant added to every probability, hides how "
+            "wrong a confident mistake is)."
+        )
+    return ""
 
 
 def _run_loss(cls, inputs, targets):
@@ -736,7 +751,8 @@ def softmax_cross_entropy(student) -> CheckResult:
             _overflow_hint(
                 "exp(1000) overflows to inf and inf / inf is NaN: compute the "
                 "softmax with each row's maximum subtracted first."
-            )
+            ),
+            _floor_hint,
         ],
         mistakes=[
             Mistake(

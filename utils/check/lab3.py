@@ -1107,15 +1107,17 @@ def _train_epoch_mistake(
     zero_grad="before",
     shuffle=True,
     last_loss=False,
-    unweighted=False,
+    unweighted=(),
+    acc_after_step=False,
 ):
     """A train_epoch with one mistake: where zero_grad goes (``"before"`` the forward
     pass, ``"after"`` backward, or ``None``), no shuffling, the last batch's loss
-    returned instead of the mean, or the mean of the batches' losses (unweighted
-    by their sizes)."""
+    returned instead of the mean, the mean of the batches' values unweighted by
+    their sizes (``unweighted`` names them: ``"loss"``, ``"acc"``), or the accuracy
+    measured by a second forward pass after the step."""
 
     def train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng):
-        total, loss, correct, losses = 0.0, 0.0, 0, []
+        total, loss, correct, losses, accs = 0.0, 0.0, 0, [], []
         batches = (
             data.iterate_minibatches(X, y, batch_size, rng=rng)
             if shuffle
@@ -1132,10 +1134,15 @@ def _train_epoch_mistake(
             optimizer.step()
             total += loss * len(yb)
             losses.append(loss)
+            if acc_after_step:
+                logits = model(Xb)
             correct += int(np.sum(logits.argmax(axis=1) == yb))
-        if unweighted:
-            return float(np.mean(losses)), correct / len(X)
-        return (loss if last_loss else total / len(X)), correct / len(X)
+            accs.append(float(np.mean(logits.argmax(axis=1) == yb)))
+        mean_loss = loss if last_loss else total / len(X)
+        if "loss" in unweighted:
+            mean_loss = float(np.mean(losses))
+        acc = float(np.mean(accs)) if "acc" in unweighted else correct / len(X)
+        return mean_loss, acc
 
     return train_epoch
 
@@ -1187,11 +1194,20 @@ def train_epoch(student) -> CheckResult:
                 "its size, divide by N), not the last batch's loss.",
                 _train_epoch_mistake(last_loss=True),
             ),
+            *[
+                Mistake(
+                    "when the last batch is smaller, the mean of the batches' values "
+                    "is not the mean over the examples: weight each batch's loss "
+                    "and accuracy by its number of examples.",
+                    _train_epoch_mistake(unweighted=which),
+                )
+                for which in (("loss",), ("acc",), ("loss", "acc"))
+            ],
             Mistake(
-                "when the last batch is smaller, the mean of the batches' losses is "
-                "not the mean over the examples: weight each batch's loss by its "
-                "number of examples.",
-                _train_epoch_mistake(unweighted=True),
+                "measure the accuracy from the logits of this batch's forward pass, "
+                "as the loss: a second forward pass after the step measures a model "
+                "that has already learned from the batch.",
+                _train_epoch_mistake(acc_after_step=True),
             ),
         ],
         record=LAB.record,
