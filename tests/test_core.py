@@ -420,3 +420,11 @@ def test_a_named_output_item_reads_as_words():
     names = ("return value", "params after the update")
     problem = core.compare(got, expected, "the result", names=names)
     assert problem.message.startswith("`params['W1']` after the update has wrong")
+
+
+def test_an_integration_check_given_reference_pieces_says_so(monkeypatch, capsys):
+    lab1 = _lab("lab1", monkeypatch)
+    assert "training" not in lab1.LAB.references  # an integration check
+    result = lab1.training(lab1.reference("train_step"))
+    assert result.status == core.USED_REFERENCE
+    capsys.readouterr()

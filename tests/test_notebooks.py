@@ -237,3 +237,51 @@ def test_the_exercise_list_test_fails_on_a_missing_entry():
     assert any("check cells of no exercise: ['softmax']" in p for p in problems)
     fake.LAB = Lab("fake", lab1.LAB.exercises)
     assert exercise_list_problems(fake, {"solution": text}) == []
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", LABS, ids=_id)
+def test_lab_done_with_the_reference_runs_and_says_so(path, monkeypatch):
+    """A stuck student can go on: the untouched lab, with `X = check.reference(...)`
+    before every check cell, runs every demo and training cell to the summary, which
+    lists those exercises as "used the reference", never as passed."""
+    assert path.exists(), f"{_id(path)} is missing: run `make labs`"
+    monkeypatch.delenv("NN_CHECK_STRICT", raising=False)
+    monkeypatch.delenv("MNIST_PATH", raising=False)  # the small digits: quick
+    monkeypatch.setenv("NN_DATA_DIR", str(ROOT / ".no-such-cache"))
+    monkeypatch.setenv("MPLBACKEND", "agg")
+    text = path.read_text(encoding="utf-8")
+    lab = _check_module(text).LAB
+    nb = nbformat.from_dict(jupytext.reads(text, fmt="md:myst"))
+    cells = []
+    for cell in nb.cells:
+        call = re.match(r"check\.(\w+)\((\w+)", cell.source)
+        if cell.cell_type == "code" and call and call.group(1) in lab.references:
+            exercise, name = call.groups()
+            source = f'{name} = check.reference("{exercise}")'
+            cells.append(nbformat.v4.new_code_cell(source))
+        cells.append(cell)
+    nb.cells = cells
+    client = NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    with client.setup_kernel(env=dict(os.environ)):
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            try:
+                client.execute_cell(cell, index)
+            except CellExecutionError as exc:
+                pytest.fail(f"cell {index} raised {exc.ename}:\n{cell.source}\n{exc}")
+            out = _text(cell.outputs)
+            assert "waiting for" not in out, f"cell {index} skipped:\n{out}"
+    summary = next(
+        _text(c.outputs) for c in nb.cells if c.source.strip() == "check.summary()"
+    )
+    used = len(lab.exercises)  # integration checks given reference pieces too
+    assert f"0 of {used} exercises passed, {used} used the reference" in summary, (
+        summary
+    )
