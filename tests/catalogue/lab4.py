@@ -969,7 +969,7 @@ WRONG = [
     Wrong("log", LogGradTimes, "divide grad_output by x", "times x"),
     Wrong("log", LogEpsilon, "no epsilon", "log(x + eps)"),
     Wrong("log", LogNoGradOutput, "chain rule", "no grad_output"),
-    Wrong("relu", ReluGe, "x > 0, not x >= 0", "mask x >= 0"),
+    Wrong("relu", ReluGe, "exactly x = 0", "mask x >= 0"),
     Wrong("relu", ReluGradInPlace, "`grad_output` in place", "grad_output edited"),
     Wrong("relu", ReluForwardInPlace, "`x` in place", "x edited in forward"),
     Wrong("relu", ReluMaskOnly, "chain rule", "mask only"),

@@ -1160,8 +1160,8 @@ def relu(student) -> CheckResult:
         hints=[_hint_entries],
         mistakes=[
             Mistake(
-                "at exactly x = 0 the gradient is 0 (as in PyTorch): the mask is "
-                "x > 0, not x >= 0.",
+                "at exactly x = 0 the gradient is 0 (as in PyTorch): the entries "
+                "where x is 0 must not let grad_output through.",
                 _ReluAtZero,
             ),
             Mistake(
