@@ -542,6 +542,8 @@ def test_tensor_errors_are_clear():
         mse_loss(_leaf((2, 3)), np.ones(3))
     with pytest.raises(ValueError, match="matmul"):
         _ = _leaf(()) @ _leaf(3)
+    with pytest.raises(ValueError, match=r"matmul of shapes \(4, 3\) and \(4, 2\)"):
+        _ = _leaf((4, 3)) @ _leaf((4, 2))
 
 
 def test_function_contract_like_pytorch():

@@ -653,6 +653,14 @@ class MatMul(Function):
                 f"matmul needs arrays of at least one axis, got shapes {a.shape} and "
                 f"{b.shape}; use * to multiply by a number."
             )
+        inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+        if a.shape[-1] != inner_b:
+            raise ValueError(
+                f"matmul of shapes {a.shape} and {b.shape}: the last axis of the "
+                f"first ({a.shape[-1]}) must equal the "
+                f"{'first' if b.ndim == 1 else 'second-to-last'} axis of the second "
+                f"({inner_b})."
+            )
         na, nb = ctx.needs_input_grad
         ctx.shapes = (a.shape, b.shape)
         ctx.save_for_backward(a if nb else None, b if na else None)
