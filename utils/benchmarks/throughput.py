@@ -414,7 +414,9 @@ def run(
     shape = "-".join(str(s) for s in sizes)
     text = (
         f"MLP {shape}, batch {batch_size}, plain SGD (lr {lr:g}), float32, "
-        f"{n_batches} batches of {source}; best of {repeats} interleaved repeats"
+        f"{n_batches} batch{'es' if n_batches != 1 else ''} of {source}; "
+        f"best of {repeats} interleaved repeats (a repeat: every row once over "
+        "the batches, in a rotating order)"
     )
     return impls, results, text
 
