@@ -1029,7 +1029,9 @@ def topological_sort(root: Tensor) -> list[Tensor]:
     return order
 
 
-def _accumulate(t: Tensor, grad: Any, source: str, *, fresh: bool = False) -> None:
+def _accumulate(
+    t: Tensor, grad: Any, source: str | type[Function], *, fresh: bool = False
+) -> None:
     """The one place where gradients are stored: ``t.grad += grad``.
 
     The first gradient is copied (in ``t``'s dtype), so two tensors never share a
@@ -1038,11 +1040,14 @@ def _accumulate(t: Tensor, grad: Any, source: str, *, fresh: bool = False) -> No
     as it is: copying it would only cost time (a copy of every gradient, every step).
 
     Raises:
-        ValueError: if the shape is not ``t``'s, naming the operation (``source``).
+        ValueError: if the shape is not ``t``'s, naming the operation (``source``:
+            the :class:`Function` whose backward returned it, or a description).
     """
     if not isinstance(grad, np.ndarray):
         grad = np.asarray(grad)
     if grad.shape != t.data.shape:
+        if isinstance(source, type):
+            source = f"{source.__name__}.backward"
         raise ValueError(
             f"{source} returned a gradient of shape {grad.shape} for an input of "
             f"shape {t.data.shape}: a gradient must have its input's shape (sum a "
@@ -1105,8 +1110,9 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
         if ctx is None:  # a leaf: its gradient is complete
             continue
         fn = ctx.fn
-        grads = fn.backward(ctx, t.grad)
-        if not isinstance(grads, tuple):
+        grad_output = t.grad
+        grads = fn.backward(ctx, grad_output)
+        if type(grads) is not tuple:
             grads = (grads,)
         if len(grads) != len(ctx.parents):
             raise ValueError(
@@ -1128,13 +1134,16 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
             # fresh: a new writeable array (not a view, not t's own gradient passed
             # on, as Add does, and not given to another input of this operation)
             fresh = (
-                isinstance(g, np.ndarray)
+                type(g) is np.ndarray
                 and g.base is None
+                and g is not grad_output
                 and g.flags.writeable
-                and g is not t.grad
-                and all(g is not other for other in stored)
             )
-            _accumulate(parent, g, f"{fn.__name__}.backward", fresh=fresh)
+            if fresh and stored:
+                for other in stored:
+                    if other is g:
+                        fresh = False
+            _accumulate(parent, g, fn, fresh=fresh)
             stored.append(g)
         if not retain_graph:
             ctx.free()
