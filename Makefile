@@ -25,7 +25,7 @@ NOTEBOOK_IPYNB := $(patsubst %.md,%.ipynb,\
 # the machine is busy (two threads fighting over two cores can be 50x slower).
 RUN_ENV := NN_CHECK_STRICT=1 OPENBLAS_NUM_THREADS=1
 
-.PHONY: help install labs notebooks lab lab-prepare lint pytest nbval stubs book test bench clean
+.PHONY: help install labs notebooks lab lab-prepare lint pytest nbval stubs book test bench grade clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -79,6 +79,13 @@ test: lint pytest nbval book  ## everything CI runs
 
 bench: $(STAMP)  ## timings the text quotes (not part of test)
 	$(PY) -m utils.bench
+
+# make grade LAB=1 SUBMISSIONS=path [OUT=grades/grades.csv] [JOBS=4] [GRADE_ARGS=...]
+grade: $(STAMP)  ## grade a folder of submissions: LAB=1 SUBMISSIONS=path [OUT=] [JOBS=]
+	@test -n "$(LAB)" -a -n "$(SUBMISSIONS)" || \
+	  { echo "usage: make grade LAB=1 SUBMISSIONS=path [OUT=grades/grades.csv] [JOBS=n]"; exit 2; }
+	$(PY) -m utils.grade $(LAB) $(SUBMISSIONS) --out $(or $(OUT),grades/grades.csv) \
+	  $(if $(JOBS),--jobs $(JOBS)) $(GRADE_ARGS)
 
 clean:  ## remove generated files by their paths (keeps .venv and your workspace)
 	rm -rf book/_build book/labs .pytest_cache .ruff_cache

@@ -1,0 +1,1448 @@
+"""The batch grader: a folder of submitted labs in, one CSV row per student out.
+
+Usage::
+
+    python -m utils.grade 1 submissions/ --out grades/grades.csv
+    python -m utils.grade 1 submissions/ --out part1.csv --shard 1/2   # machine 1
+    python -m utils.grade 1 submissions/ --out part2.csv --shard 2/2   # machine 2
+
+A submission is a lab as the student saved it, ``.md`` (Jupytext) or ``.ipynb``: one
+file per student (named after the file), or one folder per student holding it (named
+after the folder; a student's whole workspace is fine, the lab's own file is taken).
+
+How a submission is graded, so that it agrees with the student's ``check.summary()``
+and cannot be changed by editing check cells:
+
+1. The grader starts from the pristine lab in ``labs/``. From the submission it takes
+   only the *exercise cells*, the cells of the lab that hold ``# YOUR CODE HERE``,
+   matched by the functions and classes they define (and by position, to say which
+   cell stands where a missing one should be). Every other cell, check cells
+   included, comes from the lab. Before each exercise the lab's own stub runs, so a
+   name the student deleted is a stub again, not an undefined name.
+2. The notebook runs in its own Jupyter kernel (a separate process) with a time limit
+   per cell, a time limit for the whole submission and a memory limit
+   (``RLIMIT_AS``) on the kernel. Cells run one by one, like Run All, but an error
+   does not stop the later exercises. A cell that runs too long is interrupted; a
+   kernel that dies (``os._exit``, a segfault, the memory limit) is restarted and the
+   notebook runs again, first with only the definitions of the exercise cell that
+   killed it (imports, functions, classes, constants), then without that cell.
+3. Results are read as data: a grader cell after the lab's imports makes the lab's
+   ``LAB.record`` also emit every check result as a JSON output of the cell that
+   produced it, and a last cell emits ``check.results_as_dict()``. No printed text is
+   parsed.
+
+The CSV has one column per exercise (``passed``, ``failed``, ``not implemented
+yet``, ``used the reference`` or ``error: ...``), ``total`` (exercises passed),
+``max``, ``seconds`` and ``notes`` (the reasons, in words). Each student also gets a
+Markdown feedback file with every check's message as the notebook shows it, and the
+executed notebook, in the feedback folder.
+
+This is not a sandbox: student code runs with the grader's user rights (see the
+README, "For instructors").
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import contextlib
+import copy
+import csv
+import importlib
+import io
+import json
+import os
+import queue
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+try:  # POSIX only: without it the kernel runs without a memory limit
+    import resource
+except ImportError:  # pragma: no cover - Windows
+    resource = None  # type: ignore[assignment]
+
+REPO = Path(__file__).resolve().parent.parent
+LABS_DIR = REPO / "labs"
+STUB_MARK = "# YOUR CODE HERE"
+MIME = "application/vnd.nn-grade+json"
+GRADER = "__nn_grade__"  # the grader's object inside the kernel
+NOTEBOOK_SUFFIXES = (".md", ".ipynb")
+MAX_FILE_BYTES = 50 * 2**20
+MAX_OUTPUT_CHARS = 1_000_000  # per cell: a print in an endless loop stays bounded
+PASSED = "passed"
+NOT_RUN = "not run"
+
+_CHECK_IMPORT = re.compile(
+    r"^\s*from\s+utils\.check\s+import\s+(\w+)\s+as\s+check\b", re.M
+)
+_CHECK_CALL = re.compile(r"\bcheck\.(\w+)\s*\(([^)]*)\)")
+_DEF_LINE = re.compile(r"^(?:async\s+)?(?:def|class)\s+([A-Za-z_]\w*)", re.M)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# what an exercise cell has no reason to touch: flagged for the instructor to review
+_SUSPICIOUS = [
+    (re.compile(r"^\s*check\s*=(?!=)", re.M), "rebinds `check`"),
+    (re.compile(r"\bcheck\s*\.\s*\w+(\s*\.\s*\w+)*\s*=(?!=)"), "assigns into `check`"),
+    (
+        re.compile(r"\butils\s*\.\s*check\b|\bfrom\s+utils\s+import\s+check\b"),
+        "imports the check library",
+    ),
+    (re.compile(r"\butils\s*\.\s*reference\b"), "imports the reference implementation"),
+    (
+        re.compile(r"\bLAB\b|\bCheckResult\b|\brun_check\b"),
+        "uses the checks' internals",
+    ),
+    (
+        re.compile(r"__nn_grade__|sys\s*\.\s*modules|\bbuiltins\b|\bctypes\b"),
+        "reaches into the interpreter",
+    ),
+]
+
+
+class GradeError(Exception):
+    """A problem with the command itself (unknown lab, no submissions, ...)."""
+
+
+# ------------------------------------------------------------------------- the lab
+@dataclass
+class ExerciseCell:
+    """A cell of the lab that holds ``# YOUR CODE HERE``.
+
+    Attributes:
+        index: its position among the lab's cells.
+        names: the functions and classes it defines at top level.
+        exercises: the exercises (check names) whose checks test those names.
+    """
+
+    index: int
+    names: list[str]
+    exercises: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LabSpec:
+    """A pristine lab and what the grader needs to know about it."""
+
+    path: Path
+    module: str  # e.g. "utils.check.lab1"
+    title: str
+    exercises: list[str]
+    nb: Any  # nbformat.NotebookNode
+    import_cell: int
+    exercise_cells: list[ExerciseCell]
+    check_cells: dict[int, list[str]]  # cell index -> exercises it checks
+    exercise_names: set[str]  # names defined only in exercise cells
+
+    def describe(self, exercises: Sequence[str]) -> str:
+        """``exercise 3 (softmax)`` or ``exercises 1, 2 (relu, relu_grad)``."""
+        numbers = [str(self.exercises.index(e) + 1) for e in exercises]
+        word = "exercise" if len(numbers) == 1 else "exercises"
+        return f"{word} {', '.join(numbers)} ({', '.join(exercises)})"
+
+    def cell_of(self, exercise: str) -> ExerciseCell | None:
+        for cell in self.exercise_cells:
+            if exercise in cell.exercises:
+                return cell
+        return None
+
+
+def available_labs(labs_dir: Path = LABS_DIR) -> list[Path]:
+    """The lab files, ``labs/NN-name.md``, in order."""
+    return sorted(p for p in labs_dir.glob("[0-9][0-9]-*.md") if p.is_file())
+
+
+def resolve_lab(lab: str | Path, labs_dir: Path = LABS_DIR) -> Path:
+    """The lab file for ``1``, ``01``, ``lab1``, ``01-two-layer-net`` or a path."""
+    text = str(lab).strip()
+    path = Path(text)
+    if path.suffix in NOTEBOOK_SUFFIXES and path.is_file():
+        return path
+    labs = available_labs(labs_dir)
+    digits = re.fullmatch(r"(?:lab)?0*(\d+)", text, re.I)
+    for candidate in labs:
+        number = int(candidate.name[:2])
+        if digits and int(digits.group(1)) == number:
+            return candidate
+        if text in (candidate.stem, candidate.name):
+            return candidate
+    known = ", ".join(f"{int(p.name[:2])} ({p.stem})" for p in labs) or "none"
+    raise GradeError(f"unknown lab {text!r}: the labs are {known}.")
+
+
+def read_notebook(path: Path) -> Any:
+    """A notebook from a ``.ipynb`` or a Jupytext ``.md`` file.
+
+    Raises:
+        GradeError: not a notebook, unreadable, or too large.
+    """
+    import jupytext
+    import nbformat
+
+    if path.suffix not in NOTEBOOK_SUFFIXES:
+        raise GradeError(
+            f"{path.name} is not a notebook: expected a .md (Jupytext) or .ipynb file."
+        )
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise GradeError(f"{path.name} is {size / 2**20:.0f} MB: too large.")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if path.suffix == ".ipynb":
+                nb = nbformat.read(path, as_version=4)
+            else:
+                nb = jupytext.read(path)
+    except GradeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader error: say which file
+        raise GradeError(
+            f"{path.name} cannot be read as a notebook ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})."
+        ) from exc
+    if not any(c.cell_type == "code" for c in nb.cells):
+        raise GradeError(f"{path.name} has no code cells: not a lab notebook.")
+    return nb
+
+
+def defined_names(source: str) -> list[str]:
+    """The functions and classes a cell defines at top level, in order.
+
+    Works on cells with syntax errors or IPython magics too (line by line then).
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return _DEF_LINE.findall(source)
+    return [
+        node.name
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    ]
+
+
+def load_lab(lab: str | Path, labs_dir: Path = LABS_DIR) -> LabSpec:
+    """Read a pristine lab and find its exercise cells, check cells and exercises.
+
+    Raises:
+        GradeError: unknown lab, or a lab the grader cannot use.
+    """
+    path = resolve_lab(lab, labs_dir)
+    nb = read_notebook(path)
+    import_cell, module = -1, ""
+    for i, cell in enumerate(nb.cells):
+        found = _CHECK_IMPORT.search(cell.source) if cell.cell_type == "code" else None
+        if found:
+            import_cell, module = i, f"utils.check.{found.group(1)}"
+            break
+    if import_cell < 0:
+        raise GradeError(
+            f"{path.name} has no `from utils.check import labN as check` cell, so it "
+            "has no checks to grade."
+        )
+    lab_obj = importlib.import_module(module).LAB
+    exercises = list(lab_obj.exercises)
+    exercise_cells: list[ExerciseCell] = []
+    other_names: set[str] = set()
+    check_cells: dict[int, list[str]] = {}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if STUB_MARK in cell.source:
+            exercise_cells.append(ExerciseCell(i, defined_names(cell.source)))
+            continue
+        other_names.update(defined_names(cell.source))
+        checked = [m for m in _CHECK_CALL.findall(cell.source) if m[0] in exercises]
+        if checked:
+            check_cells[i] = [name for name, _ in checked]
+            for name, args in checked:
+                _attach(exercise_cells, name, args, i)
+    if not exercise_cells:
+        raise GradeError(f"{path.name} has no `{STUB_MARK}` cell: nothing to grade.")
+    exercise_names = {n for c in exercise_cells for n in c.names} - other_names
+    return LabSpec(
+        path=path,
+        module=module,
+        title=lab_obj.title,
+        exercises=exercises,
+        nb=nb,
+        import_cell=import_cell,
+        exercise_cells=exercise_cells,
+        check_cells=check_cells,
+        exercise_names=exercise_names,
+    )
+
+
+def _attach(cells: list[ExerciseCell], exercise: str, args: str, index: int) -> None:
+    """Attach ``exercise`` to the exercise cell defining its check's argument."""
+    arg_names = re.findall(r"[A-Za-z_]\w*", args)
+    for cell in cells:
+        if any(a in cell.names for a in arg_names):
+            if exercise not in cell.exercises:
+                cell.exercises.append(exercise)
+            return
+    before = [c for c in cells if c.index < index]
+    if before and exercise not in before[-1].exercises:
+        before[-1].exercises.append(exercise)
+
+
+# ------------------------------------------------------------------ submissions
+@dataclass
+class Submission:
+    """One student's submission: the notebook to grade, or why there is none."""
+
+    student: str
+    path: Path | None
+    error: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".") and path.name not in (
+        "__pycache__",
+        "__MACOSX",
+    )
+
+
+def _pick(candidates: list[Path], lab: LabSpec, where: str) -> tuple[Path, list[str]]:
+    """The one notebook to grade among several, and notes on the others."""
+    exact = [p for p in candidates if p.stem == lab.path.stem]
+    pool = exact or candidates
+    if len(pool) > 1 and not exact:
+        own = [p for p in pool if _mentions_module(p, lab.module)]
+        pool = own or pool
+    pool = sorted(pool, key=lambda p: (p.stat().st_mtime, p.suffix == ".md"))
+    chosen = pool[-1]
+    notes = []
+    if len(pool) > 1:
+        others = ", ".join(p.name for p in pool[:-1])
+        notes.append(f"graded {chosen.name}, the newest; also in {where}: {others}")
+    return chosen, notes
+
+
+def _mentions_module(path: Path, module: str) -> bool:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")[:MAX_FILE_BYTES]
+    except OSError:
+        return False
+    return f"import {module.rsplit('.', 1)[-1]} as check" in text
+
+
+def find_submissions(folder: Path, lab: LabSpec) -> list[Submission]:
+    """Every student's submission in ``folder``, sorted by student name.
+
+    Raises:
+        GradeError: the folder does not exist, or holds no submission at all.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GradeError(f"submissions folder {folder} does not exist (or is a file).")
+    by_student: dict[str, list[Path]] = {}
+    subs: list[Submission] = []
+    for entry in sorted(folder.iterdir()):
+        if not _visible(entry):
+            continue
+        if entry.is_dir():
+            notebooks = [
+                p
+                for p in sorted(entry.rglob("*"))
+                if p.suffix in NOTEBOOK_SUFFIXES
+                and p.is_file()
+                and all(_visible(part) for part in p.relative_to(entry).parents)
+                and _visible(p)
+                and ".ipynb_checkpoints" not in p.parts
+            ]
+            if not notebooks:
+                subs.append(
+                    Submission(
+                        entry.name,
+                        None,
+                        f"the folder {entry.name}/ holds no notebook (.md or .ipynb).",
+                    )
+                )
+                continue
+            chosen, notes = _pick(notebooks, lab, f"{entry.name}/")
+            subs.append(Submission(entry.name, chosen, notes=notes))
+        elif entry.suffix in NOTEBOOK_SUFFIXES:
+            by_student.setdefault(entry.stem, []).append(entry)
+        else:
+            subs.append(
+                Submission(
+                    entry.stem or entry.name,
+                    None,
+                    f"{entry.name} is not a notebook: expected a .md (Jupytext) or "
+                    ".ipynb file, or a folder per student.",
+                )
+            )
+    for student, paths in by_student.items():
+        chosen, notes = _pick(paths, lab, "the submissions folder")
+        subs.append(Submission(student, chosen, notes=notes))
+    if not subs:
+        raise GradeError(
+            f"no submissions in {folder}: expected one .md or .ipynb file per student, "
+            "or one folder per student holding it."
+        )
+    names: dict[str, int] = {}
+    for sub in subs:  # a student named twice (alice.md and alice/): keep both rows
+        names[sub.student] = names.get(sub.student, 0) + 1
+        if names[sub.student] > 1:
+            sub.student = f"{sub.student} ({names[sub.student]})"
+    return sorted(subs, key=lambda s: s.student)
+
+
+def select_shard(subs: list[Submission], shard: tuple[int, int]) -> list[Submission]:
+    """Shard ``k`` of ``n`` (1-based): every n-th student of the sorted list."""
+    k, n = shard
+    return [s for i, s in enumerate(subs) if i % n == k - 1]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/3"`` -> ``(2, 3)``."""
+    found = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not found or not 1 <= int(found.group(1)) <= int(found.group(2)):
+        raise GradeError(
+            f"--shard expects K/N with 1 <= K <= N, e.g. 1/4; got {text!r}."
+        )
+    return int(found.group(1)), int(found.group(2))
+
+
+def parse_size(text: str) -> int:
+    """``"4G"``, ``"512M"``, ``"0"`` (no limit) -> bytes."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", str(text), re.I)
+    if not found:
+        raise GradeError(f"--memory expects a size like 4G or 512M; got {text!r}.")
+    scale = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+    return int(float(found.group(1)) * scale[found.group(2).lower()])
+
+
+# ------------------------------------------------------------- graded notebook
+@dataclass
+class Matched:
+    """What the grader took from a submission for one exercise cell."""
+
+    cell: ExerciseCell
+    sources: list[str]  # the student's cells, in their order
+    missing: list[str]  # names of the lab cell that no student cell defines
+    positions: list[int]  # their positions among the submission's code cells
+
+
+def _check_module_of(nb: Any) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            found = _CHECK_IMPORT.search(cell.source)
+            if found:
+                return f"utils.check.{found.group(1)}"
+    return ""
+
+
+def match_exercises(lab: LabSpec, nb: Any) -> tuple[list[Matched], list[str]]:
+    """Find the student's cell(s) for each of the lab's exercise cells.
+
+    A student cell belongs to an exercise cell when it defines one of that cell's
+    functions or classes. When several cells define them, all are taken in the
+    submission's order (the last definition wins, as in Run All).
+
+    Returns:
+        The matches, in the lab's order, and notes for the instructor.
+
+    Raises:
+        GradeError: the submission is another lab, or none of this lab's exercise
+            cells can be found in it.
+    """
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    other = _check_module_of(nb)
+    if other and other != lab.module:
+        raise GradeError(
+            f"this is a submission of {other.rsplit('.', 1)[-1]} (it imports {other}), "
+            f"not of {lab.path.stem}."
+        )
+    names = [set(defined_names(src)) for src in code]
+    matches, notes = [], []
+    for ex_cell in lab.exercise_cells:
+        wanted = set(ex_cell.names) & lab.exercise_names or set(ex_cell.names)
+        positions = [i for i, found in enumerate(names) if found & wanted]
+        defined = set().union(*(names[i] for i in positions)) if positions else set()
+        missing = [n for n in ex_cell.names if n in wanted and n not in defined]
+        matches.append(
+            Matched(ex_cell, [code[i] for i in positions], missing, positions)
+        )
+    if not any(m.sources for m in matches):
+        wanted = ", ".join(sorted(lab.exercise_names))
+        raise GradeError(
+            f"this does not look like {lab.path.stem}: no cell defines any of its "
+            f"exercises ({wanted})."
+        )
+    firsts = [m.positions[0] for m in matches if m.positions]
+    if firsts != sorted(firsts):
+        notes.append("the exercise cells are not in the lab's order (graded in order)")
+    for k, m in enumerate(matches):
+        if len(m.positions) > 1:
+            notes.append(
+                f"{', '.join(m.cell.names)}: defined in {len(m.positions)} cells, all "
+                "run in order (the last definition counts)"
+            )
+        if m.missing and m.sources:
+            notes.append(
+                f"{', '.join(m.missing)} not found in the submission (the lab's stub "
+                "is used)"
+            )
+        if m.sources:
+            continue
+        before = max((p for mm in matches[:k] for p in mm.positions), default=-1)
+        after = min((p for mm in matches[k + 1 :] for p in mm.positions), default=None)
+        stop = len(code) if after is None else after
+        instead = sorted({n for i in range(before + 1, stop) for n in names[i]})
+        instead = [n for n in instead if n not in lab.exercise_names]
+        where = (
+            f"; the cells in its place define {', '.join(instead)} instead"
+            if instead
+            else ""
+        )
+        notes.append(
+            f"exercise cell for {', '.join(m.cell.names)} not found: no cell defines "
+            f"{', '.join(m.missing)}{where}"
+        )
+    for m in matches:
+        for src in m.sources:
+            for pattern, what in _SUSPICIOUS:
+                if pattern.search(src):
+                    notes.append(
+                        f"review by hand: the cell for {', '.join(m.cell.names)} {what}"
+                    )
+    return matches, list(dict.fromkeys(notes))
+
+
+_SETUP = """\
+class _NNGrade:  # added by the batch grader: emits each check's result as data
+    def __init__(self, check, nonce):
+        from IPython.display import display
+
+        self.check, self.nonce, self._display = check, nonce, display
+        self._record = check.LAB.record
+
+    def emit(self, kind, data):
+        self._display({{{mime!r}: dict(data, kind=kind, nonce=self.nonce)}}, raw=True)
+
+    def record(self, result):
+        self._record(result)
+        try:
+            data = dict(result.as_dict())
+        except Exception:  # an older core: build it
+            data = {{"name": result.name, "status": result.status,
+                    "message": str(result.message), "hint": str(result.hint)}}
+        try:
+            data["text"] = result.text()
+        except Exception as exc:
+            data["text"] = f"{{result.name}}: {{result.status}} ({{exc!r}})"
+        self.emit("result", data)
+
+    def final(self):
+        lab = self.check.LAB
+        try:
+            data = dict(self.check.results_as_dict())
+        except Exception:
+            data = {{}}
+        data["summary"] = [[ex, lab.results[ex].status if ex in lab.results
+                           else "not run"] for ex in lab.exercises]
+        self.emit("final", data)
+
+
+{grader} = _NNGrade(check, {nonce!r})
+check.LAB.record = {grader}.record
+del _NNGrade
+"""
+
+
+def definitions_only(source: str) -> str:
+    """The imports, functions, classes and constant assignments of a cell.
+
+    Used to run an exercise cell again after it killed the kernel: its other
+    top-level statements (a test call, ``os._exit``, a huge allocation) are left
+    out, so later exercises that use its functions can still be graded.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return ""
+    lines = source.splitlines()
+    kept = []
+    for node in tree.body:
+        keep = isinstance(
+            node,
+            (
+                ast.Import,
+                ast.ImportFrom,
+                ast.FunctionDef,
+                ast.AsyncFunctionDef,
+                ast.ClassDef,
+            ),
+        )
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            try:
+                ast.literal_eval(node.value)
+                keep = True
+            except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+                keep = False
+        if keep:
+            first = min(
+                [node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]
+            )
+            kept.append("\n".join(lines[first - 1 : node.end_lineno]))
+    return "\n\n\n".join(kept)
+
+
+def _cell(source: str, role: str, **meta: Any) -> Any:
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["nn_grade"] = {"role": role, **meta}
+    return cell
+
+
+def build_notebook(
+    lab: LabSpec, matches: list[Matched], nonce: str, skip: set[tuple[str, int]]
+) -> Any:
+    """The pristine lab with the student's exercise cells and the grader's cells.
+
+    Args:
+        lab: the lab.
+        matches: from :func:`match_exercises`.
+        nonce: marks the grader's outputs.
+        skip: ``("exercise", k)`` leaves out the student's cells of exercise cell
+            ``k`` (the stub stays); ``("cell", i)`` leaves out the lab's cell ``i``.
+    """
+    nb = copy.deepcopy(lab.nb)
+    cells = []
+    by_index = {m.cell.index: (k, m) for k, m in enumerate(matches)}
+    for i, cell in enumerate(lab.nb.cells):
+        if cell.cell_type != "code":
+            cells.append(copy.deepcopy(cell))
+            continue
+        if i in by_index:
+            k, m = by_index[i]
+            cells.append(_cell(cell.source, "stub", group=k, lab_cell=i))
+            if ("exercise", k) not in skip:
+                for j, src in enumerate(m.sources):
+                    if ("defs", k) in skip:
+                        src = definitions_only(src)
+                    cells.append(_cell(src, "exercise", group=k, lab_cell=i, part=j))
+            continue
+        if ("cell", i) in skip:
+            continue
+        if i in lab.check_cells:
+            # the lab's check cell, with `check` bound again to the real module
+            source = f"check = {GRADER}.check\n{cell.source}"
+            cells.append(_cell(source, "check", lab_cell=i))
+        else:
+            cells.append(_cell(cell.source, "other", lab_cell=i))
+        if i == lab.import_cell:
+            setup = _SETUP.format(mime=MIME, grader=GRADER, nonce=nonce)
+            cells.append(_cell(setup, "setup"))
+    cells.append(_cell(f"{GRADER}.final()", "results"))
+    nb.cells = cells
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return nb
+
+
+# ------------------------------------------------------------------ execution
+@dataclass
+class Limits:
+    """Time and memory limits for one submission's kernel."""
+
+    cell_timeout: float = 120.0
+    total_timeout: float = 600.0
+    memory: int = 4 * 2**30  # bytes of address space (RLIMIT_AS); 0: no limit
+    startup_timeout: float = 60.0
+    max_restarts: int = 4
+
+
+@dataclass
+class Event:
+    """Something that went wrong while running a cell."""
+
+    kind: str  # "timeout", "died", "unresponsive", "total"
+    cell: int  # position in the graded notebook
+    detail: str = ""
+
+
+def _limit_process(memory: int, cpu_seconds: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that limits the kernel's memory and CPU time, no core file."""
+
+    def apply() -> None:  # runs in the forked child, before exec
+        if resource is None:
+            return
+        for what, value in (
+            (resource.RLIMIT_AS, memory),
+            (resource.RLIMIT_CPU, cpu_seconds),
+            (resource.RLIMIT_CORE, 0),
+        ):
+            if value is None or (value == 0 and what != resource.RLIMIT_CORE):
+                continue
+            try:  # a platform that refuses a limit (macOS and RLIMIT_AS): go on
+                soft, hard = resource.getrlimit(what)
+                if hard != resource.RLIM_INFINITY:
+                    value = min(value, hard)
+                resource.setrlimit(what, (value, hard))
+            except (ValueError, OSError):
+                pass
+
+    return apply
+
+
+def kernel_env(mnist_path: str | None = None) -> dict[str, str]:
+    """The environment of a grading kernel.
+
+    Checks report rather than raise (``NN_CHECK_STRICT=0``), one BLAS thread per kernel
+    (submissions run in parallel), no GUI backend, and this repository's ``utils``.
+    """
+    env = dict(os.environ)
+    env.update(
+        NN_CHECK_STRICT="0",
+        OPENBLAS_NUM_THREADS="1",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        MPLBACKEND="Agg",
+        TQDM_DISABLE="1",
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+        PYTHONPATH=os.pathsep.join(
+            p for p in (str(REPO), env.get("PYTHONPATH", "")) if p
+        ),
+    )
+    if mnist_path:
+        env["MNIST_PATH"] = str(mnist_path)
+    return env
+
+
+def _signal_name(code: int | None) -> str:
+    if code is None:
+        return ""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        extra = {
+            "SIGSEGV": ": a segmentation fault",
+            "SIGKILL": ": killed, often for memory",
+            "SIGXCPU": ": CPU time limit",
+            "SIGABRT": ": aborted",
+        }.get(name, "")
+        return f"{name}{extra}"
+    return f"exit code {code}"
+
+
+def _make_client_class() -> type:
+    import nbformat
+    from nbclient import NotebookClient
+
+    class _Client(NotebookClient):
+        """Caps each cell's output, so an endless print cannot fill the memory.
+
+        Errors and the grader's own results are always kept.
+        """
+
+        def output(self, outs, msg, display_id, cell_index):  # noqa: ANN001
+            content = msg.get("content", {})
+            data = content.get("data", {})
+            if msg.get("msg_type") == "error" or MIME in data:
+                return super().output(outs, msg, display_id, cell_index)
+            sizes = self.__dict__.setdefault("_nn_sizes", {})
+            size = len(str(content.get("text", ""))) + len(json.dumps(data))
+            sizes[cell_index] = sizes.get(cell_index, 0) + size
+            if sizes[cell_index] <= MAX_OUTPUT_CHARS:
+                return super().output(outs, msg, display_id, cell_index)
+            if sizes[cell_index] - size <= MAX_OUTPUT_CHARS:  # the first one over
+                note = "\n[the rest of this cell's output was left out by the grader]\n"
+                outs.append(nbformat.v4.new_output("stream", name="stderr", text=note))
+            return None
+
+    return _Client
+
+
+async def _probe(client: Any, timeout: float) -> bool:
+    """Whether the kernel answers a trivial request within ``timeout`` seconds."""
+    msg_id = client.kc.execute("pass", store_history=False)
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        try:
+            msg = await client.kc.shell_channel.get_msg(timeout=remaining)
+        except queue.Empty:
+            return False
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return True
+
+
+async def _run_once(
+    nb: Any, limits: Limits, deadline: float, workdir: Path, env: dict[str, str]
+) -> tuple[list[Event], str]:
+    """Run the cells of ``nb`` in one fresh kernel, recording errors as outputs.
+
+    Returns:
+        The events (timeouts, a dead kernel, ...) and the tail of the kernel's stderr
+        when it died.
+    """
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    client = _make_client_class()(
+        nb,
+        kernel_name="python3",
+        timeout=int(limits.cell_timeout),
+        startup_timeout=int(limits.startup_timeout),
+        allow_errors=True,
+        interrupt_on_timeout=False,
+        shutdown_kernel="immediate",
+        record_timing=False,
+        iopub_timeout=10,
+        resources={"metadata": {"path": str(workdir)}},
+    )
+    events: list[Event] = []
+    log_path = workdir / "kernel-stderr.txt"
+    cpu = int(limits.total_timeout + 60)
+    with open(log_path, "ab") as log:
+        kwargs = dict(
+            env=env,
+            cwd=str(workdir),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        if os.name == "posix":
+            kwargs["preexec_fn"] = _limit_process(limits.memory, cpu)
+        async with client.async_setup_kernel(**kwargs):
+            for i, cell in enumerate(nb.cells):
+                if cell.cell_type != "code":
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining < 1:
+                    events.append(Event("total", i))
+                    break
+                client.timeout = max(1, int(min(limits.cell_timeout, remaining)))
+                try:
+                    await client.async_execute_cell(cell, i)
+                except CellTimeoutError:
+                    total = remaining <= limits.cell_timeout
+                    events.append(Event("total" if total else "timeout", i))
+                    await client.km.interrupt_kernel()
+                    if total or not await _probe(client, 10):
+                        if not total:
+                            events.append(Event("unresponsive", i))
+                        break
+                except DeadKernelError:
+                    process = getattr(client.km.provisioner, "process", None)
+                    code = process.poll() if process is not None else None
+                    events.append(Event("died", i, _signal_name(code)))
+                    break
+    try:
+        tail = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        tail = []
+    tail = [line for line in tail if "without encryption" not in line]
+    return events, "\n".join(tail[-15:])
+
+
+# ------------------------------------------------------------------ results
+@dataclass
+class Grade:
+    """One student's row and feedback."""
+
+    student: str
+    submission: str
+    statuses: dict[str, str]
+    texts: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)  # for the feedback file
+    seconds: float = 0.0
+    summary: list[tuple[str, str]] | None = None  # check.summary() in the kernel
+
+    @property
+    def total(self) -> int:
+        return sum(s == PASSED for s in self.statuses.values())
+
+
+def _heading_before(nb: Any, index: int) -> str:
+    for cell in reversed(nb.cells[:index]):
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return ""
+
+
+def _error_of(cell: Any) -> tuple[str, str, str] | None:
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            trace = _ANSI.sub("", "\n".join(out.get("traceback", [])))
+            return out.get("ename", "Error"), out.get("evalue", ""), trace
+    return None
+
+
+def _short_error(ename: str, evalue: str) -> str:
+    """``SyntaxError (line 3)``, ``MemoryError``, ``NameError: name 'x' is ...``."""
+    line = re.search(r"line (\d+)", evalue or "")
+    if ename in ("SyntaxError", "IndentationError", "TabError") and line:
+        return f"{ename} (line {line.group(1)})"
+    first = (evalue or "").splitlines()[0] if evalue else ""
+    if not first or ename == "MemoryError":
+        return ename
+    return f"{ename}: {first[:80]}"
+
+
+@dataclass
+class Trouble:
+    """Timeouts and dead kernels of every attempt, attributed to what they hit."""
+
+    groups: dict[int, str] = field(default_factory=dict)  # exercise cell k -> what
+    checks: dict[int, str] = field(default_factory=dict)  # lab check cell -> what
+    notes: list[str] = field(default_factory=list)
+    out_of_time: bool = False
+
+    def add(self, nb: Any, event: Event, lab: LabSpec, matches: list[Matched]) -> None:
+        meta = nb.cells[event.cell].metadata.get("nn_grade", {})
+        role, what = meta.get("role"), _event_status(event)
+        if event.kind == "total":
+            self.out_of_time = True
+        group = meta.get("group")
+        if role == "check":
+            group = _group_of_check(lab, matches, meta.get("lab_cell"))
+            if group is None:
+                self.checks.setdefault(meta.get("lab_cell"), what)
+                return
+        if role in ("exercise", "stub") or (role == "check" and group is not None):
+            self.groups.setdefault(group, what)
+        elif role == "other":
+            where = _heading_before(nb, event.cell) or "the top"
+            self.notes.append(f"{what} in the cell under '{where}'")
+        else:
+            self.notes.append(f"{what} in the grader's own cell")
+
+
+def collect(
+    lab: LabSpec, nb: Any, nonce: str, trouble: Trouble, matches: list[Matched]
+) -> tuple[dict[str, str], dict[str, str], list[str], list[str], list | None]:
+    """Statuses, check texts, notes and details from an executed graded notebook.
+
+    An exercise's status is, in this order: the timeout or dead kernel that hit its
+    cells, the error its exercise cell raised (as Run All would stop there), a
+    missing exercise cell, and otherwise what its check said.
+    """
+    results: dict[str, dict] = {}
+    final: dict | None = None
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {}).get(MIME) if isinstance(out, dict) else None
+            if not isinstance(data, dict) or data.get("nonce") != nonce:
+                continue
+            if data.get("kind") == "result" and data.get("name") in lab.exercises:
+                results[data["name"]] = data
+            elif data.get("kind") == "final":
+                final = data
+    reasons: dict[str, str] = {}
+    notes: list[str] = []
+    details: list[str] = []
+    group_cells: dict[int, list[int]] = {}
+    for i, cell in enumerate(nb.cells):
+        meta = cell.get("metadata", {}).get("nn_grade", {})
+        if meta.get("role") == "exercise":
+            group_cells.setdefault(meta["group"], []).append(i)
+    for k, m in enumerate(matches):
+        exs = [e for e in m.cell.exercises if e in lab.exercises]
+        what = lab.describe(exs) if exs else f"the cell for {', '.join(m.cell.names)}"
+        problem = trouble.groups.get(k, "")
+        if not problem:
+            for i in group_cells.get(k, []):
+                err = _error_of(nb.cells[i])
+                if err:
+                    problem = _short_error(err[0], err[1])
+                    details.append(f"{err[0]} in {what}:\n{_trim(err[2])}")
+                    break
+        if not m.sources:  # match_exercises has said so in the notes
+            problem = "missing (no cell defines " + ", ".join(m.missing) + ")"
+        elif problem:
+            notes.append(f"{problem} in {what}")
+        for e in exs:
+            if problem:
+                reasons[e] = problem
+    for i, cell in enumerate(nb.cells):
+        meta = cell.get("metadata", {}).get("nn_grade", {})
+        role = meta.get("role")
+        err = _error_of(cell)
+        if role == "check":
+            exs = lab.check_cells.get(meta.get("lab_cell"), [])
+            problem = trouble.checks.get(meta.get("lab_cell"), "")
+            if not problem and err and not all(e in results for e in exs):
+                problem = _short_error(err[0], err[1])
+                details.append(
+                    f"{err[0]} in the check of {lab.describe(exs)}:\n{_trim(err[2])}"
+                )
+            if problem:
+                for e in exs:
+                    reasons.setdefault(e, problem)
+        elif role in ("other", "setup", "results") and err:
+            where = (
+                "the grader's own cell"
+                if role != "other"
+                else f"the cell under '{_heading_before(nb, i) or 'the top'}'"
+            )
+            notes.append(f"{_short_error(err[0], err[1])} in {where}")
+            details.append(f"{err[0]} in {where}:\n{_trim(err[2])}")
+    notes += trouble.notes
+    statuses: dict[str, str] = {}
+    texts: dict[str, str] = {}
+    for ex in lab.exercises:
+        if ex in results:
+            texts[ex] = str(results[ex].get("text", ""))
+        if ex in reasons:
+            statuses[ex] = f"error: {reasons[ex]}"
+        elif ex in results:
+            statuses[ex] = str(results[ex].get("status", NOT_RUN))
+        elif trouble.out_of_time:
+            statuses[ex] = "error: not run (time limit for the submission reached)"
+        else:
+            statuses[ex] = NOT_RUN
+    if trouble.out_of_time:
+        notes.append("time limit for the whole submission reached")
+    summary = None
+    if final is not None:
+        summary = [tuple(row) for row in final.get("summary", [])]
+        changed = [
+            ex
+            for ex, status in summary
+            if ex in results and results[ex].get("status") != status
+        ]
+        if changed:
+            notes.append(
+                "review by hand: the lab's recorded results of "
+                f"{', '.join(changed)} changed after their checks ran (graded from "
+                "the checks' own outputs)"
+            )
+    return statuses, texts, notes, details, summary
+
+
+def _event_status(event: Event) -> str:
+    if event.kind == "timeout":
+        return "timeout"
+    if event.kind == "unresponsive":
+        return "timeout (the kernel did not stop)"
+    if event.kind == "died":
+        return f"kernel died ({event.detail})" if event.detail else "kernel died"
+    return "time limit for the submission reached"
+
+
+def _trim(trace: str, lines: int = 12) -> str:
+    parts = trace.strip().splitlines()
+    if len(parts) > lines:
+        parts = ["..."] + parts[-lines:]
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------ one student
+@dataclass
+class Settings:
+    """Everything :func:`grade_submission` needs besides the submission."""
+
+    lab: LabSpec
+    out_dir: Path  # feedback folder
+    limits: Limits = field(default_factory=Limits)
+    mnist_path: str | None = None
+    keep_work: bool = False
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "student"
+
+
+def grade_submission(sub: Submission, settings: Settings) -> Grade:
+    """Grade one submission; never raises for anything the submission does."""
+    lab = settings.lab
+    start = time.monotonic()
+    shown = str(sub.path) if sub.path else ""
+    if sub.error or sub.path is None:
+        return _ungraded(sub, shown, sub.error or "no notebook", start)
+    try:
+        matches, notes = match_exercises(lab, read_notebook(sub.path))
+    except GradeError as exc:
+        return _ungraded(sub, shown, str(exc), start)
+    notes = sub.notes + notes
+    workdir = settings.out_dir / "work" / _safe_name(sub.student)
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    nonce = secrets.token_hex(8)
+    env = kernel_env(settings.mnist_path)
+    limits = settings.limits
+    deadline = time.monotonic() + limits.total_timeout
+    skip: set[tuple[str, int]] = set()
+    trouble = Trouble()
+    kernel_tail = ""
+    nb = None
+    for _attempt in range(limits.max_restarts + 1):
+        nb = build_notebook(lab, matches, nonce, skip)
+        try:
+            events, tail = asyncio.run(_run_once(nb, limits, deadline, workdir, env))
+        except Exception as exc:  # noqa: BLE001 - a kernel that never started
+            msg = f"the kernel did not start ({type(exc).__name__}: {exc})"
+            if limits.memory:
+                msg += "; is --memory too small?"
+            return _ungraded(sub, shown, msg, start)
+        for event in events:
+            trouble.add(nb, event, lab, matches)
+        fatal = [e for e in events if e.kind in ("died", "unresponsive")]
+        if not fatal:
+            break
+        kernel_tail = tail or kernel_tail
+        meta = nb.cells[fatal[0].cell].metadata.get("nn_grade", {})
+        role = meta.get("role")
+        group = meta.get("group")
+        if role == "check":
+            group = _group_of_check(lab, matches, meta["lab_cell"])
+        if role in ("exercise", "check") and group is not None:
+            # first its definitions only (a top-level statement may be the culprit),
+            # then without the student's cells at all: the lab's stub stands in
+            level = "exercise" if ("defs", group) in skip else "defs"
+            skip.add((level, group))
+            exs = [e for e in matches[group].cell.exercises if e in lab.exercises]
+            trouble.notes.append(
+                "the kernel was restarted and the notebook run again "
+                + ("with only the definitions of" if level == "defs" else "without")
+                + f" the student's cell for {lab.describe(exs)}"
+            )
+        elif role in ("check", "other"):
+            skip.add(("cell", meta["lab_cell"]))
+        else:  # the grader's own cells: the limits are too tight to run at all
+            return _ungraded(
+                sub,
+                shown,
+                f"the kernel died in the grader's setup ({fatal[0].detail}); is "
+                "--memory too small?",
+                start,
+            )
+        if time.monotonic() >= deadline:
+            break
+    assert nb is not None
+    statuses, texts, more_notes, details, summary = collect(
+        lab, nb, nonce, trouble, matches
+    )
+    notes += more_notes
+    if kernel_tail:
+        details.append("The kernel's last words:\n" + kernel_tail)
+    grade = Grade(
+        sub.student,
+        shown,
+        statuses,
+        texts,
+        list(dict.fromkeys(notes)),
+        details,
+        time.monotonic() - start,
+        summary,
+    )
+    _write_outputs(grade, settings, nb)
+    if not settings.keep_work:
+        shutil.rmtree(workdir, ignore_errors=True)
+        _remove_empty(workdir.parent)
+    return grade
+
+
+def _remove_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def _group_of_check(lab: LabSpec, matches: list[Matched], lab_cell: int) -> int | None:
+    exs = lab.check_cells.get(lab_cell, [])
+    for k, m in enumerate(matches):
+        if any(e in m.cell.exercises for e in exs):
+            return k
+    return None
+
+
+def _ungraded(sub: Submission, shown: str, reason: str, start: float) -> Grade:
+    return Grade(
+        sub.student,
+        shown,
+        {},
+        notes=[f"not graded: {reason}", *sub.notes],
+        seconds=time.monotonic() - start,
+    )
+
+
+# ------------------------------------------------------------------ output
+def feedback_markdown(grade: Grade, lab: LabSpec) -> str:
+    """The feedback file: the table, each check's message, and what else went wrong."""
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    statuses = _full_statuses(grade, lab)
+    lines = [
+        f"# {lab.title}: feedback for {grade.student}",
+        "",
+        f"Submission: `{grade.submission or '(none)'}`, graded {when}: "
+        f"**{grade.total} of {len(lab.exercises)} exercises passed**.",
+        "",
+        "| # | exercise | status |",
+        "|---|---|---|",
+    ]
+    for k, ex in enumerate(lab.exercises, 1):
+        lines.append(f"| {k} | `{ex}` | {statuses[ex]} |")
+    lines += ["", "## What each check said", ""]
+    for k, ex in enumerate(lab.exercises, 1):
+        text = grade.texts.get(ex, "")
+        if statuses[ex].startswith("error:"):
+            said = f"\n\nThe check, run on what your cell defined anyway:\n{text}"
+            text = f"{ex}: {statuses[ex]} (see the notes below)" + (
+                said if text else ""
+            )
+        text = text or f"{ex}: {statuses[ex]}"
+        lines += [f"### {k}. {ex}", "", "```text", text, "```", ""]
+    if grade.notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in grade.notes] + [""]
+    if grade.details:
+        lines += ["## Errors", ""]
+        for detail in grade.details:
+            head, _, body = detail.partition("\n")
+            lines += [f"{head}", "", "```text", body, "```", ""]
+    lines += [
+        "## How this was graded",
+        "",
+        "Your exercise cells (the ones with `# YOUR CODE HERE`) were put into a fresh "
+        "copy of the lab and run from the top in a new kernel, with the lab's own "
+        "check cells. Only the exercise cells were taken: code in cells you added "
+        "was not run, so keep helpers inside the exercise's cell. An error in one "
+        "exercise does not stop the others from being graded.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _full_statuses(grade: Grade, lab: LabSpec) -> dict[str, str]:
+    if grade.statuses:
+        return grade.statuses
+    return {ex: "error: not graded" for ex in lab.exercises}
+
+
+def _write_outputs(grade: Grade, settings: Settings, nb: Any | None) -> None:
+    import nbformat
+
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    stem = settings.out_dir / _safe_name(grade.student)
+    stem.with_suffix(".md").write_text(
+        feedback_markdown(grade, settings.lab), encoding="utf-8"
+    )
+    if nb is not None:
+        with open(stem.with_suffix(".ipynb"), "w", encoding="utf-8") as f:
+            nbformat.write(nb, f)
+
+
+def csv_header(lab: LabSpec) -> list[str]:
+    return ["student", "submission", *lab.exercises, "total", "max", "seconds", "notes"]
+
+
+def csv_row(grade: Grade, lab: LabSpec) -> list[str]:
+    statuses = _full_statuses(grade, lab)
+    return [
+        grade.student,
+        grade.submission,
+        *(statuses[ex] for ex in lab.exercises),
+        str(grade.total),
+        str(len(lab.exercises)),
+        f"{grade.seconds:.1f}",
+        "; ".join(grade.notes),
+    ]
+
+
+def write_csv(path: Path, grades: list[Grade], lab: LabSpec) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(csv_header(lab))
+    for grade in sorted(grades, key=lambda g: g.student):
+        writer.writerow(csv_row(grade, lab))
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+# ------------------------------------------------------------------ all students
+@dataclass
+class Report:
+    """What :func:`grade` did."""
+
+    grades: list[Grade]
+    csv_path: Path
+    feedback_dir: Path
+    seconds: float
+    jobs: int
+
+    @property
+    def per_submission(self) -> float:
+        return self.seconds / max(1, len(self.grades))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def grade(
+    lab: str | Path,
+    submissions: str | Path,
+    out: str | Path = "grades.csv",
+    *,
+    feedback: str | Path | None = None,
+    jobs: int | None = None,
+    shard: tuple[int, int] | None = None,
+    limits: Limits | None = None,
+    mnist_path: str | None = None,
+    progress: bool = True,
+    labs_dir: Path = LABS_DIR,
+) -> Report:
+    """Grade every submission in a folder; write the CSV and the feedback files.
+
+    Args:
+        lab: ``1``, ``01``, ``01-two-layer-net`` or a path to a lab file.
+        submissions: the folder of submissions (never written to).
+        out: the CSV to write.
+        feedback: the folder for feedback files (default: ``feedback/`` beside
+            the CSV).
+        jobs: submissions graded in parallel (default: the number of CPUs).
+        shard: ``(k, n)``: grade only shard ``k`` of ``n`` (see :func:`select_shard`).
+        limits: time and memory limits per submission.
+        mnist_path: an ``mnist.npz`` for the labs' MNIST cells (else ``$MNIST_PATH``;
+            without either they fall back to the small digits set).
+        progress: show a progress bar over students.
+        labs_dir: where the pristine labs are.
+
+    Returns:
+        A :class:`Report` with every student's :class:`Grade`.
+
+    Raises:
+        GradeError: unknown lab, missing or empty folder, output inside the
+            submissions folder, bad options.
+    """
+    from tqdm.auto import tqdm
+
+    start = time.monotonic()
+    spec = load_lab(lab, labs_dir)
+    folder = Path(submissions)
+    csv_path = Path(out)
+    feedback_dir = Path(feedback) if feedback else csv_path.parent / "feedback"
+    if folder.is_dir() and (_inside(csv_path, folder) or _inside(feedback_dir, folder)):
+        raise GradeError(
+            f"the output ({csv_path}, {feedback_dir}) must be outside the submissions "
+            f"folder {folder}: submissions are never written to."
+        )
+    subs = find_submissions(folder, spec)
+    if shard is not None:
+        subs = select_shard(subs, shard)
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(subs)))
+    settings = Settings(
+        spec,
+        feedback_dir,
+        limits or Limits(),
+        mnist_path or os.environ.get("MNIST_PATH"),
+    )
+    feedback_dir.mkdir(parents=True, exist_ok=True)
+    grades: list[Grade] = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(grade_submission, s, settings): s for s in subs}
+        bar = tqdm(
+            total=len(futures),
+            unit="student",
+            desc=spec.path.stem,
+            disable=not progress,
+        )
+        for future in as_completed(futures):
+            sub = futures[future]
+            try:
+                grades.append(future.result())
+            except Exception as exc:  # noqa: BLE001 - a grader bug: one row, go on
+                grades.append(
+                    _ungraded(sub, str(sub.path or ""), f"grader error: {exc!r}", start)
+                )
+            bar.update(1)
+        bar.close()
+    write_csv(csv_path, grades, spec)
+    grades.sort(key=lambda g: g.student)
+    return Report(grades, csv_path, feedback_dir, time.monotonic() - start, jobs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status (2 for a usage error)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m utils.grade",
+        description="Grade a folder of submitted labs with the labs' own checks.",
+    )
+    parser.add_argument("lab", help="1, 01, 01-two-layer-net, or a path to a lab file")
+    parser.add_argument("submissions", help="one .md/.ipynb or folder per student")
+    parser.add_argument("--out", default="grades.csv", help="the CSV to write")
+    parser.add_argument(
+        "--feedback", default=None, help="feedback folder (default: beside --out)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="in parallel (default: CPUs)"
+    )
+    parser.add_argument("--shard", default=None, help="K/N: grade only shard K of N")
+    parser.add_argument(
+        "--cell-timeout", type=float, default=Limits.cell_timeout, help="seconds"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=Limits.total_timeout,
+        help="seconds per submission, all cells and restarts together",
+    )
+    parser.add_argument(
+        "--memory", default="4G", help="address-space limit of each kernel; 0: none"
+    )
+    parser.add_argument("--mnist", default=None, help="path of mnist.npz")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        limits = Limits(
+            cell_timeout=args.cell_timeout,
+            total_timeout=args.timeout,
+            memory=parse_size(args.memory),
+        )
+        shard = parse_shard(args.shard) if args.shard else None
+        if args.jobs is not None and args.jobs < 1:
+            raise GradeError("--jobs must be at least 1.")
+        report = grade(
+            args.lab,
+            args.submissions,
+            args.out,
+            feedback=args.feedback,
+            jobs=args.jobs,
+            shard=shard,
+            limits=limits,
+            mnist_path=args.mnist,
+            progress=not args.quiet,
+        )
+    except GradeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    n = len(report.grades)
+    print(
+        f"graded {n} submission{'s' * (n != 1)} in {report.seconds:.1f} s "
+        f"({report.per_submission:.1f} s per submission, {report.jobs} "
+        f"job{'s' * (report.jobs != 1)}): "
+        f"{report.csv_path}, feedback in {report.feedback_dir}/"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
