@@ -285,13 +285,16 @@ def load_lab(lab: str | Path, labs_dir: Path = LABS_DIR) -> LabSpec:
 
 
 def _attach(cells: list[ExerciseCell], exercise: str, args: str, index: int) -> None:
-    """Attach ``exercise`` to the exercise cell defining its check's argument."""
-    arg_names = re.findall(r"[A-Za-z_]\w*", args)
-    for cell in cells:
-        if any(a in cell.names for a in arg_names):
-            if exercise not in cell.exercises:
-                cell.exercises.append(exercise)
-            return
+    """Attach ``exercise`` to the exercise cell defining its check's first argument.
+
+    ``check.module(Module, Parameter)`` belongs to the cell defining ``Module``.
+    """
+    for arg in re.findall(r"[A-Za-z_]\w*", args):
+        for cell in reversed(cells):  # the latest definition before the check
+            if arg in cell.names:
+                if exercise not in cell.exercises:
+                    cell.exercises.append(exercise)
+                return
     before = [c for c in cells if c.index < index]
     if before and exercise not in before[-1].exercises:
         before[-1].exercises.append(exercise)
