@@ -25,7 +25,7 @@ NOTEBOOK_IPYNB := $(patsubst %.md,%.ipynb,\
 # the machine is busy (two threads fighting over two cores can be 50x slower).
 RUN_ENV := NN_CHECK_STRICT=1 OPENBLAS_NUM_THREADS=1
 
-.PHONY: help install labs notebooks lab lab-prepare lint pytest nbval stubs book test bench grade clean
+.PHONY: help install labs notebooks lab lab-prepare lint pytest nbval stubs book browser-test test bench grade clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -56,8 +56,8 @@ lab: lab-prepare  ## open JupyterLab on your workspace (.md files open as notebo
 	$(BIN)/jupyter lab --ServerApp.root_dir=$(WORK) $(ALLOW_ROOT) $(LAB_ARGS)
 
 lint: $(STAMP)  ## ruff
-	$(BIN)/ruff check utils tests
-	$(BIN)/ruff format --check utils tests
+	$(BIN)/ruff check utils tests book/_ext
+	$(BIN)/ruff format --check utils tests book/_ext
 
 pytest: $(STAMP)  ## unit tests, checks and their catalogues, lab generator, stub test
 	OPENBLAS_NUM_THREADS=1 $(BIN)/pytest -q
@@ -75,7 +75,20 @@ book: $(STAMP)  ## build the site into book/_build/html (executes chapters; warn
 	$(RUN_ENV) TQDM_DISABLE=1 $(BIN)/jupyter-book build book --warningiserror --keep-going
 	@echo "Site: book/_build/html/index.html"
 
-test: lint pytest nbval book  ## everything CI runs
+browser-test: $(STAMP)  ## load every page of the built site in headless Chromium; screenshots
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's chromium and chromium-driver for the browser test"; \
+	    apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
+	  else \
+	    echo "The browser test needs Debian's chromium and chromium-driver:" \
+	      "sudo apt-get install -y chromium chromium-driver"; exit 1; \
+	  fi; \
+	fi
+	NN_BROWSER_TEST=1 $(BIN)/pytest -q -p no:cacheprovider tests/test_browser.py
+	@echo "Screenshots: book/_build/screenshots/{desktop,phone}/"
+
+test: lint pytest nbval book browser-test  ## everything CI runs
 
 bench: $(STAMP)  ## timings the text quotes (not part of test)
 	$(PY) -m utils.bench

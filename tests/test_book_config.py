@@ -103,6 +103,7 @@ def build_tiny_book(tmp_path: Path, url: str) -> Path:
     config["execute"]["execute_notebooks"] = "off"
     config["repository"]["url"] = url
     config["sphinx"]["local_extensions"] = {"course_site": str(ROOT / "book" / "_ext")}
+    config["html"]["favicon"] = str(ROOT / "book" / config["html"]["favicon"])
     (book / "_config.yml").write_text(yaml.safe_dump(config))
     toc = {
         "format": "jb-book",
@@ -184,6 +185,14 @@ def test_chapter_and_lab_link_to_each_other(site_without_links: Path):
     lab = (site_without_links / "labs" / "01-tiny.html").read_text()
     assert re.search(r'course-partner.*?href="labs/01-tiny.html"', chapter, re.S)
     assert re.search(r'course-partner.*?href="../01-tiny.html"', lab, re.S)
+
+
+def test_each_script_is_loaded_once(site_without_links: Path):
+    # sphinx-thebe registers its inline script twice: a SyntaxError in the browser
+    chapter = (site_without_links / "01-tiny.html").read_text()
+    assert chapter.count("const THEBE_JS_URL") == 1
+    assert chapter.count("var togglebuttonSelector") == 1
+    assert chapter.count("mathjax/tex-chtml.js") == 1  # and the math still loads
 
 
 def test_exercise_solutions_are_toggled(site_without_links: Path):

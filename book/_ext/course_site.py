@@ -243,6 +243,33 @@ def _link_partner(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     section.insert(1, box)
 
 
+def _drop_duplicate_scripts(
+    app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree
+) -> None:
+    """Keep one copy of each script of the page.
+
+    sphinx-thebe registers its inline configuration (``const THEBE_JS_URL = ...``)
+    twice, and the browser reports the second copy as a SyntaxError on every page.
+    """
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen: set[tuple] = set()
+    unique: list[Any] = []
+    for script in scripts:
+        # the two copies differ only in filename, None or "", for an inline script
+        attributes = getattr(script, "attributes", {})
+        key = (
+            getattr(script, "filename", script) or "",
+            tuple(sorted((k, str(v)) for k, v in attributes.items())),
+        )
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    # in place: this list is the builder's, which later handlers (MathJax) extend
+    scripts[:] = unique
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     """Register the configuration values and event handlers."""
     app.add_config_value("course_utils_digest", "", "env")
@@ -252,4 +279,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     # before the theme builds its download menu (priority 501), and after it
     app.connect("html-page-context", _offer_ipynb, priority=400)
     app.connect("html-page-context", _add_launch_buttons, priority=510)
+    app.connect("html-page-context", _drop_duplicate_scripts, priority=450)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
