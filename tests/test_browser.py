@@ -161,6 +161,17 @@ def driver() -> Iterator[object]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def build_machine_paths() -> set[str]:
+    """Folders of the machine that built the site, which no page may show."""
+    paths = {str(ROOT), str(Path.home()) + "/"}
+    for variable in ("MNIST_PATH", "NN_DATA_DIR"):
+        if os.environ.get(variable):
+            folder = Path(os.environ[variable]).expanduser().resolve().parent
+            if len(folder.parts) > 2:  # never "/" or "/work" alone
+                paths.add(str(folder))
+    return paths
+
+
 def requested_urls(browser) -> list[str]:
     """URLs of every request the pages made since the last call."""
     urls = []
@@ -233,7 +244,7 @@ def test_page_renders_offline(driver, base_url: str, page: str):
     if errors:
         problems.append(f"console errors: {errors}")
     source = driver.page_source
-    for private in {str(ROOT), str(Path.home()) + "/"}:
+    for private in build_machine_paths():
         if private in source:
             problems.append(f"the page shows a path of the build machine: {private}")
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
@@ -270,3 +281,19 @@ def test_navigation_reaches_every_chapter_and_lab(driver, base_url: str):
             re.sub(r"\.html(#.*)?$", "", driver.current_url[len(base_url) :])
         )
     assert visited == PAGES
+
+
+def test_no_file_of_the_site_shows_the_build_machine():
+    """Pages, downloads and the search index: no path of the machine that built them."""
+    if not SITE.is_dir():
+        pytest.fail(f"{SITE} does not exist: run `make book` first")
+    private = build_machine_paths()
+    found = []
+    for path in SITE.rglob("*"):
+        if path.suffix not in {".html", ".ipynb", ".md", ".js", ".txt"}:
+            continue
+        if path.relative_to(SITE).parts[0] == "_static":  # third-party assets
+            continue
+        text = path.read_text(errors="replace")
+        found += [f"{path.relative_to(SITE)}: {p}" for p in private if p in text]
+    assert not found, "build-machine paths on the site:\n" + "\n".join(found)
