@@ -251,15 +251,23 @@ def test_page_renders_offline(driver, base_url: str, page: str):
 
 
 def test_pages_have_math_and_figures(driver, base_url: str):
-    """Guards the test itself: the chapters do have formulas and images to check."""
-    total_formulas = total_images = 0
+    """The chapters have formulas, images and folded solutions (guards the test)."""
+    total_formulas = total_images = total_solutions = 0
     for page in PAGES:
         if page.startswith("labs/") or page == PAGES[0]:
             continue
         load(driver, f"{base_url}{page}.html")
         total_formulas += driver.execute_script(RAW_MATH_JS)["formulas"]
         total_images += driver.execute_script("return document.images.length")
-    assert total_formulas > 0 and total_images > 0
+        # an exercise's solution starts folded, and opens on a click
+        solutions = driver.find_elements("css selector", ".solution.dropdown")
+        for solution in solutions:
+            body = solution.find_element("css selector", ".admonition-title ~ *")
+            assert not body.is_displayed(), f"{page}: a solution is shown unfolded"
+            solution.find_element("css selector", "button.toggle-button").click()
+            assert body.is_displayed(), f"{page}: a solution does not open"
+        total_solutions += len(solutions)
+    assert total_formulas > 0 and total_images > 0 and total_solutions > 0
 
 
 def test_navigation_reaches_every_chapter_and_lab(driver, base_url: str):
