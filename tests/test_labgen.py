@@ -68,6 +68,63 @@ def test_generated_lab_is_valid_python_per_cell():
         compile(cell.split("```")[0], "<cell>", "exec")
 
 
+ANSWERS = """# A lab
+
+```{code-cell} ipython3
+def f(x):
+    # BEGIN SOLUTION
+    return x
+    # END SOLUTION
+```
+
+## Questions
+
+**Question 1.** Why?
+
+<!-- BEGIN SOLUTION -->
+Because the solution says so,
+over two lines.
+<!-- END SOLUTION -->
+
+**Question 2.** And then?
+
+  <!-- BEGIN SOLUTION -->
+  An indented answer.
+  <!-- END SOLUTION -->
+"""
+
+
+def test_markdown_answers_become_a_placeholder():
+    lab = labgen.make_lab(ANSWERS, "q.md")
+    assert "Because the solution" not in lab and "indented answer" not in lab
+    assert "SOLUTION" not in lab
+    assert "**Question 1.** Why?\n\n*Your answer here.*\n\n**Question 2.**" in lab
+    assert "\n  *Your answer here.*\n" in lab  # at the marker's indentation
+    assert '# YOUR CODE HERE\n    raise NotImplementedError("f")' in lab
+
+
+def test_markdown_markers_render_as_nothing_in_the_solution():
+    # HTML comments: MyST and Jupyter show nothing for the marker lines themselves
+    for marker in (labgen.MD_BEGIN, labgen.MD_END):
+        assert marker.startswith("<!--") and marker.endswith("-->")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("# BEGIN SOLUTION\nx\n# END SOLUTION\n<!-- BEGIN SOLUTION -->\n", "never"),
+        ("<!-- BEGIN SOLUTION -->\nx\n# END SOLUTION\n", "matching end marker"),
+        ("# BEGIN SOLUTION\nx\n<!-- END SOLUTION -->\n", "matching end marker"),
+        ("<!-- END SOLUTION -->\n", "without a"),
+        ("<!-- BEGIN SOLUTION-->\nx\n<!-- END SOLUTION -->\n", "alone on its line"),
+        ("<!-- BEGIN SOLUTION -->\nx\n<!-- END SOLUTION -->\n", "nothing for a"),
+    ],
+)
+def test_bad_markdown_markers_are_reported(text, message):
+    with pytest.raises(labgen.MarkerError, match=message):
+        labgen.make_lab(text, "bad.md")
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -16,6 +16,17 @@ In the lab, the region becomes a stub at the indentation of the ``BEGIN`` line::
         # YOUR CODE HERE
         raise NotImplementedError("relu")
 
+Written answers (a lab's closing questions) are marked in Markdown with HTML comments,
+which render as nothing in the solution::
+
+    **Question 1.** Why subtract the row's maximum before ``exp``?
+
+    <!-- BEGIN SOLUTION -->
+    Because ``exp`` overflows above about 88 in float32, ...
+    <!-- END SOLUTION -->
+
+In the lab, such a region becomes one placeholder line, ``*Your answer here.*``.
+
 Everything outside the markers (signatures, docstrings, comments, the check cells) is
 copied unchanged. The stub names the enclosing function so that the error a student
 sees says which exercise is missing.
@@ -46,6 +57,9 @@ from pathlib import Path
 BEGIN = "# BEGIN SOLUTION"
 END = "# END SOLUTION"
 STUB = "# YOUR CODE HERE"
+MD_BEGIN = "<!-- BEGIN SOLUTION -->"
+MD_END = "<!-- END SOLUTION -->"
+ANSWER_STUB = "*Your answer here.*"
 GENERATED_NOTE = (
     "<!-- Generated from solutions/{name} by `make labs`: edit that file, not this "
     "one. Version {version}. -->"
@@ -72,37 +86,63 @@ class Region:
     begin: int  # 0-based line index of BEGIN
     end: int  # 0-based line index of END
     indent: str
+    markdown: bool = False  # an answer in Markdown (HTML-comment markers), not code
 
 
 def find_regions(lines: list[str], source: str = "<solution>") -> list[Region]:
-    """Locate the marked regions; raise :class:`MarkerError` if they don't pair up."""
+    """Locate the marked regions; raise :class:`MarkerError` if they don't pair up.
+
+    Code regions open with ``# BEGIN SOLUTION`` and close with ``# END SOLUTION``;
+    Markdown regions with ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->``.
+    A region must close with the kind of marker that opened it.
+    """
     regions: list[Region] = []
     open_at: int | None = None
+    open_md = False
     for i, line in enumerate(lines):
         stripped = line.strip()
-        if stripped == BEGIN:
+        if stripped in (BEGIN, MD_BEGIN):
             if open_at is not None:
                 raise MarkerError(
-                    f"{source}:{i + 1}: '{BEGIN}' inside the region opened at line "
+                    f"{source}:{i + 1}: '{stripped}' inside the region opened at line "
                     f"{open_at + 1}: regions cannot be nested."
                 )
-            open_at = i
-        elif stripped == END:
+            open_at, open_md = i, stripped == MD_BEGIN
+        elif stripped in (END, MD_END):
             if open_at is None:
-                raise MarkerError(f"{source}:{i + 1}: '{END}' without a '{BEGIN}'.")
+                raise MarkerError(
+                    f"{source}:{i + 1}: '{stripped}' without a '{BEGIN}' or "
+                    f"'{MD_BEGIN}'."
+                )
+            if (stripped == MD_END) != open_md:
+                opened = MD_BEGIN if open_md else BEGIN
+                raise MarkerError(
+                    f"{source}:{i + 1}: '{stripped}' closes the region that "
+                    f"'{opened}' opened at line {open_at + 1}: use the matching end "
+                    "marker."
+                )
             indent = lines[open_at][
                 : len(lines[open_at]) - len(lines[open_at].lstrip())
             ]
-            regions.append(Region(open_at, i, indent))
+            regions.append(Region(open_at, i, indent, open_md))
             open_at = None
         elif BEGIN.lower() in stripped.lower() or END.lower() in stripped.lower():
             raise MarkerError(
                 f"{source}:{i + 1}: a marker must stand alone on its line, exactly "
                 f"'{BEGIN}' or '{END}'; found {stripped!r}."
             )
+        elif stripped.startswith("<!--") and (
+            "begin solution" in stripped.lower() or "end solution" in stripped.lower()
+        ):
+            raise MarkerError(
+                f"{source}:{i + 1}: a marker must stand alone on its line, exactly "
+                f"'{MD_BEGIN}' or '{MD_END}'; found {stripped!r}."
+            )
     if open_at is not None:
+        closer = MD_END if open_md else END
         raise MarkerError(
-            f"{source}:{open_at + 1}: '{BEGIN}' is never closed by '{END}'."
+            f"{source}:{open_at + 1}: '{lines[open_at].strip()}' is never closed by "
+            f"'{closer}'."
         )
     return regions
 
@@ -133,12 +173,16 @@ def make_lab(text: str, name: str = "<solution>") -> str:
     """Turn one solution notebook (MyST text) into the student lab."""
     lines = text.splitlines()
     regions = find_regions(lines, name)
-    if not regions:
+    if not any(not region.markdown for region in regions):
         raise MarkerError(f"{name}: no '{BEGIN}' region: nothing for a student to do.")
     out: list[str] = []
     pos = 0
     for region in regions:
         out.extend(lines[pos : region.begin])
+        if region.markdown:
+            out.append(f"{region.indent}{ANSWER_STUB}")
+            pos = region.end + 1
+            continue
         what = _enclosing_name(lines, region.begin)
         label = f'"{what}"' if what else ""
         out.append(f"{region.indent}{STUB}")

@@ -287,6 +287,93 @@ def backward_db1_not_summed(y, params, cache):
     return grads
 
 
+# numerical_gradient ----------------------------------------------------------
+def numgrad_forward(f, x, h=1e-5):
+    grad = np.zeros_like(x)
+    base = f()
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        x[i] += h
+        grad[i] = (f() - base) / h
+        x[i] -= h
+    return grad
+
+
+def numgrad_divide_by_h(f, x, h=1e-5):
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        plus = f()
+        x[i] = old - h
+        minus = f()
+        x[i] = old
+        grad[i] = (plus - minus) / h
+    return grad
+
+
+def numgrad_not_restored(f, x, h=1e-5):
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        x[i] += h
+        plus = f()
+        x[i] -= 2 * h
+        grad[i] = (plus - f()) / (2 * h)
+    return grad
+
+
+def numgrad_on_copy(f, x, h=1e-5):
+    x = x.copy()  # "never modify an input"... but f reads the caller's x
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        plus = f()
+        x[i] = old - h
+        minus = f()
+        x[i] = old
+        grad[i] = (plus - minus) / (2 * h)
+    return grad
+
+
+def numgrad_by_row(f, x, h=1e-5):
+    grad = np.zeros_like(x)
+    for i in range(len(x)):
+        x[i] += h
+        plus = f()
+        x[i] -= 2 * h
+        minus = f()
+        x[i] += h
+        grad[i] = (plus - minus) / (2 * h)
+    return grad
+
+
+# relative_error --------------------------------------------------------------
+def relerr_elementwise(a, b):
+    return float(np.max(np.abs(a - b) / (np.abs(a) + np.abs(b) + 1e-300)))
+
+
+def relerr_over_b(a, b):
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+def relerr_max_of_norms(a, b):
+    return float(
+        np.linalg.norm(a - b) / max(np.linalg.norm(a), np.linalg.norm(b), 1e-300)
+    )
+
+
+def relerr_no_floor(a, b):
+    return float(np.linalg.norm(a - b) / (np.linalg.norm(a) + np.linalg.norm(b)))
+
+
+def relerr_float32(a, b):
+    a, b = np.ravel(a).astype(np.float32), np.ravel(b).astype(np.float32)
+    num = np.sqrt(np.sum((a - b) ** 2))
+    return float(num / max(np.sqrt(np.sum(a**2)) + np.sqrt(np.sum(b**2)), 1e-30))
+
+
 # sgd_update ------------------------------------------------------------------
 def update_new_dict(params, grads, lr):
     params = {k: params[k] - lr * grads[k] for k in params}
@@ -451,6 +538,16 @@ WRONG = [
         "z1 not read from the cache",
     ),
     Wrong("backward", backward_helper_misused, "reached from", "error in a helper"),
+    Wrong("numerical_gradient", numgrad_forward, "forward differences", "forward"),
+    Wrong("numerical_gradient", numgrad_divide_by_h, "twice", "divided by h"),
+    Wrong("numerical_gradient", numgrad_not_restored, "restore", "x not restored"),
+    Wrong("numerical_gradient", numgrad_on_copy, "not in a copy", "nudges a copy"),
+    Wrong("numerical_gradient", numgrad_by_row, "a whole row", "rows at once"),
+    Wrong("relative_error", relerr_elementwise, "entry-wise", "element-wise max"),
+    Wrong("relative_error", relerr_over_b, "norm of b alone", "over ||b||"),
+    Wrong("relative_error", relerr_max_of_norms, "larger of the two", "max norm"),
+    Wrong("relative_error", relerr_no_floor, "0 / 0", "no floor"),
+    Wrong("relative_error", relerr_float32, "float32", "float32 arithmetic"),
     Wrong("sgd_update", update_new_dict, "did not change", "new dict"),
     Wrong("sgd_update", update_loop_variable, "did not change", "loop variable"),
     Wrong("sgd_update", update_plus, "uphill", "plus"),

@@ -8,7 +8,15 @@ from tests.catalogue import Wrong
 from utils import data
 from utils.check import lab3 as LAB  # noqa: F401 - read by tests/test_catalogue.py
 from utils.reference import stage3 as REFERENCE
-from utils.reference.stage3 import SGD, Adam, Linear, Module, Parameter, Sequential
+from utils.reference.stage3 import (
+    SGD,
+    Adam,
+    Dropout,
+    Linear,
+    Module,
+    Parameter,
+    Sequential,
+)
 
 REFERENCE_IMPLS = {
     "parameter": REFERENCE.Parameter,
@@ -18,6 +26,8 @@ REFERENCE_IMPLS = {
     "sgd": REFERENCE.SGD,
     "momentum": REFERENCE.SGD,
     "adam": REFERENCE.Adam,
+    "weight_decay": REFERENCE.SGD,
+    "dropout": REFERENCE.Dropout,
     "train_epoch": REFERENCE.train_epoch,
     "training": REFERENCE.train_epoch,
 }
@@ -297,6 +307,103 @@ class AdamGradNotSquared(Adam):
             m_hat = self.m[i] / (1 - b1**self.t)
             v_hat = self.v[i] / (1 - b2**self.t)
             p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+# weight_decay ----------------------------------------------------------------
+class SGDDecayAsL2(SGD):
+    def step(self):
+        for p, v in zip(self.params, self.velocities, strict=True):
+            g = p.grad + self.weight_decay * p.data  # L2 in the loss
+            if self.momentum:
+                v *= self.momentum
+                v += g
+                p.data -= self.lr * v
+            else:
+                p.data -= self.lr * g
+
+
+class SGDDecayForgotten(SGD):
+    def step(self):
+        for p in self.params:
+            p.data -= self.lr * p.grad
+
+
+class SGDDecayNoLr(SGD):
+    def step(self):
+        for p, v in zip(self.params, self.velocities, strict=True):
+            p.data *= 1 - self.weight_decay
+            if self.momentum:
+                v *= self.momentum
+                v += p.grad
+                p.data -= self.lr * v
+            else:
+                p.data -= self.lr * p.grad
+
+
+class SGDDecayAfterStep(SGD):
+    def step(self):
+        for p, v in zip(self.params, self.velocities, strict=True):
+            if self.momentum:
+                v *= self.momentum
+                v += p.grad
+                p.data -= self.lr * v
+            else:
+                p.data -= self.lr * p.grad
+            p.data *= 1 - self.lr * self.weight_decay
+
+
+# dropout ---------------------------------------------------------------------
+class DropoutNoScale(Dropout):
+    def forward(self, x):
+        if not self.training:
+            return x
+        self.mask = (self._rng.random(x.shape) >= self.p).astype(x.dtype)
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout * self.mask if self.training else dout
+
+
+class DropoutAlways(Dropout):
+    def forward(self, x):
+        keep = self._rng.random(x.shape) >= self.p
+        self.scale = (keep / (1 - self.p)).astype(x.dtype)
+        return x * self.scale
+
+    def backward(self, dout):
+        return dout * self.scale
+
+
+class DropoutKeepsP(Dropout):
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            self.scale = None
+            return x
+        keep = self._rng.random(x.shape) < self.p
+        self.scale = (keep / self.p).astype(x.dtype)
+        return x * self.scale
+
+    def backward(self, dout):
+        return dout if self.scale is None else dout * self.scale
+
+
+class DropoutBackwardIdentity(Dropout):
+    def backward(self, dout):
+        return dout
+
+
+class DropoutBackwardNewMask(Dropout):
+    def backward(self, dout):
+        if not self.training or self.p == 0:
+            return dout
+        keep = self._rng.random(dout.shape) >= self.p
+        return dout * (keep / (1 - self.p)).astype(dout.dtype)
+
+
+# linear: a lazy layer silently missing from parameters() ----------------------
+class LinearLazyNoGuard(Linear):
+    def _check_initialized(self, path):
+        pass  # W is None: parameters() just lists nothing for this layer
 
 
 # train_epoch -----------------------------------------------------------------
@@ -585,6 +692,7 @@ WRONG = [
     Wrong("linear", LinearDbMean, "not the mean", "db mean"),
     Wrong("linear", LinearMatmulParameter, "p.data", "x @ self.W"),
     Wrong("linear", LinearLocalGrads, "never added", "grads in local names"),
+    Wrong("linear", LinearLazyNoGuard, "LazyModuleError", "lazy, silently no params"),
     Wrong("sgd", SGDPlus, "uphill", "plus"),
     Wrong("sgd", SGDNoLr, "learning rate is missing", "no lr"),
     Wrong("sgd", SGDLoopVariable, "did not change", "rebinds a local"),
@@ -604,6 +712,15 @@ WRONG = [
     Wrong("adam", AdamGradNotSquared, "squared", "v of g"),
     Wrong("adam", AdamTZero, "t must be 1", "t = 0 at the first step"),
     Wrong("adam", AdamByShape, "same shape", "m, v per shape"),
+    Wrong("weight_decay", SGDDecayAsL2, "L2 regularisation", "decay in the gradient"),
+    Wrong("weight_decay", SGDDecayForgotten, "did not shrink", "decay ignored"),
+    Wrong("weight_decay", SGDDecayNoLr, "learning rate", "decay without lr"),
+    Wrong("weight_decay", SGDDecayAfterStep, "after the gradient step", "decay after"),
+    Wrong("dropout", DropoutNoScale, "not scaled", "no 1/(1-p)"),
+    Wrong("dropout", DropoutAlways, "eval mode", "drops in eval"),
+    Wrong("dropout", DropoutKeepsP, "probability of dropping", "keeps with p"),
+    Wrong("dropout", DropoutBackwardIdentity, "unchanged", "backward identity"),
+    Wrong("dropout", DropoutBackwardNewMask, "new mask", "backward new mask"),
     Wrong("train_epoch", epoch_no_zero_grad, "zero_grad", "no zero_grad"),
     Wrong("train_epoch", epoch_zero_grad_before_step, "before backward", "zero late"),
     Wrong("train_epoch", epoch_no_shuffle, "shuffle", "no shuffling"),

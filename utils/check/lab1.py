@@ -54,6 +54,8 @@ LAB = Lab(
         "softmax_cross_entropy_grad",
         "linear_backward",
         "backward",
+        "numerical_gradient",
+        "relative_error",
         "sgd_update",
         "train_step",
         "training",
@@ -69,6 +71,8 @@ LAB = Lab(
             "softmax_cross_entropy_grad",
             "linear_backward",
             "backward",
+            "numerical_gradient",
+            "relative_error",
             "sgd_update",
             "train_step",
         ]
@@ -587,6 +591,246 @@ def backward(student) -> CheckResult:
                 lambda y, params, cache: _backward_mistake(scale=len(y))(
                     y, params, cache
                 ),
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+# ------------------------------------------------------------------ gradient check
+def _f_cubic(x: np.ndarray) -> float:
+    """A smooth function with a third derivative, so forward differences show."""
+    return float(np.sum(x**3) + np.sum(np.sin(2.0 * x)))
+
+
+def _f_coupled(x: np.ndarray) -> float:
+    """Entries interact (a row perturbed at once reads differently from one entry)."""
+    B = np.linspace(-1.0, 1.0, x.shape[-1] * 3).reshape(x.shape[-1], 3)
+    return float(np.sum((x @ B) ** 2) + np.sum(x**3))
+
+
+_FUNCTIONS = {"cubic": _f_cubic, "coupled": _f_coupled}
+
+
+def _run_numerical_gradient(impl, x, function, h):
+    """Call ``impl(f, x, h)`` with ``f`` reading ``x``; the gradient and ``x`` after."""
+    fn = _FUNCTIONS[function]
+    grad = impl(lambda: fn(x), x, h)
+    return {"the gradient returned": grad, "x after the call": x}
+
+
+def _numgrad_forward(f, x, h=1e-5):
+    grad = np.zeros_like(x, dtype=np.float64)
+    f0 = f()
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        grad[i] = (f() - f0) / h
+        x[i] = old
+    return grad
+
+
+def _numgrad_one_h(f, x, h=1e-5):
+    return ref.numerical_gradient(f, x, h) * 2.0
+
+
+def _numgrad_not_restored(f, x, h=1e-5):
+    grad = np.zeros_like(x, dtype=np.float64)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        f_plus = f()
+        x[i] = old - h
+        grad[i] = (f_plus - f()) / (2 * h)
+    return grad
+
+
+def _numgrad_on_copy(f, x, h=1e-5):
+    return ref.numerical_gradient(f, x.copy(), h)
+
+
+def _numgrad_rows(f, x, h=1e-5):
+    grad = np.zeros_like(x, dtype=np.float64)
+    for i in range(x.shape[0]):
+        old = x[i].copy()
+        x[i] = old + h
+        f_plus = f()
+        x[i] = old - h
+        f_minus = f()
+        x[i] = old
+        grad[i] = (f_plus - f_minus) / (2 * h)
+    return grad
+
+
+def _numgrad_cases() -> list[Case]:
+    def x64(shape, seed):
+        return _randn(shape, seed).astype(np.float64)
+
+    return [
+        Case(
+            "x of shape (3, 4), f = sum(x^3) + sum(sin 2x), h=1e-3",
+            (x64((3, 4), 200), "cubic", 1e-3),
+        ),
+        Case(
+            "x of shape (2, 5), entries coupled through a matrix, h=1e-4",
+            (x64((2, 5), 201), "coupled", 1e-4),
+        ),
+        Case("a vector x of shape (6,), h=1e-3", (x64((6,), 202), "cubic", 1e-3)),
+        Case(
+            "x a transposed view (not contiguous), shape (4, 3), h=1e-3",
+            (x64((3, 4), 203).T, "coupled", 1e-3),
+        ),
+        Case("x of shape (1, 1), h=1e-2", (x64((1, 1), 204), "cubic", 1e-2)),
+    ]
+
+
+def numerical_gradient(student) -> CheckResult:
+    """Check ``numerical_gradient(f, x, h)``: central differences, ``x`` restored.
+
+    ``f`` takes no argument and reads ``x``; the gradient of each case is compared
+    with the reference's to ``rtol = 1e-7`` (both compute the same float64 formula,
+    so a forward difference, off by about ``h``, shows), and ``x`` must hold its
+    original values afterwards.
+    """
+    return run_check(
+        "numerical_gradient",
+        student,
+        ref.numerical_gradient,
+        [
+            Case(c.name, c.args, run=_run_numerical_gradient, may_modify=("x",))
+            for c in _numgrad_cases()
+        ],
+        arg_names=["x", "function", "h"],
+        rtol=1e-7,
+        atol=1e-9,
+        mistakes=[
+            Mistake(
+                "these are forward differences, (f(x + h) - f(x)) / h: their error "
+                "shrinks like h, while central differences, nudging each entry both "
+                "ways, err like h squared, far less for the same h.",
+                _numgrad_forward,
+            ),
+            Mistake(
+                "every entry is twice the expected one: the two evaluations are 2h "
+                "apart, so the difference is divided by the distance between them.",
+                _numgrad_one_h,
+            ),
+            Mistake(
+                "x does not hold its original values afterwards: restore each entry "
+                "once both evaluations are done, or every later entry (and the caller) "
+                "sees a perturbed x.",
+                _numgrad_not_restored,
+            ),
+            Mistake(
+                "the gradient is zero: f reads the array x itself, so the entries "
+                "must be nudged in that array (in place, then restored), not in a "
+                "copy.",
+                _numgrad_on_copy,
+            ),
+            Mistake(
+                "a whole row was nudged at once: the gradient has one entry per entry "
+                "of x, each found by nudging that entry alone (loop over every index, "
+                "e.g. np.ndindex(x.shape)).",
+                _numgrad_rows,
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+def _relerr_max_ratio(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-300)))
+
+
+def _relerr_over_b(a, b):
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+def _relerr_max_norm(a, b):
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    denom = max(np.linalg.norm(a), np.linalg.norm(b), 1e-300)
+    return float(np.linalg.norm(a - b) / denom)
+
+
+def _relerr_float32(a, b):
+    a, b = np.ravel(a), np.ravel(b)
+    return float(
+        np.linalg.norm(a - b)
+        / max(np.linalg.norm(a) + np.linalg.norm(b), np.float32(1e-30))
+    )
+
+
+def _relerr_no_floor(a, b):
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(np.linalg.norm(a - b) / (np.linalg.norm(a) + np.linalg.norm(b)))
+
+
+def _relerr_cases() -> list[Case]:
+    a = _randn((4, 3), 210).astype(np.float64)
+    tiny = np.array([1.0, 2.0, 1e-10, -0.5]), np.array([1.0, 2.0, 2e-10, -0.5])
+    big = (np.full((2, 3), 3e20, np.float32), np.full((2, 3), 1e20, np.float32))
+    return [
+        Case(
+            "a (4, 3) gradient against one half as large",
+            (a, 0.5 * a + 1e-3 * np.cos(a)),
+        ),
+        Case("one entry of 1e-10 against 2e-10, the rest equal", tiny),
+        Case("a gradient against zeros", (a[0], np.zeros(3))),
+        Case("two zero arrays", (np.zeros((2, 2)), np.zeros((2, 2)))),
+        Case(
+            "float32 arrays of 3e20 against 1e20 (their squares overflow float32)", big
+        ),
+        Case(
+            "gradients of size 1e6 that differ by 1e-4 relative",
+            (a[1:3] * 1e6, a[1:3] * (1e6 + 100.0)),
+        ),
+    ]
+
+
+def relative_error(student) -> CheckResult:
+    """Check ``relative_error(a, b)``: the course's norm-based metric.
+
+    ``||a - b|| / max(||a|| + ||b||, tiny)`` over all entries, in float64: compared
+    to ``rtol = 1e-6``, ``atol = 0`` (its values are often far below the usual
+    absolute tolerance: 1e-10 must not read as 0).
+    """
+    return run_check(
+        "relative_error",
+        student,
+        ref.relative_error,
+        _relerr_cases(),
+        arg_names=["a", "b"],
+        rtol=1e-6,
+        atol=0.0,
+        mistakes=[
+            Mistake(
+                "this looks like the largest entry-wise ratio: the course's metric "
+                "compares whole arrays, with norms over all entries, so that one "
+                "tiny entry (mostly rounding noise) cannot dominate.",
+                _relerr_max_ratio,
+            ),
+            Mistake(
+                "the denominator is the norm of b alone: the metric is symmetric, the "
+                "difference over the sum of both norms, so neither array is taken as "
+                "the truth and the value stays at most 1.",
+                _relerr_over_b,
+            ),
+            Mistake(
+                "the denominator is the larger of the two norms: the metric divides "
+                "by the sum of both norms.",
+                _relerr_max_norm,
+            ),
+            Mistake(
+                "two zero arrays give 0 / 0: floor the denominator at a tiny positive "
+                "number, so that equal arrays read 0.",
+                _relerr_no_floor,
+            ),
+            Mistake(
+                "the arithmetic ran in float32, whose squares overflow above about "
+                "1e19: convert both arrays to float64 first.",
+                _relerr_float32,
             ),
         ],
         record=LAB.record,

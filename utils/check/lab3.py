@@ -52,6 +52,8 @@ LAB = Lab(
         "sgd",
         "momentum",
         "adam",
+        "weight_decay",
+        "dropout",
         "train_epoch",
         "training",
     ],
@@ -63,6 +65,8 @@ LAB = Lab(
         "sgd": ref.SGD,
         "momentum": ref.SGD,
         "adam": ref.Adam,
+        "weight_decay": ref.SGD,
+        "dropout": ref.Dropout,
         "train_epoch": ref.train_epoch,
     },
     module=__name__,
@@ -610,8 +614,17 @@ def sequential(student) -> CheckResult:
 
 
 # --------------------------------------------------------------------------- linear
+LAZY_KEY = "parameters() of a lazy Linear before its first forward"
+
+
 def _run_linear(cls, sizes, seed, scenario):
     layer = cls(*sizes, seed=seed)
+    if scenario == "lazy parameters":
+        try:
+            found = layer.parameters()
+        except ref.LazyModuleError:
+            return {LAZY_KEY: "raises LazyModuleError"}
+        return {LAZY_KEY: f"returns {len(list(found))} parameters, no error"}
     n_in = sizes[0] if len(sizes) == 2 else 4
     N = 1 if scenario == "one" else 5
     x = _randn((N, n_in), seed + 1)
@@ -634,6 +647,11 @@ def _run_linear(cls, sizes, seed, scenario):
         result["W.grad"] = layer.W.grad
         result["b.grad"] = layer.b.grad
     return result
+
+
+class _LinearLazySilent(ref.Linear):
+    def _check_initialized(self, path):
+        pass  # the mistake: W and b are None, so they are silently not listed
 
 
 class _LinearAssigns(ref.Linear):
@@ -681,6 +699,10 @@ def linear(student) -> CheckResult:
         Case("lazy Linear(2), a batch of one", ((2,), 20, "one")),
         Case("lazy Linear(3), W and b changed between forwards", ((3,), 30, "update")),
         Case("Linear(4, 3), two backward passes in a row", ((4, 3), 40, "twice")),
+        Case(
+            "lazy Linear(3), parameters() asked before any forward",
+            ((3,), 50, "lazy parameters"),
+        ),
     ]
     return run_check(
         "linear",
@@ -714,6 +736,13 @@ def linear(student) -> CheckResult:
                 "db is the sum over the batch, not the mean: the 1/N is already "
                 "inside dout.",
                 _LinearDbMean,
+            ),
+            Mistake(
+                "a lazy Linear has no W and b before its first forward, so listing "
+                "its parameters then must be an error (LazyModuleError, as the given "
+                "parameters() override raises), never a silently shorter list: an "
+                "optimizer built from it would never update that layer.",
+                _LinearLazySilent,
             ),
         ],
         record=LAB.record,
@@ -1066,6 +1095,261 @@ def adam(student) -> CheckResult:
             Mistake(
                 "v is the running mean of the *squared* gradient, element by element.",
                 _AdamNotSquared,
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+# --------------------------------------------------------------------- weight decay
+class _SGDL2(ref.SGD):
+    """The mistake: the decay added to the gradient (L2 in the loss)."""
+
+    def step(self):
+        lam, self.weight_decay = self.weight_decay, 0.0
+        saved = [p.grad.copy() for p in self.params]
+        for p in self.params:
+            p.grad += lam * p.data
+        super().step()
+        for p, g in zip(self.params, saved, strict=True):
+            p.grad[...] = g
+        self.weight_decay = lam
+
+
+class _AdamL2(ref.Adam):
+    def step(self):
+        lam, self.weight_decay = self.weight_decay, 0.0
+        saved = [p.grad.copy() for p in self.params]
+        for p in self.params:
+            p.grad += lam * p.data
+        super().step()
+        for p, g in zip(self.params, saved, strict=True):
+            p.grad[...] = g
+        self.weight_decay = lam
+
+
+class _SGDDecayIgnored(ref.SGD):
+    def step(self):
+        lam, self.weight_decay = self.weight_decay, 0.0
+        super().step()
+        self.weight_decay = lam
+
+
+class _AdamDecayIgnored(ref.Adam):
+    def step(self):
+        lam, self.weight_decay = self.weight_decay, 0.0
+        super().step()
+        self.weight_decay = lam
+
+
+class _SGDDecayNoLr(ref.SGD):
+    def step(self):
+        lam, self.weight_decay = self.weight_decay, 0.0
+        for p in self.params:
+            p.data *= np.float32(1.0 - lam)
+        super().step()
+        self.weight_decay = lam
+
+
+class _SGDDecayAfter(ref.SGD):
+    def step(self):
+        lam, self.weight_decay = self.weight_decay, 0.0
+        super().step()
+        for p in self.params:
+            p.data *= np.float32(1.0 - self.lr * lam)
+        self.weight_decay = lam
+
+
+class _ReferenceSGD(ref.SGD):
+    """The reference SGD as its own class: never taken for the student's."""
+
+
+# the Adam that goes with the reference and with each SGD mistake (the same mistake in
+# both optimizers); any other SGD class is the student's, with the student's Adam
+_ADAM_OF = {
+    _ReferenceSGD: ref.Adam,
+    _SGDL2: _AdamL2,
+    _SGDDecayIgnored: _AdamDecayIgnored,
+    _SGDDecayNoLr: ref.Adam,
+    _SGDDecayAfter: ref.Adam,
+}
+
+
+def weight_decay(student, adam_cls=None) -> CheckResult:
+    """Check decoupled weight decay (``weight_decay=``) in ``SGD`` and ``Adam``.
+
+    ``check.weight_decay(SGD, Adam)``: each step first shrinks every parameter,
+    ``p <- (1 - lr lam) p``, then takes its usual step (AdamW's decoupled decay, not
+    an L2 term in the gradient). Cases: plain SGD, SGD with momentum and a zero
+    gradient at step 3 (the decay alone), Adam with small gradients (where L2 and
+    decoupled decay differ most); three parameters, two of one shape.
+
+    Args:
+        student: the student's ``SGD`` class.
+        adam_cls: the student's ``Adam``; found in the notebook when not given.
+    """
+    A = adam_cls or _find_global(student, "Adam", ref.Adam)
+
+    def run(S, values, grads, kwargs):
+        kwargs = dict(kwargs)
+        if kwargs.pop("adam", False):
+            S = _ADAM_OF.get(S, A)
+        return _run_optimizer(S, values, grads, kwargs)
+
+    configs = [
+        ("SGD, lr=0.1, weight_decay=0.5, 4 steps", 40, {"weight_decay": 0.5}, 1.0),
+        (
+            "SGD, momentum=0.9, weight_decay=0.1, a zero gradient at step 3",
+            41,
+            {"momentum": 0.9, "weight_decay": 0.1},
+            1.0,
+        ),
+        (
+            "Adam, lr=0.01, weight_decay=0.2, small gradients",
+            42,
+            {"lr": 0.01, "weight_decay": 0.2, "adam": True},
+            1e-3,
+        ),
+    ]
+    configs = [(n, s, {"lr": 0.1, **kw}, sc) for n, s, kw, sc in configs]
+    cases = [Case(c.name, c.args, run=run) for c in _optimizer_cases(configs)]
+    return run_check(
+        "weight_decay",
+        student,
+        _ReferenceSGD,
+        cases,
+        mistakes=[
+            Mistake(
+                "this is L2 regularisation in the loss: the decay term was added to "
+                "the gradient, so momentum accumulates it and Adam divides it by "
+                "sqrt(v_hat). Decoupled weight decay shrinks the parameter itself, "
+                "apart from the gradient step.",
+                _SGDL2,
+            ),
+            Mistake(
+                "the parameters did not shrink: weight_decay is stored but never "
+                "used in step.",
+                _SGDDecayIgnored,
+            ),
+            Mistake(
+                "the decay is not scaled by the learning rate: each step shrinks "
+                "the parameter by the factor (1 - lr·λ).",
+                _SGDDecayNoLr,
+            ),
+            Mistake(
+                "the decay shrank the parameter after the gradient step: shrink the "
+                "value the step starts from, before the gradient update.",
+                _SGDDecayAfter,
+            ),
+        ],
+        record=LAB.record,
+    )
+
+
+# --------------------------------------------------------------------------- dropout
+def _run_dropout(cls, p, seed, scenario):
+    layer = cls(p, seed=seed)
+    x = _randn((6, 8), seed + 1, 2.0)
+    out: dict[str, Any] = {}
+    if scenario == "eval":
+        layer.eval()
+    if scenario == "twice":
+        out["output of a first forward"] = layer(x)
+        x = _randn((6, 8), seed + 2, 2.0)
+    out["output of forward"] = layer(x)
+    out["dx returned by backward"] = layer.backward(_randn((6, 8), seed + 3))
+    return out
+
+
+class _DropoutNoScale(ref.Dropout):
+    def forward(self, x):
+        out = super().forward(x)
+        return out * np.float32(1.0 - self.p) if self.training else out
+
+    def backward(self, dout):
+        dx = super().backward(dout)
+        return dx * np.float32(1.0 - self.p) if self.training else dx
+
+
+class _DropoutInEval(ref.Dropout):
+    def forward(self, x):
+        training = self.training
+        object.__setattr__(self, "training", True)
+        try:
+            return super().forward(x)
+        finally:
+            object.__setattr__(self, "training", training)
+
+
+class _DropoutKeepP(ref.Dropout):
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            self._scale = None
+            return x
+        keep = self._rng.random(x.shape) < self.p
+        self._scale = (keep / self.p).astype(x.dtype)
+        return x * self._scale
+
+
+class _DropoutBackwardPlain(ref.Dropout):
+    def backward(self, dout):
+        return dout
+
+
+class _DropoutNewMask(ref.Dropout):
+    def backward(self, dout):
+        if self._scale is None:
+            return dout
+        keep = self._rng.random(dout.shape) >= self.p
+        return dout * (keep / (1.0 - self.p)).astype(dout.dtype)
+
+
+def dropout(student) -> CheckResult:
+    """Check ``Dropout(p, seed=...)``: inverted dropout.
+
+    In training, a new mask at each forward (``self.rng.random(x.shape) >= p`` keeps
+    an entry), the kept entries scaled by ``1 / (1 - p)``, backward through the same
+    scaled mask; in eval mode (and for ``p = 0``) the identity. Cases: p = 0.5, 0.2
+    (two forwards in a row), 0.75, 0, and eval mode.
+    """
+    cases = [
+        Case("p=0.5, training, input (6, 8)", (0.5, 60, "train")),
+        Case("p=0.2, two forwards in a row (a new mask each)", (0.2, 61, "twice")),
+        Case("p=0.5, eval mode (model.eval())", (0.5, 62, "eval")),
+        Case("p=0, training: nothing dropped", (0.0, 63, "train")),
+        Case("p=0.75, training", (0.75, 64, "train")),
+    ]
+    return run_check(
+        "dropout",
+        student,
+        ref.Dropout,
+        [Case(c.name, c.args, run=_run_dropout) for c in cases],
+        mistakes=[
+            Mistake(
+                "the kept entries are not scaled: inverted dropout divides them by "
+                "the probability of keeping, so that the expected activation is the "
+                "same in training and in eval mode.",
+                _DropoutNoScale,
+            ),
+            Mistake(
+                "entries are dropped in eval mode too: dropout is the identity when "
+                "self.training is False (after model.eval()).",
+                _DropoutInEval,
+            ),
+            Mistake(
+                "p is the probability of dropping an entry, not of keeping it.",
+                _DropoutKeepP,
+            ),
+            Mistake(
+                "backward passes dout through unchanged: a dropped entry had no "
+                "effect on the output, so its gradient is zero, and a kept one "
+                "carries the same scale as in forward (cache what forward used).",
+                _DropoutBackwardPlain,
+            ),
+            Mistake(
+                "backward drew a new mask: it must use the mask of its forward pass "
+                "(cached), not draw another.",
+                _DropoutNewMask,
             ),
         ],
         record=LAB.record,

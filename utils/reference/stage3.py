@@ -836,23 +836,38 @@ class SGD(Optimizer):
     (Polyak 1964; this form is PyTorch's, and equals Sutskever et al.'s
     ``v <- mu v - lr g, p <- p + v`` for a constant ``lr``).
 
+    With ``weight_decay`` ``lam``, each step first shrinks the parameter,
+    ``p <- (1 - lr lam) p``, then takes the step above: *decoupled* weight decay
+    (Loshchilov & Hutter, 2019), which is not the same as adding ``lam/2 ||p||^2``
+    to the loss once momentum or Adam reshape the gradient.
+
     Args:
         params: the parameters to update.
         lr: learning rate, > 0.
         momentum: ``mu`` in [0, 1); 0 is plain SGD.
+        weight_decay: ``lam`` >= 0; 0 is no decay.
     """
 
     def __init__(
-        self, params: Iterable[Parameter], lr: float, momentum: float = 0.0
+        self,
+        params: Iterable[Parameter],
+        lr: float,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
     ) -> None:
         super().__init__(params, lr)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if not weight_decay >= 0.0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
         self.momentum = float(momentum)
+        self.weight_decay = float(weight_decay)
         self.velocities = [np.zeros_like(p.data) for p in self.params]
 
     def step(self) -> None:
         for p, v in zip(self.params, self.velocities, strict=True):
+            if self.weight_decay:  # decoupled: shrink p, not part of the gradient
+                p.data *= 1.0 - self.lr * self.weight_decay
             if self.momentum:
                 v *= self.momentum  # in place: the velocity lives on in the list
                 v += p.grad
@@ -872,11 +887,16 @@ class Adam(Optimizer):
         v_hat = v / (1 - b2^t)           averages are too small by these factors
         p <- p - lr m_hat / (sqrt(v_hat) + eps)
 
+    With ``weight_decay`` ``lam``, each step first shrinks ``p <- (1 - lr lam) p``
+    (AdamW, Loshchilov & Hutter, 2019): the decay is not divided by ``sqrt(v_hat)``,
+    as an L2 term added to the loss (so to ``g``) would be.
+
     Args:
         params: the parameters to update.
         lr: learning rate, > 0 (1e-3 is the paper's default).
         betas: ``(b1, b2)``, each in [0, 1).
         eps: added to the denominator, > 0.
+        weight_decay: ``lam`` >= 0; 0 is plain Adam.
     """
 
     def __init__(
@@ -885,8 +905,12 @@ class Adam(Optimizer):
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        weight_decay: float = 0.0,
     ) -> None:
         super().__init__(params, lr)
+        if not weight_decay >= 0.0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        self.weight_decay = float(weight_decay)
         b1, b2 = betas
         if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
             raise ValueError(f"betas must be in [0, 1), got {betas}")
@@ -904,6 +928,8 @@ class Adam(Optimizer):
         bias1 = 1.0 - b1**self.t
         bias2 = 1.0 - b2**self.t
         for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            if self.weight_decay:  # decoupled (AdamW): not scaled by 1 / sqrt(v_hat)
+                p.data *= 1.0 - self.lr * self.weight_decay
             g = p.grad
             m *= b1
             m += (1.0 - b1) * g
