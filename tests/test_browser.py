@@ -251,6 +251,9 @@ def test_page_renders_offline(driver, base_url: str, page: str):
 
 
 def test_pages_have_math_and_figures(driver, base_url: str):
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
     """The chapters have formulas, images and folded solutions (guards the test)."""
     total_formulas = total_images = total_solutions = 0
     for page in PAGES:
@@ -265,7 +268,10 @@ def test_pages_have_math_and_figures(driver, base_url: str):
             body = solution.find_element("css selector", ".admonition-title ~ *")
             assert not body.is_displayed(), f"{page}: a solution is shown unfolded"
             solution.find_element("css selector", "button.toggle-button").click()
-            assert body.is_displayed(), f"{page}: a solution does not open"
+            try:  # it unfolds with an animation
+                WebDriverWait(driver, 10).until(lambda _, b=body: b.is_displayed())
+            except TimeoutException:
+                pytest.fail(f"{page}: a solution does not open on a click")
         total_solutions += len(solutions)
     assert total_formulas > 0 and total_images > 0 and total_solutions > 0
 
