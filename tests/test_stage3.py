@@ -624,3 +624,44 @@ def test_fit_records_validation_data_as_val():
     )  # fmt: skip
     assert set(history) == {"train_loss", "train_acc", "val_loss", "val_acc"}
     assert history["val_acc"][-1] == nn.evaluate(model, loss_fn, X_val, y_val)[1]
+
+
+def test_weight_decay_is_decoupled():
+    """SGD: the same as an L2 term in the gradient without momentum, not with it;
+    Adam: the parameter shrinks by (1 - lr lam), apart from the normalised step."""
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((3, 4)).astype(np.float32)
+    grad = rng.standard_normal((3, 4)).astype(np.float32)
+
+    def stepped(cls, **kwargs):
+        p = nn.Parameter(data)
+        p.grad[...] = grad
+        opt = cls([p], **kwargs)
+        opt.step()
+        p.grad[...] = grad
+        opt.step()
+        return p.data
+
+    lr, lam = 0.1, 0.5
+    plain = stepped(nn.SGD, lr=lr, weight_decay=lam)
+    expected = data.copy()
+    for _ in range(2):
+        expected = expected - lr * (grad + lam * expected)  # L2: same for plain SGD
+    np.testing.assert_allclose(plain, expected, rtol=1e-6)
+    assert plain.dtype == np.float32
+
+    adam = stepped(nn.Adam, lr=lr, weight_decay=lam)
+    no_decay = nn.Parameter(data)
+    opt = nn.Adam([no_decay], lr=lr)
+    expected = data.copy()
+    for _ in range(2):
+        no_decay.data[...] = expected * (1 - lr * lam)  # shrink, then Adam's step
+        no_decay.grad[...] = grad
+        opt.step()
+        expected = no_decay.data.copy()
+    np.testing.assert_allclose(adam, expected, rtol=1e-6)
+
+    with pytest.raises(ValueError, match="weight_decay"):
+        nn.SGD([nn.Parameter(data)], lr=0.1, weight_decay=-1.0)
+    with pytest.raises(ValueError, match="weight_decay"):
+        nn.Adam([nn.Parameter(data)], weight_decay=-1.0)
