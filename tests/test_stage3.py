@@ -62,6 +62,48 @@ def test_zero_grad_is_in_place():
     assert held is p.grad and not held.any()
 
 
+def test_set_to_none_assigns_then_adds_and_optimizers_skip_none():
+    """zero_grad(set_to_none=True): the first backward assigns its gradient (no
+    zero fill, no += pass), the second adds; steps equal the in-place path's, and
+    an optimizer skips a parameter that got no gradient, as PyTorch's do."""
+    X, y = _randn((6, 4)), _labels(6, 3)
+    models = [
+        Sequential(Linear(4, 5, seed=0), ReLU(), Linear(5, 3, seed=1)) for _ in range(2)
+    ]
+    opts = [SGD(m.parameters(), lr=0.1, momentum=0.9) for m in models]
+    for _ in range(3):
+        for model, opt, to_none in zip(models, opts, (False, True), strict=True):
+            opt.zero_grad(set_to_none=to_none)
+            assert all((p.grad is None) == to_none for p in model.parameters())
+            loss_fn = CrossEntropyLoss()
+            loss_fn(model(X), y)
+            model.backward(loss_fn.backward())
+            opt.step()
+    state, params = models[0].state_dict(), models[1].parameters()
+    for (name, a), b in zip(state.items(), params, strict=True):
+        np.testing.assert_array_equal(a, b.data, err_msg=name)
+        assert b.grad.dtype == np.float32
+    # a second backward before the next zero_grad adds to the assigned gradient
+    model = models[1]
+    model.zero_grad(set_to_none=True)
+    loss_fn = CrossEntropyLoss()
+    loss_fn(model(X), y)
+    dout = loss_fn.backward()
+    model.backward(dout)
+    first = {name: p.grad.copy() for name, p in model.named_parameters()}
+    model.backward(dout)
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, 2 * first[name], rtol=1e-6)
+    # no gradient at all: the optimizers leave the parameter alone
+    p = Parameter(np.ones(3))
+    for opt in (SGD([p], lr=0.1, momentum=0.5), Adam([p], lr=0.1)):
+        opt.zero_grad(set_to_none=True)
+        opt.step()
+        np.testing.assert_array_equal(p.data, np.ones(3))
+    p.zero_grad()  # in place again: zeros are recreated
+    assert p.grad is not None and not p.grad.any()
+
+
 # --------------------------------------------------------------------------- Module
 def test_registration_order_and_dotted_names():
     model = MLP()

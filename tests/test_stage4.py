@@ -730,6 +730,21 @@ def test_optimizers_update_parameters_from_autograd():
         np.testing.assert_allclose(p.data, before[name] - 0.1 * grads[name], rtol=1e-6)
     optimizer.zero_grad()
     assert not any(p.grad.any() for p in model.parameters())
+    # set_to_none: grads become None, the next backward assigns fresh arrays
+    optimizer.zero_grad(set_to_none=True)
+    assert all(p.grad is None for p in model.parameters())
+    after = model.state_dict()
+    optimizer.step()  # no gradient: nothing moves
+    assert all((after[n] == p.data).all() for n, p in model.named_parameters())
+    grads = {}
+    for to_none in (False, True):
+        optimizer.zero_grad(set_to_none=to_none)
+        out = model(np.ones((4, 3), dtype=np.float32))
+        mse_loss(out, np.zeros((4, 2))).backward()
+        grads[to_none] = [p.grad for p in model.parameters()]
+    for a, b in zip(grads[False], grads[True], strict=True):
+        assert b.dtype == np.float32 and not np.shares_memory(a, b)
+        np.testing.assert_array_equal(a, b)
 
 
 def test_fit_trains_and_evaluate_records_no_graph():

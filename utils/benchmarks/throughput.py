@@ -186,7 +186,7 @@ def stage3_step(weights: Weights, lr: float = LR, *, input_grad: bool = False) -
     optimizer = stage3.SGD(model.parameters(), lr=lr)
 
     def step(X: np.ndarray, y: np.ndarray) -> float:
-        optimizer.zero_grad()
+        optimizer.zero_grad(set_to_none=True)  # backward assigns grads
         loss = loss_fn(model(X), y)
         model.backward(loss_fn.backward())
         optimizer.step()
@@ -214,7 +214,7 @@ def stage4_step(weights: Weights, lr: float = LR) -> Step:
     optimizer = stage4.SGD(model.parameters(), lr=lr)
 
     def step(X: np.ndarray, y: np.ndarray) -> float:
-        optimizer.zero_grad()
+        optimizer.zero_grad(set_to_none=True)  # backward assigns grads
         loss = loss_fn(model(stage4.Tensor(X)), y)
         loss.backward()
         optimizer.step()

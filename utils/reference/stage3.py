@@ -6,7 +6,10 @@ flat list of layers and called ``update(lr)`` on each. Here a model is a
 
 * :class:`Parameter` holds ``data`` and ``grad`` (same shape, float32). Layers add
   (``+=``) into ``grad`` in ``backward``, so gradients must be zeroed before each
-  backward pass (:meth:`Module.zero_grad`, :meth:`Optimizer.zero_grad`).
+  backward pass (:meth:`Module.zero_grad`, :meth:`Optimizer.zero_grad`). With
+  ``zero_grad(set_to_none=True)``, as PyTorch does by default since 2.0, ``grad``
+  becomes ``None`` instead and the first backward *assigns* its gradient
+  (:func:`accumulate_grad`): no pass that fills zeros, no pass that adds to them.
 * :class:`Module` registers every ``Parameter`` and sub-``Module`` assigned to it
   (``__setattr__``), in assignment order; :meth:`Module.parameters` walks the tree and
   returns each parameter once, even if it is shared; :meth:`Module.named_parameters`
@@ -79,6 +82,7 @@ __all__ = [
     "accuracy",
     "evaluate",
     "fit",
+    "accumulate_grad",
     "gradient_check",
     "init_weight",
     "manual_seed",
@@ -146,7 +150,9 @@ class Parameter:
     Attributes:
         data: the values, float32 by default (a copy of what was given).
         grad: ``dL/d data``, same shape and dtype, starting at 0. Layers *add* into
-            it during ``backward``, so it must be zeroed before each backward pass.
+            it during ``backward`` (:func:`accumulate_grad`), so it must be zeroed
+            before each backward pass; ``None`` after ``zero_grad(set_to_none=True)``
+            until a backward pass assigns it.
     """
 
     def __init__(self, data: Any, *, dtype: Any = DTYPE) -> None:
@@ -161,15 +167,25 @@ class Parameter:
     def size(self) -> int:
         return self.data.size
 
-    def zero_grad(self) -> None:
-        """Set the gradient to 0 *in place*: whoever holds ``grad`` sees the zeros."""
-        self.grad.fill(0)
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Set the gradient to 0 *in place*: whoever holds ``grad`` sees the zeros.
+
+        With ``set_to_none=True`` (PyTorch's default), ``grad`` becomes ``None``
+        instead: the next backward assigns its gradient rather than adding it to
+        zeros, which saves two passes over every gradient.
+        """
+        if set_to_none:
+            self.grad = None
+        elif self.grad is None:
+            self.grad = np.zeros_like(self.data)
+        else:
+            self.grad.fill(0)
 
     def astype(self, dtype: Any) -> Parameter:
         """Convert ``data`` and ``grad`` to ``dtype`` (e.g. float64 for a gradient
         check). New arrays: convert before building an optimizer."""
         self.data = self.data.astype(dtype)
-        self.grad = self.grad.astype(dtype)
+        self.grad = None if self.grad is None else self.grad.astype(dtype)
         return self
 
     def __repr__(self) -> str:
@@ -310,10 +326,14 @@ class Module:
         """How many numbers the model learns."""
         return sum(p.size for p in self.parameters())
 
-    def zero_grad(self) -> None:
-        """Zero every parameter's gradient, in place."""
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Zero every parameter's gradient, in place (``None`` with
+        ``set_to_none=True``: see :meth:`Parameter.zero_grad`)."""
         for p in self.parameters():
-            p.zero_grad()
+            if set_to_none:
+                p.grad = None
+            else:
+                p.zero_grad()
 
     def train(self, mode: bool = True) -> Module:
         """Switch this module and all its submodules to training (or eval) mode."""
@@ -513,6 +533,19 @@ class ModuleList(Module):
 
 
 # --------------------------------------------------------------------------- layers
+def accumulate_grad(p: Parameter, grad: np.ndarray) -> None:
+    """``p.grad += grad``, the one way a layer stores a parameter's gradient.
+
+    After ``zero_grad(set_to_none=True)``, ``p.grad`` is ``None`` and ``grad`` is
+    assigned (in ``p``'s dtype), not added to an array of zeros. ``grad`` must then
+    be a new array that the layer keeps no other reference to (``x.T @ dout`` is).
+    """
+    if p.grad is None:
+        p.grad = grad.astype(p.data.dtype, copy=False)
+    else:
+        p.grad += grad
+
+
 class Linear(Module):
     """Affine layer ``out = x @ W + b``, optionally lazy.
 
@@ -609,8 +642,8 @@ class Linear(Module):
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         if self._x is None or self.W is None or self.b is None:
             raise RuntimeError("Linear.backward called before forward.")
-        self.W.grad += self._x.T @ dout  # (in, out)
-        self.b.grad += dout.sum(axis=0)  # (out,)
+        accumulate_grad(self.W, self._x.T @ dout)  # W.grad += x^T dout, (in, out)
+        accumulate_grad(self.b, dout.sum(axis=0))  # b.grad += sum of dout, (out,)
         if not self.input_grad:
             return None  # the input is the data: no one needs dx
         return dout @ self.W.data.T  # (N, in)
@@ -801,8 +834,10 @@ class Optimizer:
                 "of a Module, not kept in a plain list)?"
             )
         for i, p in enumerate(params):
-            data, grad = getattr(p, "data", None), getattr(p, "grad", None)
-            if not isinstance(data, np.ndarray) or not isinstance(grad, np.ndarray):
+            data, grad = getattr(p, "data", None), getattr(p, "grad", 0)
+            if not isinstance(data, np.ndarray) or not (
+                grad is None or isinstance(grad, np.ndarray)
+            ):
                 raise TypeError(
                     f"parameter {i} is {type(p).__name__}, not a Parameter (an object "
                     "with `data` and `grad` arrays)."
@@ -814,10 +849,14 @@ class Optimizer:
         self.params: list[Parameter] = params
         self.lr = float(lr)
 
-    def zero_grad(self) -> None:
-        """Zero every parameter's gradient, in place."""
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Zero every parameter's gradient, in place (``None`` with
+        ``set_to_none=True``: see :meth:`Parameter.zero_grad`)."""
         for p in self.params:
-            p.zero_grad()
+            if set_to_none:
+                p.grad = None
+            else:
+                p.zero_grad()
 
     def step(self) -> None:
         """Update every parameter from its gradient."""
@@ -866,6 +905,8 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         for p, v in zip(self.params, self.velocities, strict=True):
+            if p.grad is None:  # no gradient since zero_grad(set_to_none=True)
+                continue
             if self.weight_decay:  # decoupled: shrink p, not part of the gradient
                 p.data *= 1.0 - self.lr * self.weight_decay
             if self.momentum:
@@ -928,6 +969,8 @@ class Adam(Optimizer):
         bias1 = 1.0 - b1**self.t
         bias2 = 1.0 - b2**self.t
         for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            if p.grad is None:  # no gradient since zero_grad(set_to_none=True)
+                continue
             if self.weight_decay:  # decoupled (AdamW): not scaled by 1 / sqrt(v_hat)
                 p.data *= 1.0 - self.lr * self.weight_decay
             g = p.grad
@@ -959,7 +1002,8 @@ def train_epoch(
 
     For each batch: zero the gradients, forward, loss, backward (loss then model),
     step. The batches come from ``data.iterate_minibatches(X, y, batch_size,
-    rng=rng)``.
+    rng=rng)``. The gradients are reset to ``None`` (``set_to_none=True``), so
+    that backward assigns them instead of adding them to zeros.
 
     Returns:
         The mean training loss and accuracy over the epoch's examples, each batch
@@ -967,7 +1011,7 @@ def train_epoch(
     """
     total_loss, correct, n = 0.0, 0, 0
     for Xb, yb in _data.iterate_minibatches(X, y, batch_size, rng=rng):
-        optimizer.zero_grad()
+        optimizer.zero_grad(set_to_none=True)
         logits = model(Xb)  # (B, C)
         loss = loss_fn(logits, yb)
         model.backward(loss_fn.backward())

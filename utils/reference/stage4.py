@@ -1207,7 +1207,10 @@ class Parameter(Tensor, _s3.Parameter):
 
     Also a stage-3 ``Parameter``, so that stage 3's ``Module`` registers it and
     stage 3's optimizers update it (``p.data -= lr * p.grad``). Its ``grad`` starts
-    at zeros and ``zero_grad`` zeroes it in place, as in stage 3.
+    at zeros and ``zero_grad`` zeroes it in place, as in stage 3;
+    ``zero_grad(set_to_none=True)`` sets it to ``None``, and the next backward
+    assigns the new gradient array (:func:`_accumulate`) instead of adding it to
+    zeros.
     """
 
     def __init__(self, data: Any, *, dtype: Any = DTYPE) -> None:
@@ -1219,9 +1222,12 @@ class Parameter(Tensor, _s3.Parameter):
         self.requires_grad = True
         self.grad_fn = None
 
-    def zero_grad(self) -> None:
-        """Set the gradient to 0 in place (or create it)."""
-        if self.grad is None:
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Set the gradient to 0 in place (or create it); ``None`` with
+        ``set_to_none=True``."""
+        if set_to_none:
+            self.grad = None
+        elif self.grad is None:
             self.grad = np.zeros_like(self.data)
         else:
             self.grad.fill(0)
@@ -1350,7 +1356,7 @@ def train_epoch(
     """
     total_loss, correct, n = 0.0, 0, 0
     for Xb, yb in _data.iterate_minibatches(X, y, batch_size, rng=rng):
-        optimizer.zero_grad()
+        optimizer.zero_grad(set_to_none=True)  # backward assigns each gradient
         logits = model(Xb)  # (B, C) tensor
         loss = loss_fn(logits, yb)
         loss.backward()
