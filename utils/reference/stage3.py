@@ -637,7 +637,9 @@ class Linear(Module):
                 f"shape {x.shape}."
             )
         self._x = x  # (N, in), for backward
-        return x @ self.W.data + self.b.data  # (N, out)
+        out = x @ self.W.data  # (N, out)
+        out += self.b.data  # in place: no second (N, out) array
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         if self._x is None or self.W is None or self.b is None:
