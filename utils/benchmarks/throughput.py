@@ -14,6 +14,10 @@ batches, and :func:`measure` reports samples per second:
   ``CrossEntropyLoss`` and ``SGD``.
 * (e) stage 4's autograd ``Sequential`` and ``SGD`` (the input is a constant tensor,
   so its gradient is never computed).
+
+  Both reset the gradients with ``zero_grad(set_to_none=True)``, as their
+  ``train_epoch`` does: backward then assigns each gradient instead of adding it to
+  zeros, so neither a zero fill nor a ``+=`` pass is left that the plain loop lacks.
 * (f) PyTorch on the CPU, only if it is installed (it is not a dependency).
 
 The machine may be shared, so the implementations are *interleaved*: each repeat
