@@ -4,9 +4,11 @@ Run by ``make browser-test`` after ``make book`` (both are part of ``make test``
 serves ``book/_build/html`` on 127.0.0.1 and, on every page of ``_toc.yml``, asserts
 that MathJax typeset every formula (no raw ``$`` or ``\\(`` left in the text), that
 every image loaded, that no request left the machine, that the console shows no
-error, and that the page shows nothing of the machine that built it. It checks that
-the navigation reaches every chapter and lab, and saves a full-page screenshot of
-each page at desktop and phone width under ``book/_build/screenshots/``.
+error, and that the page shows nothing of the machine that built it; every
+exercise's solution starts folded and opens on a click (the test waits for its
+fade-in, and fails with what it saw when it stays folded or invisible). It checks
+that the navigation reaches every chapter and lab, and saves a full-page screenshot
+of each page at desktop and phone width under ``book/_build/screenshots/``.
 
 Chromium is Debian's ``chromium`` and ``chromium-driver`` packages (``make
 browser-test`` installs them when missing and it runs as root).
@@ -68,6 +70,7 @@ def toc_pages() -> list[str]:
 
 
 PAGES = toc_pages()
+CHAPTER = re.compile(r"^\d\d-")  # chapters have formulas and figures; labs, formulas
 
 # Text nodes outside code, scripts and typeset math: raw TeX must not be left there.
 RAW_MATH_JS = r"""
@@ -112,6 +115,26 @@ return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0))
 NAV_LINKS_JS = r"""
 return [...document.querySelectorAll("nav.bd-links a.reference.internal")]
   .map(a => a.href);
+"""
+
+
+# An exercise's solution (sphinx-exercise, ``:class: dropdown``), folded by
+# sphinx-togglebutton: a click on its title or button removes ``toggle-hidden``, and
+# the content then fades in (a 0.3 s CSS transition of opacity from 0, which
+# Selenium counts as not displayed), so the test waits for the end state.
+SOLUTION = ".solution.dropdown"
+SOLUTION_HTML = re.compile(r'class="[^"]*\bsolution\b[^"]*\bdropdown\b')
+SOLUTION_TIMEOUT = 10.0  # s; a loaded machine can stall the animation for seconds
+SOLUTION_STATE_JS = r"""
+const solution = arguments[0];
+const body = solution.querySelector(":scope > .admonition-title ~ *");
+const button = solution.querySelector(":scope > .admonition-title .toggle-button");
+if (!body || !button) return null;
+const style = getComputedStyle(body);
+return {folded: solution.classList.contains("toggle-hidden"),
+        expanded: button.getAttribute("aria-expanded"),
+        opacity: style.opacity, visibility: style.visibility,
+        height: Math.round(body.getBoundingClientRect().height)};
 """
 
 
@@ -212,6 +235,89 @@ def load(browser, url: str) -> None:
     assert result is True, f"{url}: waiting for MathJax and images failed: {result}"
 
 
+def solution_state(browser, solution) -> dict | None:
+    """Whether a solution is folded, and how visible its content is right now."""
+    return browser.execute_script(SOLUTION_STATE_JS, solution)
+
+
+def is_open(browser, solution, body) -> bool:
+    """Unfolded, the fade-in finished, and Selenium sees the content."""
+    state = solution_state(browser, solution)
+    return bool(
+        state
+        and not state["folded"]
+        and state["expanded"] == "true"
+        and state["opacity"] == "1"
+        and state["visibility"] == "visible"
+        and state["height"] > 0
+        and body.is_displayed()
+    )
+
+
+def open_solution(browser, solution, timeout: float = SOLUTION_TIMEOUT) -> str | None:
+    """Click a folded solution's toggle button as a reader would, and wait for it.
+
+    Args:
+        browser: The WebDriver, on a loaded page.
+        solution: The solution's admonition element.
+        timeout: Seconds to wait for each of: the button clickable, the solution
+            unfolded, its content fully visible.
+
+    Returns:
+        ``None`` once the solution shows its content; otherwise what went wrong.
+    """
+    from selenium.common.exceptions import TimeoutException, WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    name = f"solution {solution.get_attribute('id')!r}"
+    state = solution_state(browser, solution)
+    if state is None:
+        return f"{name} has no content or no toggle button"
+    body = solution.find_element("css selector", ":scope > .admonition-title ~ *")
+    if not state["folded"] or body.is_displayed():
+        return f"{name} is shown unfolded before any click"
+    button = solution.find_element("css selector", "button.toggle-button")
+    # in the middle of the window, clear of the sticky header and the
+    # back-to-top button
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
+    wait = WebDriverWait(browser, timeout, poll_frequency=0.05)
+    try:
+        wait.until(lambda _: button.is_displayed() and button.is_enabled())
+        button.click()
+    except TimeoutException:
+        return f"{name}: its toggle button is not clickable after {timeout:g} s"
+    except WebDriverException as error:
+        return f"{name}: clicking its toggle button failed: {error.msg}"
+    try:
+        wait.until(lambda _: not solution_state(browser, solution)["folded"])
+    except TimeoutException:
+        return (
+            f"{name} stays folded after a click on its toggle button (class "
+            f"toggle-hidden still set {timeout:g} s later)"
+        )
+    try:
+        wait.until(lambda _: is_open(browser, solution, body))
+    except TimeoutException:
+        state = solution_state(browser, solution)
+        return (
+            f"{name} unfolded but its content is still not visible {timeout:g} s "
+            f"after the click (aria-expanded {state['expanded']}, opacity "
+            f"{state['opacity']}, visibility {state['visibility']}, height "
+            f"{state['height']} px)"
+        )
+    return None
+
+
+def first_page_with_solutions(browser, base_url: str) -> str:
+    """Load, at desktop width, the first page whose HTML has a folded solution."""
+    for page in PAGES:
+        if SOLUTION_HTML.search((SITE / f"{page}.html").read_text()):
+            browser.set_window_size(*WIDTHS["desktop"])
+            load(browser, f"{base_url}{page}.html")
+            return page
+    pytest.fail("no page of the site has an exercise with a folded solution")
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_offline(driver, base_url: str, page: str):
     requested_urls(driver), console_errors(driver)  # start with empty logs
@@ -230,7 +336,22 @@ def test_page_renders_offline(driver, base_url: str, page: str):
         broken = driver.execute_script(BROKEN_IMAGES_JS)
         if broken:
             problems.append(f"{name}: images that did not load: {broken}")
+        # guards the checks above against passing on a page with nothing to check
+        images = driver.execute_script("return document.images.length")
+        if CHAPTER.match(page) and not (math["formulas"] and images):
+            problems.append(
+                f"{name}: a chapter with {math['formulas']} typeset formulas and "
+                f"{images} images"
+            )
+        if page.startswith("labs/") and not math["formulas"]:
+            problems.append(f"{name}: a lab without a typeset formula")
         save_screenshot(driver, SHOTS / name / f"{page.replace('/', '--')}.png")
+        # every exercise's solution starts folded (as in the screenshot) and opens
+        # on a click
+        for solution in driver.find_elements("css selector", SOLUTION):
+            problem = open_solution(driver, solution)
+            if problem:
+                problems.append(f"{name}: {problem}")
     # chrome:// and data: URLs are the browser's own; any network URL must be ours
     network = ("http:", "https:", "ws:", "wss:", "ftp:")
     outside = [
@@ -250,30 +371,60 @@ def test_page_renders_offline(driver, base_url: str, page: str):
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
 
 
-def test_pages_have_math_and_figures(driver, base_url: str):
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
+def test_chapters_have_folded_solutions():
+    """Some chapter poses an exercise with a folded solution, so the per-page check
+    that every solution opens on a click is not an empty promise."""
+    if not SITE.is_dir():
+        pytest.fail(f"{SITE} does not exist: run `make book` first")
+    found = {
+        page: len(SOLUTION_HTML.findall((SITE / f"{page}.html").read_text()))
+        for page in PAGES
+        if CHAPTER.match(page)
+    }
+    assert sum(found.values()) > 0, f"no folded exercise solution: {found}"
 
-    """The chapters have formulas, images and folded solutions (guards the test)."""
-    total_formulas = total_images = total_solutions = 0
-    for page in PAGES:
-        if page.startswith("labs/") or page == PAGES[0]:
-            continue
-        load(driver, f"{base_url}{page}.html")
-        total_formulas += driver.execute_script(RAW_MATH_JS)["formulas"]
-        total_images += driver.execute_script("return document.images.length")
-        # an exercise's solution starts folded, and opens on a click
-        solutions = driver.find_elements("css selector", ".solution.dropdown")
-        for solution in solutions:
-            body = solution.find_element("css selector", ".admonition-title ~ *")
-            assert not body.is_displayed(), f"{page}: a solution is shown unfolded"
-            solution.find_element("css selector", "button.toggle-button").click()
-            try:  # it unfolds with an animation
-                WebDriverWait(driver, 10).until(lambda _, b=body: b.is_displayed())
-            except TimeoutException:
-                pytest.fail(f"{page}: a solution does not open on a click")
-        total_solutions += len(solutions)
-    assert total_formulas > 0 and total_images > 0 and total_solutions > 0
+
+def test_a_slow_unfold_is_waited_for(driver, base_url: str):
+    """A solution that takes seconds to fade in still counts as opening (no race)."""
+    page = first_page_with_solutions(driver, base_url)
+    driver.execute_script(
+        "const s = document.createElement('style');"
+        "s.textContent = '.admonition.toggle .admonition-title ~ * "
+        "{ transition: opacity 2s, height 2s !important; }';"
+        "document.head.appendChild(s);"
+    )
+    solution = driver.find_elements("css selector", SOLUTION)[0]
+    assert open_solution(driver, solution) is None, page
+
+
+@pytest.mark.parametrize(
+    ("breakage", "expected"),
+    [
+        # the click never reaches sphinx-togglebutton's handler on the title
+        (
+            "document.addEventListener('click', e => { if (e.target.closest("
+            "'.admonition-title')) e.stopPropagation(); }, true);",
+            "stays folded after a click",
+        ),
+        # the solution unfolds but its content never becomes visible
+        (
+            "const s = document.createElement('style');"
+            "s.textContent = '.admonition.toggle .admonition-title ~ * "
+            "{ opacity: 0 !important; }'; document.head.appendChild(s);",
+            "content is still not visible",
+        ),
+    ],
+    ids=["click-ignored", "content-invisible"],
+)
+def test_a_solution_that_does_not_open_fails(
+    driver, base_url: str, breakage: str, expected: str
+):
+    """The solution check is not a tautology: a broken toggle is reported."""
+    first_page_with_solutions(driver, base_url)
+    driver.execute_script(breakage)
+    solution = driver.find_elements("css selector", SOLUTION)[0]
+    problem = open_solution(driver, solution, timeout=1.0)
+    assert problem is not None and expected in problem, problem
 
 
 def test_navigation_reaches_every_chapter_and_lab(driver, base_url: str):
