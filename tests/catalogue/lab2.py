@@ -762,6 +762,19 @@ class SCEBigFloor(ref.SoftmaxCrossEntropy):
         return float(-np.mean(np.log(p + 1e-7)))  # hides confident mistakes
 
 
+class SCECappedLoss(ref.SoftmaxCrossEntropy):
+    def forward(self, logits, y):
+        super().forward(logits, y)
+        p = self.probs[np.arange(len(y)), y]
+        return float(-np.mean(np.log(np.maximum(p, 1e-12))))  # at most 27.6 each
+
+
+class SCELogOfZero(ref.SoftmaxCrossEntropy):
+    def forward(self, logits, y):
+        super().forward(logits, y)
+        return float(-np.mean(np.log(self.probs[np.arange(len(y)), y])))  # -inf
+
+
 class SCEMinusLabels(ref.SoftmaxCrossEntropy):
     def backward(self):
         return (self.probs - self.y) / len(self.y)
@@ -906,7 +919,9 @@ WRONG = [
     Wrong("softmax_cross_entropy", SCEMinusLabels, "integer labels", "probs - y"),
     Wrong("softmax_cross_entropy", SCELabelsTimesLog, "integer labels", "y * log p"),
     Wrong("softmax_cross_entropy", SCEColumns, "probs[:, y]", "probs[:, y]"),
-    Wrong("softmax_cross_entropy", SCEBigFloor, "no higher", "floor 1e-7"),
+    Wrong("softmax_cross_entropy", SCEBigFloor, "hides how wrong", "floor 1e-7"),
+    Wrong("softmax_cross_entropy", SCECappedLoss, "log-sum-exp", "log p, EPS floor"),
+    Wrong("softmax_cross_entropy", SCELogOfZero, "log-sum-exp", "log of p = 0"),
     Wrong("mse", MSENoTwo, "factor 2", "no 2"),
     Wrong("mse", MSEGradOverN, "not by N only", "grad / N"),
     Wrong("mse", MSESign, "sign", "target - pred"),

@@ -672,6 +672,9 @@ def _sce_cases() -> list[Case]:
     )
     # hundreds apart, and the correct class about 1e-7 (above the floor EPS = 1e-12)
     far = np.array([[300.0, 284.0, -300.0], [-200.0, 0.0, 17.0]], np.float32)
+    wrong = np.array(
+        [[0.0, 200.0, 0.0], [300.0, 0.0, -300.0], [-50.0, 100.0, 0.0]], np.float32
+    )
     return [
         # square first: integer labels used as one-hot rows broadcast, not raise
         Case("N=4, C=4", (_randn((4, 4), 84, 2.0), _labels(4, 4, 84))),
@@ -684,23 +687,47 @@ def _sce_cases() -> list[Case]:
             (confident, np.array([1, 0, 2])),
         ),
         Case(_FAR, (far, np.array([1, 1]))),
+        # confidently wrong: log p of the label is -200, -600 and -150, p rounds to
+        # 0 in float32, so a loss from log(max(p, EPS)) stops near 27.6
+        Case(_WRONG, (wrong, np.array([0, 2, 0]))),
     ]
 
 
 _FAR = "logits hundreds apart, the correct class at probability 1e-7"
+_WRONG = "confidently wrong: the correct class hundreds below the row's maximum"
+
+
+_LOG_SOFTMAX = (
+    "compute the log-probability directly from the logits shifted by each row's "
+    "maximum (log-softmax, by log-sum-exp): it is exact and finite for any logits, "
+    "with no floor and no log of a probability."
+)
 
 
 def _floor_hint(got, expected, case) -> str:
-    """The loss too small where the correct class is unlikely: a floor above EPS."""
-    if case.name != _FAR or not isinstance(got, dict):
+    """The loss wrong where the correct class is unlikely: the log of a probability.
+
+    With the correct class at 1e-7, a floor above it (or a constant added to every
+    probability) makes the loss too small; hundreds below the maximum, the
+    probability rounds to 0 and its log is -inf, or the floor caps the loss.
+    """
+    if case.name not in (_FAR, _WRONG) or not isinstance(got, dict):
         return ""
     loss, want = got.get("loss"), expected.get("loss")
-    if isinstance(loss, (float, np.floating)) and loss < want:
+    if not isinstance(loss, (float, np.floating)):
+        return ""
+    if case.name == _FAR and loss < want:
         return (
             "where the correct class has a tiny probability (1e-7) your loss is too "
-            "small: floor the probability at EPS = 1e-12 inside the log, no higher "
-            "(a larger floor, or a constant added to every probability, hides how "
-            "wrong a confident mistake is)."
+            "small: a floor on the probability, or a constant added to it, hides how "
+            "wrong a confident mistake is; " + _LOG_SOFTMAX
+        )
+    if case.name == _WRONG and not np.isclose(loss, want, rtol=1e-4):
+        return (
+            f"for a confidently wrong example your loss is {float(loss):.4g} where it "
+            f"should be {float(want):.4g}: the correct class's probability rounds to "
+            "0, so its log is -inf, or a floor such as EPS caps the loss near "
+            "-log(EPS) = 27.6 however wrong the network is. Instead, " + _LOG_SOFTMAX
         )
     return ""
 
