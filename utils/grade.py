@@ -8,7 +8,8 @@ Usage::
 
 A submission is a lab as the student saved it, ``.md`` (Jupytext) or ``.ipynb``: one
 file per student (named after the file), or one folder per student holding it (named
-after the folder; a student's whole workspace is fine, the lab's own file is taken).
+after the folder; a student's whole workspace is fine: the file of this lab with work
+in it is taken, never a newer version ``make lab`` offered beside it).
 
 How a submission is graded, so that it agrees with the student's ``check.summary()``
 and cannot be changed by editing check cells:
@@ -33,9 +34,10 @@ and cannot be changed by editing check cells:
 
 The CSV has one column per exercise (``passed``, ``failed``, ``not implemented
 yet``, ``used the reference`` or ``error: ...``), ``total`` (exercises passed),
-``max``, ``seconds`` and ``notes`` (the reasons, in words). Each student also gets a
-Markdown feedback file with every check's message as the notebook shows it, and the
-executed notebook, in the feedback folder.
+``max``, ``answers`` (written questions answered, ``2 of 3``: read, never graded),
+``seconds`` and ``notes`` (the reasons, in words). Each student also gets a Markdown
+feedback file with every check's message as the notebook shows it and each written
+question with their answer, and the executed notebook, in the feedback folder.
 
 This is not a sandbox: student code runs with the grader's user rights (see the
 README, "For instructors").
@@ -68,6 +70,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from utils.labgen import ANSWER_STUB, MD_BEGIN, MD_END
+from utils.workspace import is_offered
 
 try:  # POSIX only: without it the kernel runs without a memory limit
     import resource
@@ -144,6 +149,7 @@ class LabSpec:
     exercise_cells: list[ExerciseCell]
     check_cells: dict[int, list[str]]  # cell index -> exercises it checks
     exercise_names: set[str]  # names defined only in exercise cells
+    questions: list[Question] = field(default_factory=list)  # written questions
 
     def describe(self, exercises: Sequence[str]) -> str:
         """``exercise 3 (softmax)`` or ``exercises 1, 2 (relu, relu_grad)``."""
@@ -281,6 +287,7 @@ def load_lab(lab: str | Path, labs_dir: Path = LABS_DIR) -> LabSpec:
         exercise_cells=exercise_cells,
         check_cells=check_cells,
         exercise_names=exercise_names,
+        questions=find_questions(nb),
     )
 
 
@@ -298,6 +305,192 @@ def _attach(cells: list[ExerciseCell], exercise: str, args: str, index: int) -> 
     before = [c for c in cells if c.index < index]
     if before and exercise not in before[-1].exercises:
         before[-1].exercises.append(exercise)
+
+
+# ------------------------------------------------------------- written answers
+ANSWERED = "answered"
+UNANSWERED = "not answered"
+UNMATCHED = "not found"
+_LABEL = re.compile(r"^\*\*\s*Question\s+(\d+)\b[^*]*\*\*", re.I)
+
+
+@dataclass
+class Question:
+    """A written question of the lab: the text above one ``*Your answer here.*``.
+
+    Attributes:
+        number: its position among the lab's answer regions, from 1.
+        paragraphs: the question's paragraphs, as the lab states them.
+        label: the number its bold label gives (``**Question 2.**``), else None.
+    """
+
+    number: int
+    paragraphs: list[str]
+    label: int | None = None
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.paragraphs)
+
+
+@dataclass
+class Answer:
+    """What a submission holds under one question.
+
+    Attributes:
+        question: the lab's question.
+        status: ``answered``, ``not answered`` (empty, or the placeholder) or ``not
+            found`` (the question is not in the submission, so nothing under it
+            can be told to be its answer).
+        text: the student's answer, as Markdown.
+        how: how the question was found: ``text`` or ``number`` (its label's).
+    """
+
+    question: Question
+    status: str
+    text: str = ""
+    how: str = ""
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _paragraphs(text: str) -> list[str]:
+    """Blank-line separated paragraphs, without the solutions' answer markers."""
+    lines = [ln for ln in text.splitlines() if ln.strip() not in (MD_BEGIN, MD_END)]
+    out, block = [], []
+    for line in [*lines, ""]:
+        if line.strip():
+            block.append(line.rstrip())
+        elif block:
+            out.append("\n".join(block))
+            block = []
+    return out
+
+
+def _markdown_runs(nb: Any) -> list[list[str]]:
+    """The paragraphs of each run of consecutive Markdown cells (code cells split)."""
+    runs: list[list[str]] = [[]]
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            runs[-1].extend(_paragraphs(str(cell.source)))
+        elif runs[-1]:
+            runs.append([])
+    return [run for run in runs if run]
+
+
+def _label(paragraph: str) -> int | None:
+    found = _LABEL.match(paragraph.strip())
+    return int(found.group(1)) if found else None
+
+
+def find_questions(nb: Any) -> list[Question]:
+    """The lab's written questions, one per ``*Your answer here.*`` paragraph.
+
+    A question is the paragraphs above its placeholder, back to the previous
+    placeholder or heading; when one of them starts with a bold ``**Question k.**``
+    label, the question starts there (an introduction above it is left out).
+    """
+    questions: list[Question] = []
+    for run in _markdown_runs(nb):
+        start = 0
+        for i, para in enumerate(run):
+            if para.lstrip().startswith("#"):
+                start = i + 1
+            elif para.strip() == ANSWER_STUB:
+                block = run[start:i]
+                labelled = [k for k, p in enumerate(block) if _label(p) is not None]
+                if labelled:
+                    block = block[labelled[-1] :]
+                elif block:
+                    block = block[-1:]
+                questions.append(
+                    Question(
+                        len(questions) + 1,
+                        block,
+                        _label(block[0]) if block else None,
+                    )
+                )
+                start = i + 1
+    return questions
+
+
+def written_answers(questions: Sequence[Question], nb: Any) -> list[Answer]:
+    """Find each of the lab's questions in a submission and what is written under it.
+
+    A question is found by its first paragraph's text (whitespace aside), else by its
+    bold label's number (``**Question 2.**``, for a student who edited the wording).
+    Its answer is every Markdown paragraph after it, across Markdown cells, up to the
+    next question, heading or code cell, without the ``*Your answer here.*`` line.
+    Answers are read, never graded.
+    """
+    if not questions:
+        return []
+    runs = _markdown_runs(nb)
+    firsts = {_norm(q.paragraphs[0]) for q in questions if q.paragraphs}
+
+    def starts_question(para: str) -> bool:
+        return _norm(para) in firsts or _label(para) is not None
+
+    answers = []
+    for q in questions:
+        place, how = None, ""
+        if q.paragraphs:
+            place = _locate(runs, lambda p, q=q: _norm(p) == _norm(q.paragraphs[0]))
+            how = "text"
+        if place is None and q.label is not None:
+            place = _locate(runs, lambda p, q=q: _label(p) == q.label)
+            how = "number"
+        if place is None:
+            answers.append(Answer(q, UNMATCHED))
+            continue
+        run, k = place
+        k += 1
+        for para in q.paragraphs[1:]:  # the rest of a question of several paragraphs
+            if k < len(run) and _norm(run[k]) == _norm(para):
+                k += 1
+        body = []
+        for para in run[k:]:
+            if starts_question(para) or para.lstrip().startswith("#"):
+                break
+            if para.strip() != ANSWER_STUB:
+                body.append(para)
+        text = "\n\n".join(body).strip()
+        answers.append(Answer(q, ANSWERED if text else UNANSWERED, text, how))
+    return answers
+
+
+def _locate(
+    runs: list[list[str]], hit: Callable[[str], bool]
+) -> tuple[list[str], int] | None:
+    for run in runs:
+        for k, para in enumerate(run):
+            if hit(para):
+                return run, k
+    return None
+
+
+def answers_notes(answers: Sequence[Answer]) -> list[str]:
+    """A note on the written answers that are missing or could not be matched."""
+    if not answers:
+        return []
+    done = sum(a.status == ANSWERED for a in answers)
+    missing = [str(a.question.number) for a in answers if a.status == UNANSWERED]
+    lost = [str(a.question.number) for a in answers if a.status == UNMATCHED]
+    if not missing and not lost:
+        return []
+    parts = []
+    if missing:
+        s = "s" * (len(missing) > 1)
+        parts.append(f"no answer to question{s} {', '.join(missing)}")
+    if lost:
+        s = "s" * (len(lost) > 1)
+        parts.append(
+            f"question{s} {', '.join(lost)} not found in the submission (text and "
+            "label changed or deleted): read it by hand"
+        )
+    return [f"written answers: {done} of {len(answers)} answered; " + "; ".join(parts)]
 
 
 # ------------------------------------------------------------------ submissions
@@ -319,19 +512,68 @@ def _visible(path: Path) -> bool:
 
 
 def _pick(candidates: list[Path], lab: LabSpec, where: str) -> tuple[Path, list[str]]:
-    """The one notebook to grade among several, and notes on the others."""
-    exact = [p for p in candidates if p.stem == lab.path.stem]
-    pool = exact or candidates
-    if len(pool) > 1 and not exact:
-        own = [p for p in pool if _mentions_module(p, lab.module)]
-        pool = own or pool
-    pool = sorted(pool, key=lambda p: (p.stat().st_mtime, p.suffix == ".md"))
+    """The one notebook to grade among several, and a note on why that one.
+
+    In order: not a newer version that ``make lab`` offered beside the student's
+    (``NN-name.new.md``, :func:`utils.workspace.is_offered`); of this lab (named like
+    it, or importing its checks); with work in it (different from the lab as handed
+    out, so that a renamed copy beats a fresh one ``make lab`` wrote beside it);
+    named like the lab; the newest.
+    """
+    offered = [p for p in candidates if is_offered(p)]
+    pool = [p for p in candidates if p not in offered] or candidates
+    own = [
+        p for p in pool if p.stem == lab.path.stem or _mentions_module(p, lab.module)
+    ]
+    not_this = [p for p in pool if own and p not in own]
+    pool = own or pool
+    worked = [p for p in pool if _has_work(p, lab)] if len(pool) > 1 else pool
+    untouched = [p for p in pool if worked and p not in worked]
+    pool = sorted(
+        worked or pool,
+        key=lambda p: (p.stem == lab.path.stem, p.stat().st_mtime, p.suffix == ".md"),
+    )
     chosen = pool[-1]
-    notes = []
+    if len(candidates) == 1:
+        return chosen, []
     if len(pool) > 1:
-        others = ", ".join(p.name for p in pool[:-1])
-        notes.append(f"graded {chosen.name}, the newest; also in {where}: {others}")
-    return chosen, notes
+        why = "named like the lab" if chosen.stem == lab.path.stem else "the newest"
+        why += " of those with work in them" if untouched else ""
+    elif untouched:
+        why = "the one with work in it"
+    else:
+        why = "the only file of this lab"
+    skipped = [
+        (pool[:-1], "also has work in it"),
+        (untouched, "the lab as handed out, no work in it"),
+        ([p for p in offered if p != chosen], "a newer version `make lab` offered"),
+        (not_this, "another lab"),
+    ]
+    said = [
+        f"{', '.join(p.name for p in paths)} ({what})"
+        for paths, what in skipped
+        if paths
+    ]
+    return chosen, [f"graded {chosen.name} ({why}); also in {where}: {'; '.join(said)}"]
+
+
+def _has_work(path: Path, lab: LabSpec) -> bool:
+    """Whether a notebook differs from the pristine lab where a student works.
+
+    A code cell that is not one of the lab's, or a written answer; the lab's own
+    note lines and other Markdown do not count.
+    """
+    try:
+        nb = read_notebook(path)
+    except GradeError:
+        return False
+    pristine = {c.source.strip() for c in lab.nb.cells if c.cell_type == "code"}
+    for cell in nb.cells:
+        source = cell.source.strip()
+        if cell.cell_type == "code" and source and source not in pristine:
+            return True
+    answers = written_answers(lab.questions, nb)
+    return any(a.status == ANSWERED for a in answers)
 
 
 def _mentions_module(path: Path, module: str) -> bool:
@@ -873,6 +1115,15 @@ class Grade:
     details: list[str] = field(default_factory=list)  # for the feedback file
     seconds: float = 0.0
     summary: list[tuple[str, str]] | None = None  # check.summary() in the kernel
+    answers: list[Answer] | None = None  # the written answers; None: not read
+
+    @property
+    def answered(self) -> str:
+        """``2 of 3`` written answers, or "" when the submission was not read."""
+        if self.answers is None:
+            return ""
+        done = sum(a.status == ANSWERED for a in self.answers)
+        return f"{done} of {len(self.answers)}"
 
     @property
     def total(self) -> int:
@@ -1079,10 +1330,12 @@ def grade_submission(sub: Submission, settings: Settings) -> Grade:
     if sub.error or sub.path is None:
         return _ungraded(sub, shown, sub.error or "no notebook", start)
     try:
-        matches, notes = match_exercises(lab, read_notebook(sub.path))
+        submitted = read_notebook(sub.path)
+        matches, notes = match_exercises(lab, submitted)
     except GradeError as exc:
         return _ungraded(sub, shown, str(exc), start)
-    notes = sub.notes + notes
+    answers = written_answers(lab.questions, submitted)
+    notes = sub.notes + notes + answers_notes(answers)
     workdir = settings.out_dir / "work" / _safe_name(sub.student)
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -1153,6 +1406,7 @@ def grade_submission(sub: Submission, settings: Settings) -> Grade:
         details,
         time.monotonic() - start,
         summary,
+        answers,
     )
     _write_outputs(grade, settings, nb)
     if not settings.keep_work:
@@ -1210,6 +1464,7 @@ def feedback_markdown(grade: Grade, lab: LabSpec) -> str:
             )
         text = text or f"{ex}: {statuses[ex]}"
         lines += [f"### {k}. {ex}", "", "```text", text, "```", ""]
+    lines += _answers_markdown(grade, lab)
     if grade.notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in grade.notes] + [""]
     if grade.details:
@@ -1227,7 +1482,53 @@ def feedback_markdown(grade: Grade, lab: LabSpec) -> str:
         "exercise does not stop the others from being graded.",
         "",
     ]
+    if lab.questions:
+        lines[-1:] = [
+            "",
+            "Written answers were read from the Markdown under each question (the "
+            "paragraphs up to the next question), for your instructor: the checks do "
+            "not grade them.",
+            "",
+        ]
     return "\n".join(lines)
+
+
+def _answers_markdown(grade: Grade, lab: LabSpec) -> list[str]:
+    """The feedback's section with each question and the student's answer."""
+    if not lab.questions or grade.answers is None:
+        return []
+    lines = [
+        "## Written answers",
+        "",
+        f"{grade.answered} answered; read by your instructor, not graded by the "
+        "checks.",
+        "",
+    ]
+    for answer in grade.answers:
+        q = answer.question
+        quoted = "\n>\n".join(
+            "\n".join(f"> {line}" for line in para.splitlines())
+            for para in q.paragraphs
+        )
+        lines += [f"### Question {q.number}", "", quoted or "> (no text)", ""]
+        if answer.status == ANSWERED:
+            found = (
+                " (the question was found by its number: its wording differs from "
+                "the lab's)"
+                if answer.how == "number"
+                else ""
+            )
+            lines += [f"**Answer**{found}:", "", answer.text, ""]
+        elif answer.status == UNANSWERED:
+            lines += ["**No answer**: the placeholder is still there, or nothing.", ""]
+        else:
+            lines += [
+                "**Not found**: this question is not in the submission (its text and "
+                "label were changed or deleted), so its answer could not be told "
+                "apart; your instructor reads the notebook by hand.",
+                "",
+            ]
+    return lines
 
 
 def _full_statuses(grade: Grade, lab: LabSpec) -> dict[str, str]:
@@ -1250,7 +1551,16 @@ def _write_outputs(grade: Grade, settings: Settings, nb: Any | None) -> None:
 
 
 def csv_header(lab: LabSpec) -> list[str]:
-    return ["student", "submission", *lab.exercises, "total", "max", "seconds", "notes"]
+    return [
+        "student",
+        "submission",
+        *lab.exercises,
+        "total",
+        "max",
+        "answers",
+        "seconds",
+        "notes",
+    ]
 
 
 def csv_row(grade: Grade, lab: LabSpec) -> list[str]:
@@ -1261,6 +1571,7 @@ def csv_row(grade: Grade, lab: LabSpec) -> list[str]:
         *(statuses[ex] for ex in lab.exercises),
         str(grade.total),
         str(len(lab.exercises)),
+        grade.answered,
         f"{grade.seconds:.1f}",
         "; ".join(grade.notes),
     ]
