@@ -1267,6 +1267,17 @@ def _alias_graph_2() -> _Graph:
     return g
 
 
+def _alias_graph_3() -> _Graph:
+    """z = (a * 3) * (a + b): backward reaches the Add before the other use of a,
+    so a gradient array shared by a and b is added into in place afterwards."""
+    g = _Graph()
+    a = g.leaf("a", _randn((3, 2), 234))
+    b = g.leaf("b", _randn((3, 2), 235))
+    s = g.name(a + b, "a + b")
+    g.root = g.name(((a * 3.0) * s).sum(), "sum((a * 3) * (a + b))")
+    return g
+
+
 def _constant_branch_graph() -> _Graph:
     g = _Graph()
     a = g.leaf("a", _randn((2, 3), 240))
@@ -1330,6 +1341,7 @@ _GRAPHS: dict[str, Callable[[], _Graph]] = {
     "used twice": _used_twice_graph,
     "alias": _alias_graph,
     "alias 2": _alias_graph_2,
+    "alias 3": _alias_graph_3,
     "constant": _constant_branch_graph,
     "doubling": lambda: _doubling_graph(12),
     "doubling 10": lambda: _doubling_graph(10),
@@ -1759,8 +1771,13 @@ def backward(student) -> CheckResult:
         Case("the loss of a small MLP", ("mlp",)),
         Case("a diamond: a feeds two branches that meet again", ("diamond",)),
         Case("x used three times", ("used twice",)),
-        Case("z = (a + b) * a: Add gives a and b the same array", ("alias",)),
+        Case("z = (a + b) * a: a used by Add and by the product", ("alias",)),
         Case("a * (a + b) + 3 b", ("alias 2",)),
+        Case(
+            "z = (a * 3) * (a + b): Add gives a and b the same array, a gets "
+            "another gradient after",
+            ("alias 3",),
+        ),
         Case("a constant branch", ("constant",)),
         Case("x = x + x, 10 times: 1024 paths (calls counted)", ("doubling 10",)),
         Case("a non-scalar root with an explicit gradient", ("bias",)),
