@@ -548,6 +548,7 @@ def test_written_answers_found_by_text_number_or_not_at_all(small):
     no_text.cells = [c for c in no_text.cells if c.cell_type == "code"]
     assert statuses(no_text) == [(G.UNMATCHED, "")] * 3
     assert G.written_answers([], untouched) == []
+    assert G.Grade("x", "", {}, answers=[]).answered == ""  # a lab without questions
 
 
 def test_pick_the_file_with_work_in_it(small, tmp_path):

@@ -1119,8 +1119,8 @@ class Grade:
 
     @property
     def answered(self) -> str:
-        """``2 of 3`` written answers, or "" when the submission was not read."""
-        if self.answers is None:
+        """``2 of 3`` written answers; "" when not read or the lab asks none."""
+        if not self.answers:
             return ""
         done = sum(a.status == ANSWERED for a in self.answers)
         return f"{done} of {len(self.answers)}"
