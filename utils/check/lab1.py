@@ -22,6 +22,8 @@ Usage in the lab::
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from utils.check.core import (
@@ -146,6 +148,12 @@ def _network_cases() -> list[Case]:
     return cases
 
 
+def _softmax_shifted_by(shift, z):
+    """Softmax with each row shifted by ``shift`` (mean, min) instead of its max."""
+    e = np.exp(z - shift(z, axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 # --------------------------------------------------------------------------- checks
 def relu(student) -> CheckResult:
     """Check ``relu(z)``: element-wise max(z, 0), a new array."""
@@ -250,27 +258,15 @@ def softmax(student) -> CheckResult:
                 "when a row is shifted), so the largest exponent is exp(0) = 1.",
                 lambda z: np.exp(z) / np.exp(z).sum(axis=1, keepdims=True),
             ),
-            Mistake(
-                "shifting each row by its mean (or its minimum) is not enough: in a "
-                "row whose logits are hundreds apart, exp still overflows. Shift by "
-                "the row's maximum: then every exponent is at most exp(0) = 1.",
-                lambda z: (
-                    np.exp(z - z.mean(axis=1, keepdims=True))
-                    / np.exp(z - z.mean(axis=1, keepdims=True)).sum(
-                        axis=1, keepdims=True
-                    )
-                ),
-            ),
-            Mistake(
-                "shifting each row by its mean (or its minimum) is not enough: in a "
-                "row whose logits are hundreds apart, exp still overflows. Shift by "
-                "the row's maximum: then every exponent is at most exp(0) = 1.",
-                lambda z: (
-                    np.exp(z - z.min(axis=1, keepdims=True))
-                    / np.exp(z - z.min(axis=1, keepdims=True)).sum(
-                        axis=1, keepdims=True
-                    )
-                ),
+            *(
+                Mistake(
+                    "shifting each row by its mean (or its minimum) is not enough: "
+                    "in a row whose logits are hundreds apart, exp still overflows. "
+                    "Shift by the row's maximum: then every exponent is at most "
+                    "exp(0) = 1.",
+                    functools.partial(_softmax_shifted_by, shift),
+                )
+                for shift in (np.mean, np.min)
             ),
             Mistake(
                 "shift each row by its own maximum (over axis 1, keeping the "

@@ -1102,8 +1102,9 @@ def adam(student) -> CheckResult:
 
 
 # --------------------------------------------------------------------- weight decay
-class _SGDL2(ref.SGD):
-    """The mistake: the decay added to the gradient (L2 in the loss)."""
+class _L2InGradient:
+    """The mistake, for either optimizer: the decay added to the gradient (L2 in the
+    loss), so that momentum and Adam's scaling act on it too."""
 
     def step(self):
         lam, self.weight_decay = self.weight_decay, 0.0
@@ -1116,16 +1117,12 @@ class _SGDL2(ref.SGD):
         self.weight_decay = lam
 
 
-class _AdamL2(ref.Adam):
-    def step(self):
-        lam, self.weight_decay = self.weight_decay, 0.0
-        saved = [p.grad.copy() for p in self.params]
-        for p in self.params:
-            p.grad += lam * p.data
-        super().step()
-        for p, g in zip(self.params, saved, strict=True):
-            p.grad[...] = g
-        self.weight_decay = lam
+class _SGDL2(_L2InGradient, ref.SGD):
+    pass
+
+
+class _AdamL2(_L2InGradient, ref.Adam):
+    pass
 
 
 class _SGDDecayIgnored(ref.SGD):
