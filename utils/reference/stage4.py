@@ -1222,15 +1222,9 @@ class Parameter(Tensor, _s3.Parameter):
         self.requires_grad = True
         self.grad_fn = None
 
-    def zero_grad(self, set_to_none: bool = False) -> None:
-        """Set the gradient to 0 in place (or create it); ``None`` with
-        ``set_to_none=True``."""
-        if set_to_none:
-            self.grad = None
-        elif self.grad is None:
-            self.grad = np.zeros_like(self.data)
-        else:
-            self.grad.fill(0)
+    # stage 3's: zeroed in place, or ``None`` with ``set_to_none=True`` (Tensor's
+    # own zero_grad, first in the method order, always forgets the gradient)
+    zero_grad = _s3.Parameter.zero_grad
 
     def astype(self, dtype: Any) -> Parameter:
         """Convert ``data`` and ``grad`` to ``dtype`` (float64 for a gradient
