@@ -33,14 +33,7 @@ def _timed(phases_of_step: Callable[[], Phases]) -> dict[str, float]:
 
 
 def _stage2(weights, X, y) -> Callable[[], Phases]:
-    from utils.reference import stage2
-
-    sizes = [weights[0][0].shape[0]] + [W.shape[1] for W, _ in weights]
-    net = stage2.Network(sizes, input_grad=False)
-    linears = [layer for layer in net.layers if isinstance(layer, stage2.Linear)]
-    for layer, (W, b) in zip(linears, weights, strict=True):
-        layer.W[...] = W
-        layer.b[...] = b
+    net = throughput.stage2_network(weights)
     box: dict[str, object] = {}
 
     def phases() -> Phases:
@@ -57,15 +50,9 @@ def _stage2(weights, X, y) -> Callable[[], Phases]:
 def _stage3(weights, X, y) -> Callable[[], Phases]:
     from utils.reference import stage3
 
-    layers: list = []
-    for i, (W, b) in enumerate(weights):
-        linear = stage3.Linear(*W.shape, input_grad=i > 0)
-        linear.W.data[...] = W
-        linear.b.data[...] = b
-        layers += [linear, stage3.ReLU()]
-    model = stage3.Sequential(*layers[:-1])
-    loss_fn = stage3.CrossEntropyLoss()
-    opt = stage3.SGD(model.parameters(), lr=throughput.LR)
+    model, loss_fn, opt = throughput.sequential_mlp(
+        stage3, weights, throughput.LR, input_grad=False
+    )
     box: dict[str, object] = {}
 
     def phases() -> Phases:
@@ -83,15 +70,7 @@ def _stage3(weights, X, y) -> Callable[[], Phases]:
 def _stage4(weights, X, y) -> Callable[[], Phases]:
     from utils.reference import stage4
 
-    layers: list = []
-    for W, b in weights:
-        linear = stage4.Linear(*W.shape)
-        linear.W.data[...] = W
-        linear.b.data[...] = b
-        layers += [linear, stage4.ReLU()]
-    model = stage4.Sequential(*layers[:-1])
-    loss_fn = stage4.CrossEntropyLoss()
-    opt = stage4.SGD(model.parameters(), lr=throughput.LR)
+    model, loss_fn, opt = throughput.sequential_mlp(stage4, weights, throughput.LR)
     box: dict[str, object] = {}
 
     def phases() -> Phases:

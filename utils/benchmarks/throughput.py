@@ -32,6 +32,8 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -161,8 +163,8 @@ def stage1_step(weights: Weights, lr: float = LR) -> Step:
     return lambda X, y: stage1.train_step(X, y, params, lr)
 
 
-def stage2_step(weights: Weights, lr: float = LR, *, input_grad: bool = False) -> Step:
-    """Stage 2's ``Network.train_step``."""
+def stage2_network(weights: Weights, *, input_grad: bool = False) -> Any:
+    """Stage 2's ``Network`` of the benchmark's sizes, holding ``weights``."""
     from utils.reference import stage2
 
     sizes = [weights[0][0].shape[0]] + [W.shape[1] for W, _ in weights]
@@ -171,7 +173,30 @@ def stage2_step(weights: Weights, lr: float = LR, *, input_grad: bool = False) -
     for layer, (W, b) in zip(linears, weights, strict=True):
         layer.W[...] = W
         layer.b[...] = b
+    return net
+
+
+def stage2_step(weights: Weights, lr: float = LR, *, input_grad: bool = False) -> Step:
+    """Stage 2's ``Network.train_step``."""
+    net = stage2_network(weights, input_grad=input_grad)
     return lambda X, y: net.train_step(X, y, lr)
+
+
+def sequential_mlp(
+    nn: ModuleType, weights: Weights, lr: float, **first_layer: Any
+) -> tuple[Any, Any, Any]:
+    """``(model, loss_fn, optimizer)``: ``nn``'s (stage 3's or stage 4's)
+    ``Sequential`` of ``Linear`` and ``ReLU`` holding ``weights``, its
+    ``CrossEntropyLoss`` and ``SGD``; ``first_layer`` are extra arguments of the
+    first ``Linear`` (stage 3's ``input_grad``)."""
+    layers: list = []
+    for i, (W, b) in enumerate(weights):
+        linear = nn.Linear(*W.shape, **(first_layer if i == 0 else {}))
+        linear.W.data[...] = W
+        linear.b.data[...] = b
+        layers += [linear, nn.ReLU()]
+    model = nn.Sequential(*layers[:-1])
+    return model, nn.CrossEntropyLoss(), nn.SGD(model.parameters(), lr=lr)
 
 
 def stage3_step(weights: Weights, lr: float = LR, *, input_grad: bool = False) -> Step:
@@ -179,15 +204,9 @@ def stage3_step(weights: Weights, lr: float = LR, *, input_grad: bool = False) -
     ``train_epoch``."""
     from utils.reference import stage3
 
-    layers: list[stage3.Module] = []
-    for i, (W, b) in enumerate(weights):
-        linear = stage3.Linear(*W.shape, input_grad=input_grad or i > 0)
-        linear.W.data[...] = W
-        linear.b.data[...] = b
-        layers += [linear, stage3.ReLU()]
-    model = stage3.Sequential(*layers[:-1])
-    loss_fn = stage3.CrossEntropyLoss()
-    optimizer = stage3.SGD(model.parameters(), lr=lr)
+    model, loss_fn, optimizer = sequential_mlp(
+        stage3, weights, lr, input_grad=input_grad
+    )
 
     def step(X: np.ndarray, y: np.ndarray) -> float:
         optimizer.zero_grad(set_to_none=True)  # backward assigns grads
@@ -207,15 +226,7 @@ def stage4_step(weights: Weights, lr: float = LR) -> Step:
     """
     from utils.reference import stage4
 
-    layers: list = []
-    for W, b in weights:
-        linear = stage4.Linear(*W.shape)
-        linear.W.data[...] = W
-        linear.b.data[...] = b
-        layers += [linear, stage4.ReLU()]
-    model = stage4.Sequential(*layers[:-1])
-    loss_fn = stage4.CrossEntropyLoss()
-    optimizer = stage4.SGD(model.parameters(), lr=lr)
+    model, loss_fn, optimizer = sequential_mlp(stage4, weights, lr)
 
     def step(X: np.ndarray, y: np.ndarray) -> float:
         optimizer.zero_grad(set_to_none=True)  # backward assigns grads
