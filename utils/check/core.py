@@ -1024,28 +1024,43 @@ def run_check(
         cases = list(cases)
     except Exception as exc:  # noqa: BLE001 - building the cases must not escape
         return finish(_internal_error(name, 0, exc), record)
-    total = len(cases)
+    result = contained(
+        name,
+        len(cases),
+        lambda: _run(
+            name,
+            student,
+            reference,
+            cases,
+            mistakes,
+            hints,
+            arg_names,
+            output_names,
+            rtol,
+            atol,
+        ),
+    )
+    return finish(result, record)
+
+
+def contained(name: str, total: int, run: Callable[[], CheckResult]) -> CheckResult:
+    """``run()`` under the time limit, its escapes turned into failed results.
+
+    A timeout, an interrupt or an error of the check's own code (on something the
+    student's code returned) becomes a one-line failed result; only strict mode's
+    :class:`CheckFailed` goes through.
+    """
     try:
         with time_limit():
-            result = _run(
-                name,
-                student,
-                reference,
-                cases,
-                mistakes,
-                hints,
-                arg_names,
-                output_names,
-                rtol,
-                atol,
-            )
+            return run()
+    except CheckFailed:
+        raise
     except CheckTimeout as exc:
-        result = CheckResult(name, FAILED, 0, total, _timeout_message(exc.args[0]))
+        return CheckResult(name, FAILED, 0, total, _timeout_message(exc.args[0]))
     except KeyboardInterrupt:
-        result = CheckResult(name, FAILED, 0, total, INTERRUPTED_MESSAGE)
+        return CheckResult(name, FAILED, 0, total, INTERRUPTED_MESSAGE)
     except Exception as exc:  # noqa: BLE001 - the check itself must never escape
-        result = _internal_error(name, total, exc)
-    return finish(result, record)
+        return _internal_error(name, total, exc)
 
 
 def _internal_error(name: str, total: int, exc: BaseException) -> CheckResult:
@@ -1449,18 +1464,10 @@ class Lab:
             # checks the course's code, not the student's
             if name in marks or (marks and name not in self.references):
                 return finish(used_reference(name), self.record)
-            try:
-                with time_limit():
-                    return check(student, *args, **kwargs)
-            except CheckFailed:
-                raise
-            except CheckTimeout as exc:
-                result = CheckResult(name, FAILED, 0, 0, _timeout_message(exc.args[0]))
-            except KeyboardInterrupt:
-                result = CheckResult(name, FAILED, 0, 0, INTERRUPTED_MESSAGE)
-            except Exception as exc:  # noqa: BLE001 - a check never raises
-                result = _internal_error(name, 0, exc)
-            return finish(result, self.record)
+            return finish(
+                contained(name, 0, lambda: check(student, *args, **kwargs)),
+                self.record,
+            )
 
         guarded.__nn_guarded__ = True
         return guarded
