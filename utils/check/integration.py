@@ -62,6 +62,12 @@ def find_global(obj: Any, name: str, default: Any, kind: type | None = None) -> 
     return default
 
 
+def batch_slices(sizes: Sequence[int]) -> list[slice]:
+    """Consecutive row slices of the given sizes: ``(4, 3)`` -> rows 0:4, then 4:7."""
+    starts = np.cumsum((0, *sizes))
+    return [slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+
+
 def copy_params(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """A snapshot of ``{name: array}`` (later steps change the arrays in place)."""
     return {name: np.array(value, copy=True) for name, value in params.items()}

@@ -38,6 +38,7 @@ from utils.check.core import (
     run_check,
 )
 from utils.check.integration import (
+    batch_slices,
     copy_params,
     diverged_hint,
     explain_errors,
@@ -1010,11 +1011,7 @@ def _training_cases() -> list[Case]:
             110,
         ),
     ]:
-        starts = np.cumsum((0, *sizes))
-        rows = [
-            slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True)
-        ]
-        batches = rows * (2 if len(sizes) == 3 else 3)
+        batches = batch_slices(sizes) * (2 if len(sizes) == 3 else 3)
         X = _randn((N, D), seed)
         params = _params(D, H, C, seed)
         cases.append(Case(name, (X, _labels(N, C, seed), params, 0.5, batches)))

@@ -53,6 +53,7 @@ from utils.check.core import (
     run_check,
 )
 from utils.check.integration import (
+    batch_slices,
     copy_params,
     diverged_hint,
     explain_errors,
@@ -1697,10 +1698,7 @@ def _training_cases() -> list[Case]:
         ),
     ]:
         N = sum(sizes_b)
-        starts = np.cumsum((0, *sizes_b))
-        rows = [
-            slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True)
-        ]
+        rows = batch_slices(sizes_b)
         X = _randn((N, sizes[0]), 500 + seed)
         y = _labels(N, sizes[-1], 500 + seed)
         cases.append(Case(name, (sizes, activation, seed, X, y, 0.5, rows * repeat)))
