@@ -49,10 +49,18 @@ notebooks: $(STAMP)  ## write the paired .ipynb next to every .md notebook (git-
 lab-prepare: $(STAMP)  ## copy new labs into your workspace, newer versions beside yours
 	$(PY) -m utils.workspace --labs labs --work $(WORK)
 
+# JupyterLab's settings overrides: jupytext opens .md as notebooks, and no prompt asks
+# the student about "official Jupyter news" (the notification extension's fetchNews,
+# a string setting: "true", "false" or "none" for ask).
+OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+NO_NEWS := import json, pathlib, sys; p = pathlib.Path(sys.argv[1]); \
+  s = json.loads(p.read_text() or "{}") if p.exists() else {}; \
+  s.setdefault("@jupyterlab/apputils-extension:notification", {})["fetchNews"] = "false"; \
+  p.parent.mkdir(parents=True, exist_ok=True); p.write_text(json.dumps(s, indent=2) + "\n")
+
 lab: lab-prepare  ## open JupyterLab on your workspace (.md files open as notebooks)
-	$(BIN)/jupytext-config \
-	  --settings-file $(VENV)/share/jupyter/lab/settings/overrides.json \
-	  set-default-viewer
+	$(BIN)/jupytext-config --settings-file $(OVERRIDES) set-default-viewer
+	$(PY) -c '$(NO_NEWS)' $(OVERRIDES)
 	$(if $(ALLOW_ROOT),@echo "Running as root: starting Jupyter with --allow-root.")
 	$(BIN)/jupyter lab --ServerApp.root_dir=$(WORK) $(ALLOW_ROOT) $(LAB_ARGS)
 
