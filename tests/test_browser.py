@@ -5,8 +5,10 @@ serves ``book/_build/html`` on 127.0.0.1 and, on every page of ``_toc.yml``, ass
 that MathJax typeset every formula (no raw ``$`` or ``\\(`` left in the text), that
 every image loaded, that no request left the machine, that the console shows no
 error, and that the page shows nothing of the machine that built it; every
-exercise's solution starts folded and opens on a click (the test waits for its
-fade-in, and fails with what it saw when it stays folded or invisible). It checks
+exercise's solution, and every fold of a chapter that holds the course's
+implementation of a lab exercise ("The course's implementation: try lab N first"),
+starts folded and opens on a click to show its code (the test waits for its fade-in,
+and fails with what it saw when it stays folded or invisible). It checks
 that the navigation reaches every chapter and lab, and saves a full-page screenshot
 of each page at desktop and phone width under ``book/_build/screenshots/``.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import html
 import http.server
 import json
 import os
@@ -124,6 +127,11 @@ return [...document.querySelectorAll("nav.bd-links a.reference.internal")]
 # Selenium counts as not displayed), so the test waits for the end state.
 SOLUTION = ".solution.dropdown"
 SOLUTION_HTML = re.compile(r'class="[^"]*\bsolution\b[^"]*\bdropdown\b')
+# A chapter's fold of the course's implementation: a MyST admonition with
+# ``:class: dropdown``, folded by sphinx-togglebutton in the same way.
+FOLD = ".admonition.dropdown:not(.solution)"
+FOLD_HTML = re.compile(r'class="dropdown admonition"')
+FOLD_TITLE = "The course's implementation: try lab"
 SOLUTION_TIMEOUT = 10.0  # s; a loaded machine can stall the animation for seconds
 SOLUTION_STATE_JS = r"""
 const solution = arguments[0];
@@ -352,6 +360,13 @@ def test_page_renders_offline(driver, base_url: str, page: str):
             problem = open_solution(driver, solution)
             if problem:
                 problems.append(f"{name}: {problem}")
+        # every fold of the course's implementation too, and it shows code
+        for fold in driver.find_elements("css selector", FOLD):
+            problem = open_solution(driver, fold)
+            if problem:
+                problems.append(f"{name}: fold: {problem}")
+            elif not fold.find_elements("css selector", ".highlight pre"):
+                problems.append(f"{name}: fold {fold.text[:60]!r} opened on no code")
     # chrome:// and data: URLs are the browser's own; any network URL must be ours
     network = ("http:", "https:", "ws:", "wss:", "ftp:")
     outside = [
@@ -382,6 +397,36 @@ def test_chapters_have_folded_solutions():
         if CHAPTER.match(page)
     }
     assert sum(found.values()) > 0, f"no folded exercise solution: {found}"
+
+
+def test_chapters_fold_the_course_implementations():
+    """Every chapter folds the code its lab asks for, titled for that lab, so the
+    per-page check that every fold opens on a click is not an empty promise."""
+    if not SITE.is_dir():
+        pytest.fail(f"{SITE} does not exist: run `make book` first")
+    missing = []
+    for page in PAGES:
+        if not CHAPTER.match(page):
+            continue
+        text = (SITE / f"{page}.html").read_text()
+        folds = len(FOLD_HTML.findall(text))
+        # Sphinx's smart quotes turn the title's ' into a right single quote
+        title = f"{FOLD_TITLE} {int(page[:2])} first"
+        if not folds or title not in html.unescape(text).replace("\u2019", "'"):
+            missing.append(f"{page}: {folds} folds")
+    assert not missing, f"chapters without a fold of their lab's code: {missing}"
+
+
+def test_a_folded_implementation_opens_on_a_click(driver, base_url: str):
+    """Chapter 1's first fold starts closed, its code hidden, and opens on a click."""
+    driver.set_window_size(*WIDTHS["desktop"])
+    load(driver, f"{base_url}{PAGES[1]}.html")
+    folds = driver.find_elements("css selector", FOLD)
+    assert folds, f"{PAGES[1]} has no fold of the course's implementation"
+    code = folds[0].find_element("css selector", ".highlight pre")
+    assert not code.is_displayed(), "the fold's code is visible before any click"
+    assert open_solution(driver, folds[0]) is None
+    assert code.is_displayed() and "def " in code.text, code.text[:80]
 
 
 def test_a_slow_unfold_is_waited_for(driver, base_url: str):
