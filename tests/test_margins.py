@@ -77,15 +77,35 @@ def test_chapter_margins_on_mnist(chapter: Path):
     )
     if "mnist: " not in text:
         pytest.skip(f"{page.name} ran on the digits fallback: MNIST was not available")
+    problems = short_margins(found)
+    assert not problems, f"{page.name}: " + "; ".join(problems)
+
+
+def short_margins(found: list[tuple[float, float, float]]) -> list[str]:
+    """The accuracies that clear their target by less than MIN_MARGIN points."""
+    problems = []
     for target, val, test in found:
         for name, acc in [("validation", val), ("test", test)]:
-            assert acc - target >= MIN_MARGIN - 1e-9, (
-                f"{page.name}: {name} accuracy {acc:.2f}% clears the target "
-                f"{target:.1f}% by {acc - target:.2f} points, less than {MIN_MARGIN}"
-            )
+            if acc - target < MIN_MARGIN - 1e-9:
+                problems.append(
+                    f"{name} accuracy {acc:.2f}% clears the target {target:.1f}% by "
+                    f"{acc - target:.2f} points, less than {MIN_MARGIN}"
+                )
+    return problems
 
 
 def test_margin_line_is_parsed():
     line = "target 97.5%: validation 98.10% (+0.60 points), test 97.80% (+0.30 points)"
     assert margins(line) == [(97.5, 98.10, 97.80)]
     assert margins("target 97%: test 98%") == []
+
+
+def test_a_short_margin_is_reported():
+    # lab 1 before this test: validation below the target, test 0.15 points above
+    problems = short_margins(
+        margins(
+            "target 97.0%: validation 96.47% (-0.53 points), test 97.15% (+0.15 points)"
+        )
+    )
+    assert len(problems) == 2 and "0.15 points" in problems[1]
+    assert short_margins([(97.0, 97.5, 97.6)]) == []
