@@ -150,3 +150,15 @@ def test_bad_input_gets_a_clear_message():
         conv(np.zeros((2, 3, 2, 2), dtype=np.float32))
     with pytest.raises(ValueError, match="stride"):
         stage5.Conv2d(1, 1, 3, stride=0)
+
+
+def test_bench_cnn_row_trains():
+    from utils.benchmarks import throughput
+
+    batches, _ = throughput.make_batches(2, 16)
+    step = throughput.stage5_step(throughput.init_weights(throughput.SIZES), lr=0.1)
+    X, y = batches[0]
+    losses = [step(X, y) for _ in range(5)]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    rows = {i.key: i for i in throughput.implementations()}
+    assert rows["g"].make is not None and rows["g"].baseline == "g"
