@@ -74,6 +74,7 @@ __all__ = [
     "conv2d",
     "conv2d_loops",
     "conv_output_size",
+    "flatten",
     "im2col",
     "max_pool2d",
 ]
@@ -343,14 +344,19 @@ class MaxPool2d(Module):
         return MaxPool.apply(x)
 
 
+def flatten(x: Tensor) -> Tensor:
+    """``(N, C, H, W) -> (N, C * H * W)`` in C order (channel, row, column): stage
+    4's ``reshape``, whose backward reshapes the gradient back."""
+    if not isinstance(x, Tensor):
+        x = Tensor(x)
+    return x.reshape(x.shape[0], -1)
+
+
 class Flatten(Module):
-    """``(N, C, H, W) -> (N, C * H * W)`` in C order: stage 4's ``reshape``, whose
-    backward reshapes the gradient back."""
+    """:func:`flatten` as a module."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor):
-            x = Tensor(x)
-        return x.reshape(x.shape[0], -1)
+        return flatten(x)
 
 
 class _Images(Module):
