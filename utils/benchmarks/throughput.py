@@ -19,6 +19,8 @@ batches, and :func:`measure` reports samples per second:
   ``train_epoch`` does: backward then assigns each gradient instead of adding it to
   zeros, so neither a zero fill nor a ``+=`` pass is left that the plain loop lacks.
 * (f) PyTorch on the CPU, only if it is installed (it is not a dependency).
+* (g) stage 5's CNN (not the MLP: samples/s of the chapter's convolutional
+  network on the same images, its ratio to itself).
 
 The machine may be shared, so the implementations are *interleaved*: each repeat
 runs every implementation over all the batches once, in a rotating order, and each
@@ -238,6 +240,27 @@ def stage4_step(weights: Weights, lr: float = LR) -> Step:
     return step
 
 
+def stage5_step(weights: Weights, lr: float = LR) -> Step:  # noqa: ARG001
+    """Stage 5's CNN (the chapter's: 8 and 16 channels, 3x3 convolutions, 2x2 max
+    pooling) + ``CrossEntropyLoss`` + ``SGD``, on the same 28x28 batches. Not the
+    MLP: its ratio is to itself; the row says what a convolution costs per image."""
+    from utils.reference import stage4, stage5
+
+    stage4.manual_seed(0)
+    model = stage5.cnn((28, 28), (8, 16))
+    loss_fn = stage4.CrossEntropyLoss()
+    optimizer = stage4.SGD(model.parameters(), lr=lr)
+
+    def step(X: np.ndarray, y: np.ndarray) -> float:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(X), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
 def torch_step(weights: Weights, lr: float = LR) -> Step:
     """PyTorch on the CPU, the same model, weights and plain SGD."""
     import torch
@@ -321,6 +344,20 @@ def implementations(sizes: Sequence[int] = SIZES, lr: float = LR) -> list[Impl]:
                 lambda: stage4_step(weights, lr),
             )
         )
+    if sizes[0] == 784:  # the CNN needs 28x28 images
+        try:
+            from utils.reference import stage5  # noqa: F401
+        except ImportError as exc:
+            impls.append(Impl("g", "(g) stage 5 CNN", None, note=f"({exc})"))
+        else:
+            impls.append(
+                Impl(
+                    "g",
+                    "(g) stage 5 CNN 8-16 channels + SGD",
+                    lambda: stage5_step(weights, lr),
+                    baseline="g",
+                )
+            )
     try:
         import torch  # noqa: F401
     except ImportError:

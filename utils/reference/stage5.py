@@ -1,0 +1,451 @@
+"""Stage 5: convolutions on the stage-4 autograd, past 99% on MNIST.
+
+The reference implementation for chapter 5 and lab 5. Stage 4 gave an engine in
+which a new layer is only a forward pass; this stage adds the layers of a
+convolutional network and nothing else: no module here has a backward method, and
+the only backward written is that of the new primitive operations.
+
+* :class:`Conv2d` (the ``Function``) is a 2-D cross-correlation, as every deep
+  learning library computes it, in the NCHW layout: input ``(N, C, H, W)``, weight
+  ``(F, C, kh, kw)``, bias ``(F,)``, output ``(N, F, Ho, Wo)`` with
+  ``Ho = (H + 2 padding - kh) // stride + 1``. Forward is *im2col*: every
+  ``(C, kh, kw)`` patch of the padded input becomes one row of a matrix, so the
+  convolution is one matrix product with the flattened filters. Backward is that
+  product's backward, plus *col2im*, which adds each row of the patches' gradient
+  back where the patch came from (patches overlap, so the additions pile up), then
+  drops the padding.
+* :class:`MaxPool` (the ``Function``) takes the largest value of each 2x2 window
+  (stride 2); its gradient goes to that one entry of the window. **Ties**: when
+  several entries of a window are equal to its maximum, the gradient goes to the
+  first of them in row-major order (top-left, top-right, bottom-left,
+  bottom-right), as ``np.argmax`` picks it (PyTorch's CPU kernel does the same);
+  the others get 0, so the gradient of a window always sums to the gradient of its
+  output. An odd last row or column is dropped, as in PyTorch (``floor`` mode).
+* :class:`Flatten` is stage 4's ``reshape``: ``(N, C, H, W) -> (N, C * H * W)``, in
+  C order (channel, then row, then column), which is PyTorch's order, so weights
+  trained there would line up here.
+* :func:`cnn` is a small network made of these with stage 4's ``Sequential``.
+
+The rule of each operation is the one-line comment at the top of its class.
+
+Built on :mod:`utils.reference.stage4`'s public API only (``Function``,
+``Context``, ``Tensor``, ``Parameter``, ``Module``, ``Sequential``, ``Linear``,
+``ReLU``, ...).
+
+References:
+    K. Chellapilla, S. Puri, P. Simard, "High Performance Convolutional Neural
+    Networks for Document Processing", 2006 (im2col: convolution as a matrix
+    product).
+    Stanford CS231n, "Convolutional Neural Networks",
+    https://cs231n.github.io/convolutional-networks/ (shapes, im2col, pooling).
+    V. Dumoulin, F. Visin, "A guide to convolution arithmetic for deep learning",
+    arXiv:1603.07285 (output sizes with stride and padding).
+    Y. LeCun et al., "Gradient-based learning applied to document recognition",
+    Proc. IEEE 1998 (LeNet: weight sharing, pooling, MNIST).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from utils.reference import stage3 as _s3
+from utils.reference.stage4 import (
+    DTYPE,
+    Context,
+    Function,
+    Linear,
+    Module,
+    Parameter,
+    ReLU,
+    Sequential,
+    Tensor,
+)
+
+__all__ = [
+    "CNN_CHANNELS",
+    "Conv2d",
+    "Conv2dFunction",
+    "Flatten",
+    "MaxPool",
+    "MaxPool2d",
+    "cnn",
+    "col2im",
+    "conv2d",
+    "conv2d_loops",
+    "conv_output_size",
+    "flatten",
+    "im2col",
+    "max_pool2d",
+]
+
+
+# --------------------------------------------------------------------------- shapes
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    """``floor((size + 2 padding - kernel) / stride) + 1``, the number of positions
+    of a window of ``kernel`` along an axis of ``size`` (Dumoulin and Visin, 2016).
+
+    Raises:
+        ValueError: if the window does not fit even once.
+    """
+    out = (size + 2 * padding - kernel) // stride + 1
+    if out < 1:
+        raise ValueError(
+            f"a kernel of {kernel} does not fit in a size of {size} with padding "
+            f"{padding}: the output would be empty."
+        )
+    return out
+
+
+def _pair_check(stride: int, padding: int) -> None:
+    for name, v, low in (("stride", stride, 1), ("padding", padding, 0)):
+        if isinstance(v, bool) or int(v) != v or v < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {v!r}.")
+
+
+# --------------------------------------------------------------------------- im2col
+def im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0):
+    """The patches of ``x`` as the rows of a matrix.
+
+    Row ``(n, i, j)`` (in that order: image, output row, output column) holds the
+    ``(C, kh, kw)`` window of the padded ``x`` whose top-left corner is at
+    ``(i * stride, j * stride)``, flattened channel first, then row, then column:
+    the order of a filter ``W[f]`` flattened, so that ``cols @ W.reshape(F, -1).T``
+    is the convolution.
+
+    Args:
+        x: ``(N, C, H, W)``.
+        kh, kw: the window's height and width.
+        stride, padding: as in :class:`Conv2d`.
+
+    Returns:
+        ``(N * Ho * Wo, C * kh * kw)``, a new array in ``x``'s dtype.
+    """
+    N, C, H, W = x.shape
+    Ho = conv_output_size(H, kh, stride, padding)
+    Wo = conv_output_size(W, kw, stride, padding)
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    # (N, C, H', W', kh, kw): a view, every window, no copy yet
+    windows = sliding_window_view(x, (kh, kw), axis=(2, 3))
+    windows = windows[
+        :, :, : (Ho - 1) * stride + 1 : stride, : (Wo - 1) * stride + 1 : stride
+    ]
+    # (N, Ho, Wo, C, kh, kw) -> one row per patch: the copy happens here, once
+    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, C * kh * kw)
+
+
+def col2im(
+    cols: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    kh: int,
+    kw: int,
+    stride: int = 1,
+    padding: int = 0,
+) -> np.ndarray:
+    """The adjoint of :func:`im2col`: each row's entries *added* back where the
+    patch came from, then the padding cut off.
+
+    Patches overlap when ``stride < kernel``: an input pixel lies in up to
+    ``kh * kw`` patches and receives the sum of its entries in all of them (writing
+    instead of adding would keep only the last). The loop runs over the ``kh * kw``
+    offsets of the window, each one a strided slice of the whole batch.
+
+    Args:
+        cols: ``(N * Ho * Wo, C * kh * kw)``, e.g. ``dL/d cols``.
+        x_shape: ``(N, C, H, W)``, the shape of the input that :func:`im2col` got.
+
+    Returns:
+        ``(N, C, H, W)`` in ``cols``' dtype.
+    """
+    N, C, H, W = x_shape
+    Ho = conv_output_size(H, kh, stride, padding)
+    Wo = conv_output_size(W, kw, stride, padding)
+    patches = cols.reshape(N, Ho, Wo, C, kh, kw).transpose(0, 3, 4, 5, 1, 2)
+    # (N, C, kh, kw, Ho, Wo): entry [.., a, b, i, j] belongs at (i s + a, j s + b)
+    out = np.zeros((N, C, H + 2 * padding, W + 2 * padding), dtype=cols.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            out[:, :, a : a + stride * Ho : stride, b : b + stride * Wo : stride] += (
+                patches[:, :, a, b]
+            )
+    if padding:
+        out = out[:, :, padding:-padding, padding:-padding]
+    return out
+
+
+# --------------------------------------------------------------------------- Conv2d
+class Conv2dFunction(Function):
+    # Y = cols(X) @ Wm^T + b:  dWm = dY^T cols,  db = sum dY,  dX = col2im(dY Wm)
+    @staticmethod
+    def forward(
+        ctx: Context,
+        x: np.ndarray,
+        weight: np.ndarray,
+        bias: np.ndarray,
+        *,
+        stride: int = 1,
+        padding: int = 0,
+    ) -> np.ndarray:
+        if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
+            raise ValueError(
+                f"conv2d needs an input (N, C, H, W) and a weight (F, C, kh, kw) with "
+                f"the same C; got {x.shape} and {weight.shape}."
+            )
+        N, _, H, W = x.shape
+        F, _, kh, kw = weight.shape
+        Ho = conv_output_size(H, kh, stride, padding)
+        Wo = conv_output_size(W, kw, stride, padding)
+        cols = im2col(x, kh, kw, stride, padding)  # (N Ho Wo, C kh kw)
+        Wm = weight.reshape(F, -1)  # (F, C kh kw): one filter per row
+        out = cols @ Wm.T + bias  # (N Ho Wo, F)
+        need_x, need_w, _ = ctx.needs_input_grad
+        ctx.geometry = (x.shape, kh, kw, stride, padding)
+        # cols only for dW, the weight only for dX: nothing nobody uses
+        ctx.save_for_backward(cols if need_w else None, Wm if need_x else None)
+        # (N, Ho, Wo, F) -> NCHW, made contiguous for the next layer's windows
+        return np.ascontiguousarray(out.reshape(N, Ho, Wo, F).transpose(0, 3, 1, 2))
+
+    @staticmethod
+    def backward(ctx: Context, grad_output: np.ndarray) -> tuple:
+        cols, Wm = ctx.saved_tensors
+        x_shape, kh, kw, stride, padding = ctx.geometry
+        need_x, need_w, need_b = ctx.needs_input_grad
+        F = grad_output.shape[1]
+        dY = grad_output.transpose(0, 2, 3, 1).reshape(-1, F)  # (N Ho Wo, F)
+        dx = dW = db = None
+        if need_w:
+            dW = (dY.T @ cols).reshape(F, x_shape[1], kh, kw)  # (F, C, kh, kw)
+        if need_b:
+            db = dY.sum(axis=0)  # (F,)
+        if need_x:
+            dx = col2im(dY @ Wm, x_shape, kh, kw, stride, padding)  # (N, C, H, W)
+        return dx, dW, db
+
+
+def conv2d(
+    x: Tensor | np.ndarray,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    *,
+    stride: int = 1,
+    padding: int = 0,
+) -> Tensor:
+    """The convolution of ``x`` (N, C, H, W) with ``weight`` (F, C, kh, kw), plus
+    ``bias`` (F,): ``out[n, f, i, j] = b[f] + sum_{c, a, b} W[f, c, a, b]
+    xp[n, c, i s + a, j s + b]`` with ``xp`` the input padded by ``padding`` zeros.
+
+    Returns:
+        A tensor (N, F, Ho, Wo).
+    """
+    _pair_check(stride, padding)
+    if bias is None:
+        bias = np.zeros(weight.shape[0], dtype=weight.data.dtype)
+    return Conv2dFunction.apply(
+        x, weight, bias, stride=int(stride), padding=int(padding)
+    )
+
+
+# --------------------------------------------------------------------------- pooling
+def _windows_2x2(x: np.ndarray) -> np.ndarray:
+    """``(N, C, H, W) -> (N, C, H // 2, W // 2, 4)``: the 2x2 windows, row-major
+    inside each (an odd last row or column dropped). A copy."""
+    N, C, H, W = x.shape
+    Ho, Wo = H // 2, W // 2
+    x = x[:, :, : 2 * Ho, : 2 * Wo].reshape(N, C, Ho, 2, Wo, 2)
+    return x.transpose(0, 1, 2, 4, 3, 5).reshape(N, C, Ho, Wo, 4)
+
+
+class MaxPool(Function):
+    # c = max over each 2x2 window:  da = dc at the window's (first) maximum, else 0
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        if x.ndim != 4 or x.shape[2] < 2 or x.shape[3] < 2:
+            raise ValueError(
+                f"max pooling 2x2 needs an input (N, C, H, W) with H, W >= 2, got "
+                f"{x.shape}."
+            )
+        windows = _windows_2x2(x)  # (N, C, Ho, Wo, 4)
+        first_max = windows.argmax(axis=-1)[..., None]  # ties: the first, row-major
+        ctx.shape = x.shape
+        ctx.save_for_backward(first_max.astype(np.uint8))
+        return np.take_along_axis(windows, first_max, axis=-1)[..., 0]
+
+    @staticmethod
+    def backward(ctx: Context, grad_output: np.ndarray) -> np.ndarray:
+        (first_max,) = ctx.saved_tensors
+        N, C, H, W = ctx.shape
+        Ho, Wo = grad_output.shape[2:]
+        dwin = np.zeros((N, C, Ho, Wo, 4), dtype=grad_output.dtype)
+        np.put_along_axis(dwin, first_max.astype(np.intp), grad_output[..., None], -1)
+        dwin = dwin.reshape(N, C, Ho, Wo, 2, 2).transpose(0, 1, 2, 4, 3, 5)
+        if (2 * Ho, 2 * Wo) == (H, W):
+            return dwin.reshape(N, C, H, W)
+        dx = np.zeros((N, C, H, W), dtype=grad_output.dtype)  # dropped rows: 0
+        dx[:, :, : 2 * Ho, : 2 * Wo] = dwin.reshape(N, C, 2 * Ho, 2 * Wo)
+        return dx
+
+
+def max_pool2d(x: Tensor) -> Tensor:
+    """2x2 max pooling with stride 2: ``(N, C, H, W) -> (N, C, H // 2, W // 2)``."""
+    return MaxPool.apply(x)
+
+
+# --------------------------------------------------------------------------- modules
+class Conv2d(Module):
+    """A convolution layer: ``Conv2d(in_channels, out_channels, kernel_size,
+    stride=1, padding=0)``, only a forward.
+
+    ``W`` is ``(out, in, k, k)`` with He initialisation over its fan-in
+    ``in * k * k`` (stage 3's ``init_weight``), ``b`` is ``(out,)``, zeros.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        _pair_check(stride, padding)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        fan_in = in_channels * kernel_size * kernel_size
+        W = _s3.init_weight(fan_in, out_channels, seed=seed)  # (fan_in, out)
+        shape = (in_channels, kernel_size, kernel_size, out_channels)
+        self.W = Parameter(W.reshape(shape).transpose(3, 0, 1, 2))  # (out, in, k, k)
+        self.b = Parameter(np.zeros(out_channels, dtype=DTYPE))
+
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"Conv2d(in_channels={self.in_channels}) expects an input (N, "
+                f"{self.in_channels}, H, W), got {tuple(x.shape)}."
+            )
+        return Conv2dFunction.apply(
+            x, self.W, self.b, stride=self.stride, padding=self.padding
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size="
+            f"{self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        )
+
+
+class MaxPool2d(Module):
+    """2x2 max pooling, stride 2, as a module (see :class:`MaxPool` for ties)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return MaxPool.apply(x)
+
+
+def flatten(x: Tensor) -> Tensor:
+    """``(N, C, H, W) -> (N, C * H * W)`` in C order (channel, row, column): stage
+    4's ``reshape``, whose backward reshapes the gradient back."""
+    if not isinstance(x, Tensor):
+        x = Tensor(x)
+    return x.reshape(x.shape[0], -1)
+
+
+class Flatten(Module):
+    """:func:`flatten` as a module."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return flatten(x)
+
+
+class _Images(Module):
+    """``(N, H * W)`` rows of pixels -> ``(N, 1, H, W)`` images (stage 4's
+    reshape); 4-D input is passed through."""
+
+    def __init__(self, image_shape: tuple[int, int]) -> None:
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+
+    def forward(self, x: Tensor | np.ndarray) -> Tensor | np.ndarray:
+        if x.ndim == 4:
+            return x
+        return x.reshape(x.shape[0], 1, *self.image_shape)
+
+    def extra_repr(self) -> str:
+        return f"(N, {self.image_shape[0] * self.image_shape[1]}) -> (N, 1, " + (
+            f"{self.image_shape[0]}, {self.image_shape[1]})"
+        )
+
+
+CNN_CHANNELS = (16, 32)
+
+
+def cnn(
+    image_shape: tuple[int, int] = (28, 28),
+    channels: tuple[int, int] = CNN_CHANNELS,
+    num_classes: int = 10,
+    hidden: int | None = None,
+) -> Sequential:
+    """A small LeNet-like network, stage 4's ``Sequential`` of this stage's layers.
+
+    ``(N, H*W)`` or ``(N, 1, H, W)`` -> conv 3x3 (pad 1) -> ReLU -> max pool ->
+    conv 3x3 (pad 1) -> ReLU -> max pool -> flatten -> [Linear -> ReLU] -> Linear.
+
+    Args:
+        image_shape: ``(H, W)`` of the images (28x28 MNIST, 8x8 digits).
+        channels: the two convolutions' output channels.
+        num_classes: the number of outputs.
+        hidden: the width of a hidden fully connected layer (``None``: none).
+    """
+    H, W = image_shape
+    c1, c2 = channels
+    features = c2 * (H // 2 // 2) * (W // 2 // 2)
+    layers: list[Module] = [
+        _Images(image_shape),
+        Conv2d(1, c1, 3, padding=1),  # (N, c1, H, W)
+        ReLU(),
+        MaxPool2d(),  # (N, c1, H/2, W/2)
+        Conv2d(c1, c2, 3, padding=1),  # (N, c2, H/2, W/2)
+        ReLU(),
+        MaxPool2d(),  # (N, c2, H/4, W/4)
+        Flatten(),  # (N, c2 H/4 W/4)
+    ]
+    if hidden:
+        layers += [Linear(features, hidden), ReLU()]
+        features = hidden
+    layers.append(Linear(features, num_classes))  # (N, classes)
+    return Sequential(*layers)
+
+
+# --------------------------------------------------------------------------- testing
+def conv2d_loops(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    stride: int = 1,
+    padding: int = 0,
+) -> np.ndarray:
+    """The convolution by its definition, one output entry at a time (slow: for
+    tests of :class:`Conv2d` on small shapes only). Computed in float64."""
+    N, C, H, W = x.shape
+    F, _, kh, kw = weight.shape
+    Ho = conv_output_size(H, kh, stride, padding)
+    Wo = conv_output_size(W, kw, stride, padding)
+    out = np.zeros((N, F, Ho, Wo))
+    for n in range(N):
+        for f in range(F):
+            for i in range(Ho):
+                for j in range(Wo):
+                    total = float(bias[f])
+                    for c in range(C):
+                        for a in range(kh):
+                            for b in range(kw):
+                                r = i * stride + a - padding
+                                s = j * stride + b - padding
+                                if 0 <= r < H and 0 <= s < W:
+                                    total += float(weight[f, c, a, b]) * float(
+                                        x[n, c, r, s]
+                                    )
+                    out[n, f, i, j] = total
+    return out
