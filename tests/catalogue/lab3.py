@@ -400,6 +400,20 @@ class DropoutBackwardNewMask(Dropout):
         return dout * (keep / (1 - self.p)).astype(dout.dtype)
 
 
+class DropoutStaleMask(Dropout):
+    scale = None
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x  # self.scale still holds the last training forward's mask
+        keep = self._rng.random(x.shape) >= self.p
+        self.scale = (keep / (1 - self.p)).astype(x.dtype)
+        return x * self.scale
+
+    def backward(self, dout):
+        return dout if self.scale is None else dout * self.scale
+
+
 # linear: a lazy layer silently missing from parameters() ----------------------
 class LinearLazyNoGuard(Linear):
     def _check_initialized(self, path):
@@ -656,11 +670,36 @@ def epoch_drops_last(model, loss_fn, optimizer, X, y, batch_size, rng):
     return total / n, correct / n
 
 
-def epoch_using(**classes):
-    """The reference train_epoch, as a notebook cell defines it, in a notebook whose
-    classes (Sequential, SGD, Adam, ...) are the given wrong ones."""
+def lab_train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng):
+    """The solution's train_epoch, as the lab writes it: zero_grad() in place."""
+    total_loss, correct = 0.0, 0
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+        optimizer.zero_grad()
+        logits = model(Xb)
+        loss = loss_fn(logits, yb)
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        total_loss += loss * len(yb)
+        correct += int(np.sum(logits.argmax(axis=1) == yb))
+    return total_loss / len(X), correct / len(X)
+
+
+class LinearAddsIntoGrad(Linear):
+    """The lab's Linear: += into p.grad, as exercise 4 prescribes (a gradient that
+    zero_grad(set_to_none=True) made None would crash it)."""
+
+    def backward(self, dout):
+        self.W.grad += self._x.T @ dout
+        self.b.grad += dout.sum(axis=0)
+        return dout @ self.W.data.T
+
+
+def epoch_using(epoch=None, **classes):
+    """A train_epoch (the reference's, or ``epoch``), as a notebook cell defines it,
+    in a notebook whose classes (Sequential, SGD, Adam, ...) are the given ones."""
     glob = {**vars(REFERENCE), **classes}
-    return types.FunctionType(REFERENCE.train_epoch.__code__, glob, "train_epoch")
+    code = (epoch or REFERENCE.train_epoch).__code__
+    return types.FunctionType(code, glob, "train_epoch")
 
 
 WRONG = [
@@ -721,6 +760,7 @@ WRONG = [
     Wrong("dropout", DropoutKeepsP, "probability of dropping", "keeps with p"),
     Wrong("dropout", DropoutBackwardIdentity, "unchanged", "backward identity"),
     Wrong("dropout", DropoutBackwardNewMask, "new mask", "backward new mask"),
+    Wrong("dropout", DropoutStaleMask, "last training forward", "stale mask in eval"),
     Wrong("train_epoch", epoch_no_zero_grad, "zero_grad", "no zero_grad"),
     Wrong("train_epoch", epoch_zero_grad_before_step, "before backward", "zero late"),
     Wrong("train_epoch", epoch_no_shuffle, "shuffle", "no shuffling"),
@@ -750,4 +790,16 @@ WRONG = [
         "layers not registered",
     ),
     Wrong("training", epoch_drops_last, "train_epoch is the first", "drops last"),
+    Wrong(
+        "training",
+        epoch_using(lab_train_epoch, Linear=LinearAddsIntoGrad, SGD=SGDPlus),
+        "SGD is the first",
+        "a Linear that += into grad, and SGD uphill",
+    ),
+    Wrong(
+        "training",
+        epoch_using(Linear=LinearAddsIntoGrad, SGD=MomentumByShape),
+        "SGD is the first",
+        "a Linear that += into grad, SGD by shape, the course's set_to_none loop",
+    ),
 ]

@@ -83,6 +83,22 @@ def _snapshot(x: Any) -> Any:
 
 
 COPY_KEY = "the caller's array unchanged after p.data changes (p.data is a copy)"
+SAME_GRAD_KEY = (
+    "p.zero_grad() zeroed p.grad in place (an old reference to it sees the zeros)"
+)
+ZEROED_KEY = "p.grad after p.zero_grad(), when it held 1.5 everywhere and one inf"
+
+
+def _zeroed(grad: Any) -> str:
+    """What ``zero_grad`` left in ``p.grad``, in words (the inf is the check's, so
+    a NaN means ``inf * 0``, not an overflow of the student's)."""
+    if not isinstance(grad, np.ndarray):
+        return f"a {type(grad).__name__}, not an array"
+    if np.isnan(grad).any():
+        return "NaN where the inf was (inf * 0 is NaN)"
+    if not np.all(grad == 0):
+        return "not all zeros"
+    return "all zeros"
 
 
 def _run_parameter(cls, values):
@@ -101,8 +117,8 @@ def _run_parameter(cls, values):
         grad.flat[0] = np.inf  # a diverged step: zero_grad must clear it too
         held = grad  # what an optimizer or a layer holding p.grad would still see
         p.zero_grad()
-        out["p.grad after p.zero_grad()"] = _snapshot(p.grad)
-        out["an old reference to p.grad, after p.zero_grad()"] = _snapshot(held)
+        out[SAME_GRAD_KEY] = p.grad is held
+        out[ZEROED_KEY] = _zeroed(p.grad)
     data = p.data
     if isinstance(data, np.ndarray) and data.size and data.flags.writeable:
         data += 1  # as an optimizer step does, in place
@@ -1250,6 +1266,10 @@ def _run_dropout(cls, p, seed, scenario):
     out: dict[str, Any] = {}
     if scenario == "eval":
         layer.eval()
+    if scenario == "train then eval":  # the mask of a training forward must not stay
+        out["output of a training forward"] = layer(x)
+        layer.eval()
+        x = _randn((6, 8), seed + 2, 2.0)
     if scenario == "twice":
         out["output of a first forward"] = layer(x)
         x = _randn((6, 8), seed + 2, 2.0)
@@ -1288,6 +1308,13 @@ class _DropoutKeepP(ref.Dropout):
         return x * self._scale
 
 
+class _DropoutStaleMask(ref.Dropout):
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x  # the mistake: the training forward's mask stays cached
+        return super().forward(x)
+
+
 class _DropoutBackwardPlain(ref.Dropout):
     def backward(self, dout):
         return dout
@@ -1306,8 +1333,9 @@ def dropout(student) -> CheckResult:
 
     In training, a new mask at each forward (``self.rng.random(x.shape) >= p`` keeps
     an entry), the kept entries scaled by ``1 / (1 - p)``, backward through the same
-    scaled mask; in eval mode (and for ``p = 0``) the identity. Cases: p = 0.5, 0.2
-    (two forwards in a row), 0.75, 0, and eval mode.
+    scaled mask; in eval mode (and for ``p = 0``) the identity, forward and backward.
+    Cases: p = 0.5, 0.2 (two forwards in a row), 0.75, 0, eval mode, and a backward
+    after a training forward then an eval forward (no stale mask).
     """
     cases = [
         Case("p=0.5, training, input (6, 8)", (0.5, 60, "train")),
@@ -1315,6 +1343,10 @@ def dropout(student) -> CheckResult:
         Case("p=0.5, eval mode (model.eval())", (0.5, 62, "eval")),
         Case("p=0, training: nothing dropped", (0.0, 63, "train")),
         Case("p=0.75, training", (0.75, 64, "train")),
+        Case(
+            "p=0.5, a training forward, then eval mode: forward and backward",
+            (0.5, 65, "train then eval"),
+        ),
     ]
     return run_check(
         "dropout",
@@ -1347,6 +1379,13 @@ def dropout(student) -> CheckResult:
                 "backward drew a new mask: it must use the mask of its forward pass "
                 "(cached), not draw another.",
                 _DropoutNewMask,
+            ),
+            Mistake(
+                "after a forward in eval mode (or with p = 0), backward still used "
+                "the mask of the last training forward: an identity forward must "
+                "also reset the cached mask (to None), so that backward lets dout "
+                "through unchanged.",
+                _DropoutStaleMask,
             ),
         ],
         record=LAB.record,
@@ -1521,10 +1560,38 @@ _ADVICE = {
 }
 
 
+def _course_train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng):
+    """The course's ``train_epoch`` under the lab's contract: ``zero_grad()`` zeroes
+    every ``p.grad`` in place, as the lab's ``Parameter`` does, because the lab's
+    ``Linear`` adds into ``p.grad`` (``+=``). The reference's ``train_epoch`` sets
+    the gradients to ``None`` instead (``set_to_none=True``), which only a layer
+    that assigns a first gradient (the reference's ``accumulate_grad``) can take: a
+    student's ``Linear`` among the course's pieces would crash on it, and the check
+    would blame the model for a mistake elsewhere."""
+    total_loss, correct, n = 0.0, 0, 0
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+        optimizer.zero_grad()  # in place, the lab's contract
+        logits = model(Xb)  # (B, C)
+        loss = loss_fn(logits, yb)
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        total_loss += loss * len(yb)
+        correct += int(np.sum(logits.argmax(axis=1) == yb))
+        n += len(yb)
+    return total_loss / n, correct / n
+
+
 def _lab_pieces(impl) -> dict:
     """The classes ``train_epoch``'s notebook defines (else the reference's)."""
     if isinstance(impl, dict):
         return impl
+    if impl is _course_train_epoch:
+        return {
+            _MODEL: (ref.Sequential, ref.Linear, ref.ReLU),
+            "SGD": ref.SGD,
+            "Adam": ref.Adam,
+            "train_epoch": impl,
+        }
     model = tuple(
         find_global(impl, name, getattr(ref, name), type)
         for name in ("Sequential", "Linear", "ReLU")
@@ -1608,17 +1675,17 @@ def training(student) -> CheckResult:
         X = _randn((N, D), 600 + seed)
         y = np.random.default_rng(600 + seed).integers(0, 3, size=N)
         cases.append(Case(name, (optimizer, kwargs, seed, X, y, batch_size, 2)))
-    run = explain_errors(
-        _run_training, student, _PIECES, _lab_pieces, ref.train_epoch, _ADVICE
-    )
+    # the course's pieces run as the lab's contract states: zero_grad in place
+    course = _course_train_epoch
+    run = explain_errors(_run_training, student, _PIECES, _lab_pieces, course, _ADVICE)
     return run_check(
         "training",
         student,
-        ref.train_epoch,
+        course,
         [Case(c.name, c.args, run=run) for c in cases],
         hints=[
             diverged_hint(
-                _PIECES, _lab_pieces, student, ref.train_epoch, _run_training, _ADVICE
+                _PIECES, _lab_pieces, student, course, _run_training, _ADVICE
             )
         ],
         record=LAB.record,
