@@ -51,6 +51,11 @@ class ParamZeroGradNewArray(Parameter):
         self.grad = np.zeros_like(self.grad)
 
 
+class ParamZeroGradRebinds(Parameter):
+    def zero_grad(self):
+        self.grad = np.zeros(self.data.shape, dtype=np.float32)
+
+
 class ParamZeroGradTimesZero(Parameter):
     def zero_grad(self):
         self.grad = self.grad * 0
@@ -709,6 +714,12 @@ WRONG = [
     Wrong("parameter", ParamZeroGradInPlaceTimesZero, "inf * 0", "grad *= 0"),
     Wrong("parameter", ParamZeroGradNewArray, "in place", "zero_grad new array"),
     Wrong("parameter", ParamZeroGradTimesZero, "in place", "zero_grad grad * 0"),
+    Wrong(
+        "parameter",
+        ParamZeroGradRebinds,
+        "zeroed p.grad in place",  # the message says so, not that something overflowed
+        "zero_grad rebinds to new zeros",
+    ),
     Wrong("parameter", ParamGradAliasesData, "one array", "grad is data"),
     Wrong("parameter", ParamZeroGradScalar, "by a number", "grad = 0"),
     Wrong("module", ModuleNoRecursion, "submodules", "own parameters only"),

@@ -1684,9 +1684,7 @@ def training(student) -> CheckResult:
         course,
         [Case(c.name, c.args, run=run) for c in cases],
         hints=[
-            diverged_hint(
-                _PIECES, _lab_pieces, student, course, _run_training, _ADVICE
-            )
+            diverged_hint(_PIECES, _lab_pieces, student, course, _run_training, _ADVICE)
         ],
         record=LAB.record,
     )
