@@ -199,8 +199,8 @@ class _Tensor(ref.Tensor):
     def relu(self):
         return _apply(_PIECES["relu"], self)
 
-    def backward(self, grad=None, **kwargs):  # noqa: ARG002 - retain_graph ignored
-        _PIECES["backward"](self, grad)
+    def backward(self, grad=None, **kwargs):  # kwargs: retain_graph, when given
+        _PIECES["backward"](self, grad, **kwargs)
 
 
 class _Parameter(ref.Parameter, _Tensor):
@@ -252,6 +252,11 @@ def _running(pieces: dict[str, Any]) -> Iterator[None]:
     the names that the pieces' own code looks up (``Tensor``, ``Parameter``,
     ``unbroadcast``, ``topological_sort``, ``backward``) mean the run's."""
     global _PIECES
+    if (
+        pieces["backward"] is ref.backward
+        and pieces["topological_sort"] is not ref.topological_sort
+    ):  # the course's engine, walking the order of the run's topological_sort
+        pieces = {**pieces, "backward": _engine(pieces["topological_sort"])}
     names = {
         "Tensor": _Tensor,
         "Parameter": _Parameter,
@@ -278,6 +283,43 @@ def _running(pieces: dict[str, Any]) -> Iterator[None]:
         _PIECES = previous
         for space, name, value in reversed(saved):
             space[name] = value
+
+
+def _engine(sort: Callable[[Any], list[Any]]) -> Callable[..., None]:
+    """The course's ``backward`` (the same sums, in the same order, as the
+    reference's) walking the order that ``sort`` returns: so that a student's
+    ``topological_sort``, put alone among the course's pieces, decides the order
+    (the reference's ``backward`` would use the reference's own sort)."""
+
+    def backward(root, grad=None, retain_graph=False):
+        if grad is None:
+            if root.data.size != 1:
+                raise RuntimeError("backward() without a gradient needs a scalar.")
+            grad = np.ones_like(root.data)
+        order = sort(root)
+        for t in reversed(order):
+            if t.grad_fn is not None:
+                t.grad = None  # an intermediate holds this pass's gradient only
+        root.grad = np.array(grad, dtype=root.data.dtype)
+        for t in reversed(order):
+            ctx = t.grad_fn
+            if ctx is None or t.grad is None:
+                continue
+            grads = ctx.fn.backward(ctx, t.grad)
+            grads = grads if isinstance(grads, tuple) else (grads,)
+            for p, g, needed in zip(
+                ctx.parents, grads, ctx.needs_input_grad, strict=False
+            ):
+                if needed and g is not None:
+                    p.grad = (
+                        np.array(g, dtype=p.data.dtype)
+                        if p.grad is None
+                        else p.grad + g
+                    )
+            if not retain_graph:
+                ctx.free()
+
+    return backward
 
 
 def _with(**student: Any) -> dict[str, Any]:
@@ -1193,6 +1235,7 @@ class _Graph:
     def __init__(self) -> None:
         self.root: _Tensor | None = None
         self.leaves: dict[str, _Tensor] = {}
+        self.constants: dict[str, _Tensor] = {}
         self.labels: dict[int, str] = {}
         self.grad: np.ndarray | None = None
 
@@ -1201,6 +1244,8 @@ class _Graph:
         self.labels[id(t)] = name
         if requires_grad:
             self.leaves[name] = t
+        else:
+            self.constants[name] = t
         return t
 
     def name(self, t: Any, name: str) -> Any:
@@ -1335,6 +1380,75 @@ def _earlier_grad_graph() -> _Graph:
     return g
 
 
+def _skip_graph(h_first: bool) -> _Graph:
+    """sum(h + relu(h @ W2)), h = x @ W1: a skip connection around a non-leaf. h
+    is reached by a short path (the skip) and a long one (through h @ W2): an order
+    that places it by the short one lists it after h @ W2, which is made from it."""
+    g = _Graph()
+    x = g.leaf("x (the data, no gradient)", _randn((4, 3), 280), requires_grad=False)
+    W1 = g.leaf("W1", _randn((3, 3), 281))
+    W2 = g.leaf("W2", _randn((3, 3), 282))
+    h = g.name(x @ W1, "h = x @ W1")
+    m = g.name(h @ W2, "h @ W2")
+    r = g.name(m.relu(), "relu(h @ W2)")
+    s = g.name(h + r if h_first else r + h, "h + relu(h @ W2)")
+    g.root = g.name(s.sum(), "sum(h + relu(h @ W2))")
+    return g
+
+
+def _shared_add_graph() -> _Graph:
+    """sum(a + b): Add hands one array to both a and b, and nothing else adds to
+    either, so a gradient stored as it is leaves a.grad and b.grad one array."""
+    g = _Graph()
+    a = g.leaf("a", _randn((3, 2), 285))
+    b = g.leaf("b", _randn((3, 2), 286))
+    g.root = g.name((a + b).sum(), "sum(a + b)")
+    return g
+
+
+class _MatMulEveryGrad(ref.Function):
+    """MatMul as the lab writes it: a gradient for every input, needed or not."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        a, b = ctx.saved_tensors
+        return grad_output @ b.T, a.T @ grad_output
+
+
+class _MulEveryGrad(ref.Function):
+    """Mul as the lab writes it: a gradient for every input, needed or not."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        a, b = ctx.saved_tensors
+        return (
+            ref.unbroadcast(grad_output * b, a.shape),
+            ref.unbroadcast(grad_output * a, b.shape),
+        )
+
+
+def _every_grad_graph() -> _Graph:
+    """sum((X @ W) * c), X and c constants, with operations that return a gradient
+    for every input (as the lab's do): only W may receive one."""
+    g = _Graph()
+    X = g.leaf("X (the data, no gradient)", _randn((3, 4), 290), requires_grad=False)
+    W = g.leaf("W", _randn((4, 2), 291))
+    c = g.leaf("c (a constant)", _randn((3, 2), 292), requires_grad=False)
+    z = g.name(_apply(_MatMulEveryGrad, X, W), "X @ W")
+    g.root = g.name(_apply(_MulEveryGrad, z, c).sum(), "sum((X @ W) * c)")
+    return g
+
+
 _GRAPHS: dict[str, Callable[[], _Graph]] = {
     "mlp": _mlp_graph,
     "diamond": _diamond_graph,
@@ -1348,6 +1462,10 @@ _GRAPHS: dict[str, Callable[[], _Graph]] = {
     "chain": lambda: _chain_graph(_chain_depth()),
     "bias": _bias_graph,
     "earlier grad": _earlier_grad_graph,
+    "skip": lambda: _skip_graph(True),
+    "skip, operands swapped": lambda: _skip_graph(False),
+    "shared add": _shared_add_graph,
+    "every grad": _every_grad_graph,
 }
 
 
@@ -1356,9 +1474,12 @@ def _build(kind: str) -> _Graph:
         return _GRAPHS[kind]()
 
 
+_REFERENCE_SORT = ref.topological_sort
+
+
 def _reachable(root: Any) -> list[Any]:
     """Every tensor that requires grad reachable from root, by the reference."""
-    return ref.topological_sort(root)
+    return _REFERENCE_SORT(root)
 
 
 class _Counter:
@@ -1515,6 +1636,21 @@ def _hint_not_a_list(got, expected, case) -> str:  # noqa: ARG001
     return ""
 
 
+def _hint_skip(got, expected, case) -> str:  # noqa: ARG001
+    if not isinstance(got, dict) or not str(case.args[0]).startswith("skip"):
+        return ""
+    if got.get("a tensor listed before one of its inputs", "none") != "none":
+        return (
+            "h is reached by a short path (the skip) and a long one (through h @ W2): "
+            "list a tensor only once all its inputs are listed, wherever it was "
+            "first reached. Two orders that look right on chains fail here: marking "
+            "a tensor visited when it is pushed with its siblings (mark it when you "
+            "pop it to expand it), and a breadth-first order reversed (go "
+            "depth-first)."
+        )
+    return ""
+
+
 def topological_sort(student) -> CheckResult:
     """Check ``topological_sort(root)`` on graphs with shared nodes, constants, many
     paths and a deep chain: the tensors, each once, inputs first, root last."""
@@ -1523,6 +1659,11 @@ def topological_sort(student) -> CheckResult:
         Case("a diamond: a feeds two branches that meet again", ("diamond",)),
         Case("x used three times", ("used twice",)),
         Case("a constant branch, exp(c) with c a constant", ("constant",)),
+        Case(
+            "a skip connection around a non-leaf: h + relu(h @ W2), h = x @ W1",
+            ("skip",),
+        ),
+        Case("the same skip connection, relu(h @ W2) + h", ("skip, operands swapped",)),
         Case(
             "x = x + x, 12 times: 13 tensors, 4096 paths (visits counted)",
             ("doubling",),
@@ -1535,7 +1676,7 @@ def topological_sort(student) -> CheckResult:
         student,
         ref.topological_sort,
         cases,
-        hints=[_hint_not_a_list],
+        hints=[_hint_not_a_list, _hint_skip],
         mistakes=[
             Mistake(
                 "the order is reversed: a tensor comes after the tensors it was "
@@ -1611,39 +1752,120 @@ def _count_backward_calls(order: list[Any]) -> dict[int, int]:
 
 
 _ONCE = "each operation's backward ran once"
-_RAISES = "backward of a non-scalar root without a gradient raises an error"
+_RAISES = "backward of a non-scalar root without a gradient raises a RuntimeError"
+_AGAIN = (
+    "a second backward through the same graph (freed by the first) raises a "
+    "RuntimeError"
+)
+_NO_GRAD = "the leaves that received no gradient"
+_SEPARATE = "every leaf's gradient is an array of its own (no two share memory)"
+_CONSTANTS = "the constants (requires_grad=False) given a gradient"
+_RECURSION_HINT = (
+    "a recursion went deeper than Python's limit (about 1,000 calls) on a chain "
+    "of {depth:,} operations. If your topological_sort is recursive (check."
+    "topological_sort says so), keep your own stack there; if backward itself "
+    "recurses, loop over the topological order instead."
+)
 _NEW_ARRAYS = (
     "gradients are added into new arrays (an operation's result is never added into)"
 )
 
 
+def _leaf_results(g: _Graph, calls: dict[int, int] | None) -> dict[str, Any]:
+    """The leaves' gradients, and what must hold of them and of the constants."""
+    result: dict[str, Any] = {
+        _NO_GRAD: ", ".join(n for n, t in g.leaves.items() if t.grad is None) or "none"
+    }
+    for name, t in g.leaves.items():
+        result[f"{name}.grad"] = _plain(t.grad)
+    grads = [t.grad for t in g.leaves.values() if isinstance(t.grad, np.ndarray)]
+    result[_SEPARATE] = not any(
+        np.shares_memory(a, b) for i, a in enumerate(grads) for b in grads[i + 1 :]
+    )
+    given = [n for n, t in g.constants.items() if t.grad is not None]
+    result[_CONSTANTS] = ", ".join(given) or "none"
+    if calls is not None:
+        result[_ONCE] = all(n == 1 for n in calls.values())
+    return result
+
+
 def _run_backward(impl, kind: str) -> dict[str, Any]:
-    g = _build(kind)
+    if kind == "twice":
+        return _run_backward_twice(impl)
+    g = _build("mlp" if kind == "again" else kind)
     if kind == "non-scalar":
         try:
             impl(g.root)
+        except RuntimeError:
+            return {_RAISES: True}
         except NotImplementedError:
             raise
-        except Exception:  # noqa: BLE001 - raising is what is asked for
-            return {_RAISES: True}
+        except Exception as exc:
+            exc.nn_hint = (
+                "for a non-scalar root without a gradient, raise a RuntimeError "
+                "(as PyTorch does) that says a gradient is needed; this error came "
+                "from elsewhere in your code."
+            )
+            raise
         return {_RAISES: False}
-    calls = _count_backward_calls(_reachable(g.root))
+    calls = None if kind == "again" else _count_backward_calls(_reachable(g.root))
     try:
         if g.grad is None:
             impl(g.root)
         else:
             impl(g.root, g.grad)
-    except RecursionError:
-        return {_NO_RECURSION: False}
+    except RecursionError as exc:
+        exc.nn_hint = _RECURSION_HINT.format(depth=_chain_depth())
+        raise
     except ValueError as exc:
         if "read-only" not in str(exc):
             raise
         return {_NEW_ARRAYS: False}
-    result: dict[str, Any] = {}
-    for name, t in g.leaves.items():
-        result[f"{name}.grad"] = _plain(t.grad)
-    result[_ONCE] = all(n == 1 for n in calls.values())
+    result = _leaf_results(g, calls)
+    if kind == "again":
+        try:
+            impl(g.root)
+        except RuntimeError:
+            result[_AGAIN] = True
+        else:
+            result[_AGAIN] = False
     return result
+
+
+_RETAIN_HINT = (
+    "backward takes retain_graph=False, as exercise 9 gives it: "
+    "backward(root, grad=None, retain_graph=False). With retain_graph=True it "
+    "frees nothing, so that a second backward can go through the same graph."
+)
+
+
+def _run_backward_twice(impl) -> dict[str, Any]:
+    """Two backward calls sharing the intermediate h = x @ W, the first with
+    retain_graph=True: W.grad must be the sum of both calls' gradients."""
+    with _running(_REFERENCE_PIECES):
+        g = _Graph()
+        x = g.leaf("x (the data, no gradient)", _randn((4, 3), 295), False)
+        W = g.leaf("W", _randn((3, 2), 296))
+        h = g.name(x @ W, "h = x @ W")
+        first = g.name(h.sum(), "sum(h)")
+    try:
+        impl(first, retain_graph=True)
+    except TypeError as exc:
+        if "retain_graph" in str(exc):
+            exc.nn_hint = _RETAIN_HINT
+        raise
+    with _running(_REFERENCE_PIECES):
+        second = g.name((h * h).sum(), "sum(h * h)")
+    try:
+        impl(second)
+    except RuntimeError as exc:
+        exc.nn_hint = (
+            "the first backward had retain_graph=True, so the graph must still be "
+            "there for the second: free the contexts (ctx.free()) only when "
+            "retain_graph is False."
+        )
+        raise
+    return _leaf_results(g, None)
 
 
 def _non_scalar_graph() -> _Graph:
@@ -1656,56 +1878,86 @@ def _non_scalar_graph() -> _Graph:
 _GRAPHS["non-scalar"] = _non_scalar_graph
 
 
-def _backward_assigns(root, grad=None):
+def _seed(root, grad):
+    """The seed of a model of a mistake: as the lab asks (these models make other
+    mistakes, so that a missing RuntimeError is not taken for theirs)."""
     if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError("backward() without a gradient needs a scalar.")
         grad = np.ones_like(root.data)
-    root.grad = grad
-    for t in reversed(ref.topological_sort(root)):
-        ctx = t.grad_fn
-        if ctx is None:
-            continue
-        grads = ctx.fn.backward(ctx, t.grad)
-        grads = grads if isinstance(grads, tuple) else (grads,)
-        for p, gp in zip(ctx.parents, grads, strict=True):
-            if gp is not None and p.requires_grad:
-                p.grad = gp
+    return grad
 
 
-def _backward_aliases(root, grad=None):
-    if grad is None:
-        grad = np.ones_like(root.data)
-    root.grad = grad
-    for t in reversed(ref.topological_sort(root)):
-        ctx = t.grad_fn
-        if ctx is None:
-            continue
-        grads = ctx.fn.backward(ctx, t.grad)
-        grads = grads if isinstance(grads, tuple) else (grads,)
-        for p, gp in zip(ctx.parents, grads, strict=True):
-            if gp is None or not p.requires_grad:
-                continue
-            if p.grad is None:
-                p.grad = gp
-            else:
-                p.grad += gp
-
-
-def _backward_forward_order(root, grad=None):
-    if grad is None:
-        grad = np.ones_like(root.data)
-    root.grad = grad
-    for t in ref.topological_sort(root):
+def _walk(root, grad, store, *, order=None, reset=True, free=True, wrap=True):
+    """A backward with one piece swapped: ``store(parent, g)`` stores a gradient;
+    ``order`` the walk (default: the reverse topological order); ``reset`` the
+    intermediates' gradients at the start; ``free`` the contexts after use;
+    ``wrap`` a lone gradient in a tuple."""
+    root.grad = _seed(root, grad)
+    topo = _REFERENCE_SORT(root)
+    if reset:
+        for t in topo:
+            if t.grad_fn is not None and t is not root:
+                t.grad = None
+    for t in reversed(topo) if order is None else order(topo):
         ctx = t.grad_fn
         if ctx is None or t.grad is None:
             continue
         grads = ctx.fn.backward(ctx, t.grad)
-        grads = grads if isinstance(grads, tuple) else (grads,)
-        for p, gp in zip(ctx.parents, grads, strict=True):
-            if gp is not None and p.requires_grad:
-                p.grad = gp.copy() if p.grad is None else p.grad + gp
+        if wrap and not isinstance(grads, tuple):
+            grads = (grads,)
+        for p, gp in zip(ctx.parents, grads, strict=False):
+            store(p, gp)
+        if free:
+            ctx.free()
 
 
-def _backward_per_path(root, grad=None):
+def _add_new(p, g):
+    if g is not None and p.requires_grad:
+        p.grad = g.copy() if p.grad is None else p.grad + g
+
+
+def _backward_assigns(root, grad=None, retain_graph=False):
+    def store(p, g):
+        if g is not None and p.requires_grad:
+            p.grad = g
+
+    _walk(root, grad, store, free=not retain_graph)
+
+
+def _backward_aliases(root, grad=None, retain_graph=False):
+    def store(p, g):
+        if g is None or not p.requires_grad:
+            return
+        if p.grad is None:
+            p.grad = g
+        else:
+            p.grad += g
+
+    _walk(root, grad, store, free=not retain_graph)
+
+
+def _backward_shares(root, grad=None, retain_graph=False):
+    def store(p, g):
+        if g is not None and p.requires_grad:
+            p.grad = g if p.grad is None else p.grad + g  # the first one as it is
+
+    _walk(root, grad, store, free=not retain_graph)
+
+
+def _backward_grads_constants(root, grad=None, retain_graph=False):
+    def store(p, g):
+        if g is not None:  # the mistake: requires_grad not looked at
+            p.grad = g.copy() if p.grad is None else p.grad + g
+
+    _walk(root, grad, store, free=not retain_graph)
+
+
+def _backward_forward_order(root, grad=None, retain_graph=False):
+    _walk(root, grad, _add_new, order=list, free=not retain_graph)
+
+
+def _backward_per_path(root, grad=None, retain_graph=False):  # noqa: ARG001
     def push(t, g):
         t.grad = g.copy() if t.grad is None else t.grad + g
         ctx = t.grad_fn
@@ -1717,56 +1969,43 @@ def _backward_per_path(root, grad=None):
             if gp is not None and p.requires_grad:
                 push(p, gp)
 
-    push(root, np.ones_like(root.data) if grad is None else grad)
+    push(root, _seed(root, grad))
 
 
-def _backward_unwrapped(root, grad=None):
-    if grad is None:
-        grad = np.ones_like(root.data)
-    root.grad = grad
-    for t in reversed(ref.topological_sort(root)):
-        ctx = t.grad_fn
-        if ctx is None:
-            continue
-        grads = ctx.fn.backward(ctx, t.grad)
-        for p, gp in zip(ctx.parents, grads, strict=False):
-            if gp is not None and p.requires_grad:
-                p.grad = gp.copy() if p.grad is None else p.grad + gp
+def _backward_unwrapped(root, grad=None, retain_graph=False):
+    _walk(root, grad, _add_new, wrap=False, free=not retain_graph)
 
 
-def _backward_resets_leaves(root, grad=None):
-    for t in ref.topological_sort(root):
+def _backward_resets_leaves(root, grad=None, retain_graph=False):
+    for t in _REFERENCE_SORT(root):
         t.grad = None
-    if grad is None:
-        grad = np.ones_like(root.data)
-    root.grad = grad
-    for t in reversed(ref.topological_sort(root)):
-        ctx = t.grad_fn
-        if ctx is None:
-            continue
-        grads = ctx.fn.backward(ctx, t.grad)
-        grads = grads if isinstance(grads, tuple) else (grads,)
-        for p, gp in zip(ctx.parents, grads, strict=True):
-            if gp is not None and p.requires_grad:
-                p.grad = gp.copy() if p.grad is None else p.grad + gp
+    _walk(root, grad, _add_new, free=not retain_graph)
 
 
-def _backward_ignores_grad(root, grad=None):  # noqa: ARG001
-    root.grad = np.ones_like(root.data)
-    for t in reversed(ref.topological_sort(root)):
-        ctx = t.grad_fn
-        if ctx is None:
-            continue
-        grads = ctx.fn.backward(ctx, t.grad)
-        grads = grads if isinstance(grads, tuple) else (grads,)
-        for p, gp in zip(ctx.parents, grads, strict=True):
-            if gp is not None and p.requires_grad:
-                p.grad = gp.copy() if p.grad is None else p.grad + gp
+def _backward_ignores_grad(root, grad=None, retain_graph=False):
+    _seed(root, grad)
+    _walk(
+        root,
+        None if root.data.size == 1 else np.ones_like(root.data),
+        _add_new,
+        free=not retain_graph,
+    )
+
+
+def _backward_keeps_intermediates(root, grad=None, retain_graph=False):
+    _walk(root, grad, _add_new, reset=False, free=not retain_graph)
+
+
+def _backward_never_frees(root, grad=None, retain_graph=False):  # noqa: ARG001
+    _walk(root, grad, _add_new, free=False)
 
 
 def backward(student) -> CheckResult:
-    """Check ``backward(root, grad=None)``: every leaf's gradient, accumulated over
-    every use, each operation's backward called once."""
+    """Check ``backward(root, grad=None, retain_graph=False)``: every leaf's
+    gradient, accumulated over every use, in an array of its own; none for the
+    constants; each operation's backward called once; two calls sharing an
+    intermediate (the first retaining the graph) add up in the leaves only; a
+    second call through a freed graph raises."""
     cases = [
         Case("the loss of a small MLP", ("mlp",)),
         Case("a diamond: a feeds two branches that meet again", ("diamond",)),
@@ -1778,12 +2017,28 @@ def backward(student) -> CheckResult:
             "another gradient after",
             ("alias 3",),
         ),
+        Case("sum(a + b): Add hands a and b one array", ("shared add",)),
         Case("a constant branch", ("constant",)),
+        Case(
+            "sum((X @ W) * c), X and c constants, with operations that return a "
+            "gradient for every input (as the lab's do)",
+            ("every grad",),
+        ),
+        Case(
+            "a skip connection around a non-leaf: h + relu(h @ W2), h = x @ W1",
+            ("skip",),
+        ),
         Case("x = x + x, 10 times: 1024 paths (calls counted)", ("doubling 10",)),
         Case("a non-scalar root with an explicit gradient", ("bias",)),
         Case("leaves that hold an earlier backward's gradient", ("earlier grad",)),
         Case(f"a chain {_chain_depth():,} operations deep", ("chain",)),
         Case("a non-scalar root without a gradient", ("non-scalar",)),
+        Case(
+            "two backward calls sharing h = x @ W: sum(h) (retain_graph=True), "
+            "then sum(h * h)",
+            ("twice",),
+        ),
+        Case("loss.backward() twice on the same graph", ("again",)),
     ]
     cases = [Case(c.name, c.args, run=_run_backward) for c in cases]
     return run_check(
@@ -1796,6 +2051,13 @@ def backward(student) -> CheckResult:
                 "gradients accumulate across backward calls until zero_grad: don't "
                 "reset the leaves' .grad at the start of backward, add to it.",
                 _backward_resets_leaves,
+            ),
+            Mistake(
+                "two tensors share one gradient array: Add hands the same array to "
+                "both its inputs, and `p.grad = g` stores it as it is for both (a "
+                "later `p.grad = p.grad + g` would not undo it). Store a copy of a "
+                "tensor's first gradient.",
+                _backward_shares,
             ),
             Mistake(
                 "a tensor used more than once must receive the sum of the gradients "
@@ -1835,10 +2097,44 @@ def backward(student) -> CheckResult:
                 "root's shape. Only when it is None is the seed a 1.",
                 _backward_ignores_grad,
             ),
+            Mistake(
+                "a constant (requires_grad=False: the data, a fixed mask) was given "
+                "a gradient: the lab's operations return one for every input, so "
+                "skip the inputs that do not require one.",
+                _backward_grads_constants,
+            ),
+            Mistake(
+                "an intermediate tensor (h) kept its gradient from the first "
+                "backward, and the second passed it on again: only the leaves "
+                "accumulate from one backward to the next. At the start of "
+                "backward, set the .grad of every tensor of the order that has a "
+                "grad_fn to None (or drop it once passed on).",
+                _backward_keeps_intermediates,
+            ),
         ],
-        hints=[_hint_backward_flags],
+        hints=[_hint_own_sort(student), _hint_backward_flags],
         record=LAB.record,
     )
+
+
+def _hint_own_sort(student) -> Callable[[Any, Any, Case], str]:
+    """A diagnoser: the student's backward, with the course's topological_sort in
+    its notebook, gives the reference's results where it did not with theirs."""
+
+    def hint(got, expected, case) -> str:  # noqa: ARG001
+        if not callable(student) or _is_ours(student):
+            return ""
+        with _running(_with(backward=student)):
+            mixed = _run_backward(student, *case.args)
+        if not agrees(mixed, expected):
+            return ""
+        return (
+            "your backward gives the right result with the course's "
+            "topological_sort, not with yours: the order your topological_sort "
+            "returns is wrong for this graph (run check.topological_sort again)."
+        )
+
+    return hint
 
 
 def _hint_backward_flags(got, expected, case) -> str:  # noqa: ARG001
@@ -1849,6 +2145,24 @@ def _hint_backward_flags(got, expected, case) -> str:  # noqa: ARG001
             "only a single number can go without a gradient (the seed 1 means "
             "dL/dL); for a root of any other shape, raise a RuntimeError that says "
             "a gradient is needed."
+        )
+    if got.get(_AGAIN) is False:
+        return (
+            "a second backward through the same graph must raise a RuntimeError, "
+            "as in PyTorch, not add the same gradients again: after an operation's "
+            "backward, free its context (ctx.free()) unless retain_graph is True; "
+            "the saved_tensors of a freed context raise one."
+        )
+    if got.get(_CONSTANTS, "none") != "none":
+        return (
+            "a constant (requires_grad=False) was given a gradient: skip the inputs "
+            "that do not require one."
+        )
+    if got.get(_SEPARATE) is False:
+        return (
+            "two leaves share one gradient array: store a copy of a tensor's first "
+            "gradient (an operation's backward may hand one array to several "
+            "inputs, as Add does)."
         )
     if got.get(_NO_RECURSION) is False:
         return (
