@@ -484,6 +484,36 @@ def topo_data(root):
     return [t.data for t in ref.topological_sort(root)]
 
 
+def topo_marked_at_push(root):
+    order, visited = [], {id(root)}
+    stack = [(root, False)]
+    while stack:
+        t, done = stack.pop()
+        if done:
+            order.append(t)
+            continue
+        stack.append((t, True))
+        if t.grad_fn is not None:
+            for p in t.grad_fn.parents:
+                if p.requires_grad and id(p) not in visited:
+                    visited.add(id(p))  # marked when pushed, not when expanded
+                    stack.append((p, False))
+    return order
+
+
+def topo_breadth_first(root):
+    order, seen, queue = [], {id(root)}, [root]
+    while queue:
+        t = queue.pop(0)
+        order.append(t)
+        if t.grad_fn is not None:
+            for p in t.grad_fn.parents:
+                if p.requires_grad and id(p) not in seen:
+                    seen.add(id(p))
+                    queue.append(p)
+    return order[::-1]  # reversed breadth-first: not a topological order
+
+
 # backward --------------------------------------------------------------------
 def _grads(ctx, g):
     grads = ctx.fn.backward(ctx, g)
@@ -589,6 +619,113 @@ def backward_seed_float64(root, grad=None):
             for p, g in zip(t.grad_fn.parents, _grads(t.grad_fn, t.grad)):
                 if g is not None and p.requires_grad:
                     p.grad = g.copy() if p.grad is None else p.grad + g
+
+
+def lab_backward(root, grad=None, retain_graph=False):
+    """The solution's backward, as the lab writes it (its names are the notebook's:
+    see ``backward_using``)."""
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError("backward() of a non-scalar needs a gradient")
+        grad = np.ones_like(root.data)
+    order = topological_sort(root)  # noqa: F821 - the notebook's, see backward_using
+    for node in order:
+        if node.grad_fn is not None:
+            node.grad = None
+    root.grad = np.asarray(grad, dtype=root.data.dtype)
+    for node in reversed(order):
+        ctx = node.grad_fn
+        if ctx is None or node.grad is None:
+            continue
+        grads = ctx.fn.backward(ctx, node.grad)
+        if not isinstance(grads, tuple):
+            grads = (grads,)
+        for parent, g in zip(ctx.parents, grads):
+            if g is None or not parent.requires_grad:
+                continue
+            parent.grad = g.copy() if parent.grad is None else parent.grad + g
+        if not retain_graph:
+            ctx.free()
+
+
+def backward_using(topological_sort):
+    """The lab's backward in a notebook whose topological_sort is the given one."""
+    space = {"np": np, "topological_sort": topological_sort}
+    return types.FunctionType(lab_backward.__code__, space, "backward", (None, False))
+
+
+def backward_shares_first(root, grad=None):
+    root.grad = _seed(root, grad)
+    for t in reversed(ref.topological_sort(root)):
+        if t.grad_fn is not None:
+            for p, g in zip(t.grad_fn.parents, _grads(t.grad_fn, t.grad)):
+                if g is not None and p.requires_grad:
+                    p.grad = g if p.grad is None else p.grad + g  # the first as is
+
+
+def backward_grads_constants(root, grad=None):
+    root.grad = _seed(root, grad)
+    for t in reversed(ref.topological_sort(root)):
+        if t.grad_fn is not None:
+            for p, g in zip(t.grad_fn.parents, _grads(t.grad_fn, t.grad)):
+                if g is not None:  # requires_grad never looked at
+                    p.grad = g.copy() if p.grad is None else p.grad + g
+
+
+def backward_keeps_intermediates(root, grad=None, retain_graph=False):
+    """The lab's backward of before: an intermediate's .grad is kept between calls
+    (and passed on again by the next one), and nothing is freed."""
+    root.grad = _seed(root, grad)
+    for t in reversed(ref.topological_sort(root)):
+        if t.grad_fn is not None and t.grad is not None:
+            for p, g in zip(t.grad_fn.parents, _grads(t.grad_fn, t.grad)):
+                if g is not None and p.requires_grad:
+                    p.grad = g.copy() if p.grad is None else p.grad + g
+
+
+def backward_never_frees(root, grad=None, retain_graph=False):
+    order = ref.topological_sort(root)
+    for t in order:
+        if t.grad_fn is not None:
+            t.grad = None
+    root.grad = _seed(root, grad)
+    for t in reversed(order):
+        if t.grad_fn is not None:
+            for p, g in zip(t.grad_fn.parents, _grads(t.grad_fn, t.grad)):
+                if g is not None and p.requires_grad:
+                    p.grad = g.copy() if p.grad is None else p.grad + g
+
+
+def backward_always_frees(root, grad=None, retain_graph=False):
+    order = ref.topological_sort(root)
+    for t in order:
+        if t.grad_fn is not None:
+            t.grad = None
+    root.grad = _seed(root, grad)
+    for t in reversed(order):
+        if t.grad_fn is not None:
+            for p, g in zip(t.grad_fn.parents, _grads(t.grad_fn, t.grad)):
+                if g is not None and p.requires_grad:
+                    p.grad = g.copy() if p.grad is None else p.grad + g
+            t.grad_fn.free()  # retain_graph ignored
+
+
+def backward_no_retain_graph(root, grad=None):
+    backward_never_frees(root, grad)
+
+
+def backward_value_error_non_scalar(root, grad=None, retain_graph=False):
+    if grad is None and root.data.size != 1:
+        raise ValueError("a gradient is needed")  # not a RuntimeError
+    ref.backward(root, grad, retain_graph=retain_graph)
+
+
+def _seed(root, grad):
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError("backward() of a non-scalar needs a gradient")
+        grad = np.ones_like(root.data)
+    return grad
 
 
 # cross_entropy ---------------------------------------------------------------
@@ -983,8 +1120,56 @@ WRONG = [
     Wrong("backward", backward_assigns, "accumulate", "= instead of +="),
     Wrong("backward", backward_in_place_alias, "share one gradient array", "aliased"),
     Wrong("backward", backward_not_reversed, "in reverse", "forward order"),
+    Wrong(
+        "backward",
+        backward_not_reversed,
+        "received no gradient",  # the message, not 'did you forget the return'
+        "forward order: the message",
+    ),
     Wrong("backward", backward_recursive, "once per path", "recursive per path"),
-    Wrong("backward", backward_no_check, "raise", "non-scalar seeded with ones"),
+    Wrong(
+        "backward",
+        backward_no_check,
+        "raise a RuntimeError that says",
+        "non-scalar seeded with ones",
+    ),
+    Wrong(
+        "backward",
+        backward_value_error_non_scalar,
+        "raise a RuntimeError (as PyTorch does)",
+        "non-scalar: ValueError",
+    ),
+    Wrong("topological_sort", topo_marked_at_push, "when it is pushed", "at push"),
+    Wrong("topological_sort", topo_breadth_first, "breadth-first", "BFS reversed"),
+    Wrong(
+        "backward",
+        backward_using(topo_marked_at_push),
+        "the order your topological_sort returns is wrong",
+        "its own sort marks at push",
+    ),
+    Wrong(
+        "backward",
+        backward_using(topo_breadth_first),
+        "the order your topological_sort returns is wrong",
+        "its own sort is BFS reversed",
+    ),
+    Wrong(
+        "backward",
+        backward_using(topo_recursive),
+        "RecursionError",
+        "its own sort is recursive",
+    ),
+    Wrong("backward", backward_shares_first, "share one gradient array", "p.grad = g"),
+    Wrong("backward", backward_grads_constants, "constant", "constants get grads"),
+    Wrong(
+        "backward",
+        backward_keeps_intermediates,
+        "intermediate tensor (h) kept its gradient",
+        "intermediate grads passed on again",
+    ),
+    Wrong("backward", backward_never_frees, "ctx.free()", "graph never freed"),
+    Wrong("backward", backward_always_frees, "only when retain_graph", "always frees"),
+    Wrong("backward", backward_no_retain_graph, "retain_graph=False", "no parameter"),
     Wrong("backward", backward_ignores_grad, "grad is given", "grad ignored"),
     Wrong("backward", backward_zeroes_first, "across backward calls", "grads reset"),
     Wrong("cross_entropy", CEOneHotFloat64, "float64", "np.eye one-hot"),

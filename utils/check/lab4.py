@@ -1957,7 +1957,7 @@ def _backward_forward_order(root, grad=None, retain_graph=False):
     _walk(root, grad, _add_new, order=list, free=not retain_graph)
 
 
-def _backward_per_path(root, grad=None, retain_graph=False):  # noqa: ARG001
+def _backward_per_path(root, grad=None, retain_graph=False):
     def push(t, g):
         t.grad = g.copy() if t.grad is None else t.grad + g
         ctx = t.grad_fn
@@ -1970,6 +1970,10 @@ def _backward_per_path(root, grad=None, retain_graph=False):  # noqa: ARG001
                 push(p, gp)
 
     push(root, _seed(root, grad))
+    if not retain_graph:
+        for t in _REFERENCE_SORT(root):
+            if t.grad_fn is not None:
+                t.grad_fn.free()
 
 
 def _backward_unwrapped(root, grad=None, retain_graph=False):
