@@ -702,7 +702,7 @@ class LinearAddsIntoGrad(Linear):
 def epoch_using(epoch=None, **classes):
     """A train_epoch (the reference's, or ``epoch``), as a notebook cell defines it,
     in a notebook whose classes (Sequential, SGD, Adam, ...) are the given ones."""
-    glob = {**vars(REFERENCE), **classes}
+    glob = {**vars(REFERENCE), "np": np, "data": data, **classes}
     code = (epoch or REFERENCE.train_epoch).__code__
     return types.FunctionType(code, glob, "train_epoch")
 

@@ -60,7 +60,7 @@ from utils.check.core import (
     agrees,
     run_check,
 )
-from utils.check.integration import copy_params, diverged_hint
+from utils.check.integration import copy_params, diverged_hint, explain_errors
 from utils.reference import stage3 as _s3
 from utils.reference import stage4 as ref
 
@@ -2713,10 +2713,19 @@ def _run_training(impl, X, y, batch_size, num_epochs, seed):
         rng = np.random.default_rng(seed)
         for epoch in range(1, num_epochs + 1):
             del losses[:]
-            pieces["train_epoch"](model, loss_fn, optimizer, X, y, batch_size, rng)
+            returned = pieces["train_epoch"](
+                model, loss_fn, optimizer, X, y, batch_size, rng
+            )
             out[f"the loss of every step of epoch {epoch}"] = np.array(
                 losses, dtype=np.float64
             )
+            pair = isinstance(returned, (tuple, list)) and len(returned) == 2
+            mean = returned[0] if pair else returned
+            out[
+                f"the mean loss returned by epoch {epoch} is a number"
+            ] = not isinstance(mean, ref.Tensor)
+            if not isinstance(mean, ref.Tensor):
+                out[f"the mean loss returned by epoch {epoch}"] = mean
             out[f"the parameters after epoch {epoch}"] = copy_params(model.state_dict())
     return out
 
@@ -2729,11 +2738,14 @@ def training(student) -> CheckResult:
     X = _randn((26, 5), 700)
     y = _inputs.rng(701).integers(0, 3, size=26)
     y[:3] = np.arange(3)
+    run = explain_errors(
+        _run_training, student, _ORDER, _pieces, ref.train_epoch, _ADVICE
+    )
     cases = [
         Case(
             "a residual MLP 5 → 8 (+ 8) → 3, 26 examples in batches of 8, 3 epochs",
             (X, y, 8, 3, 0),
-            run=_run_training,
+            run=run,
         ),
     ]
     return run_check(
