@@ -86,6 +86,14 @@ def _lab4(exercise: str, impl: Any) -> tuple[Any, str] | None:
         return cat4.lab_using(**space), exercise
     if exercise == "train_epoch":
         return cat4.lab_using(train_epoch=impl), exercise
+    if exercise == "backward":
+        # a backward of the lab's calls the notebook's topological_sort
+        own = getattr(impl, "__globals__", {}).get("topological_sort")
+        space = {"backward": impl}
+        if callable(own):
+            space["topological_sort"] = own
+            return cat4.lab_using(**space), "topological_sort"  # the sort is wrong
+        return cat4.lab_using(**space), exercise
     return cat4.lab_using(**{lab4._GLOBAL_NAMES[exercise]: impl}), exercise
 
 
@@ -104,8 +112,142 @@ LABS: dict[str, tuple[Any, Any, Callable]] = {
     "lab5": (lab5, cat5, _lab5),
 }
 
+_EDGE = "values that the training data never reaches (zeros, overflow, ties)"
+_ONCE = "each exercise's check calls it on fresh objects, and so does training"
+_DTYPE = "a float64 gradient: the in-place update keeps the parameters float32"
+_UNUSED = "a piece or an option that the training model does not use"
+_ONE_CALL = "training calls backward once per graph, on a scalar loss"
+_SHALLOW = "a shallow graph: the cost or the depth does not show"
+_HARMLESS = "an in-place edit of an array that nothing reads again"
+
 # mistakes that a training run cannot show, with the reason
-PASSES: dict[tuple[str, str], str] = {}
+PASSES: dict[tuple[str, str, str], str] = {
+    ("lab1", "cross_entropy", "log of zeros"): _EDGE,
+    ("lab1", "cross_entropy", "no EPS floor"): _EDGE,
+    ("lab1", "cross_entropy", "floor too large"): _EDGE,
+    (
+        "lab1",
+        "forward",
+        "cache z1",
+    ): "the cache entry is read by the course's backward only",
+    (
+        "lab1",
+        "sgd_update",
+        "returns params",
+    ): "the arrays are updated in place all the same",
+    ("lab2", "relu", "x >= 0"): _EDGE,
+    ("lab2", "relu", "modifies x"): _HARMLESS,
+    ("lab2", "tanh", "naive exp formula"): _EDGE,
+    ("lab2", "softmax_cross_entropy", "one-hot log"): _EDGE,
+    ("lab2", "softmax_cross_entropy", "overflow"): _EDGE,
+    ("lab2", "softmax_cross_entropy", "floor 1e-7"): _EDGE,
+    ("lab2", "softmax_cross_entropy", "log p, EPS floor"): _EDGE,
+    ("lab2", "softmax_cross_entropy", "log of p = 0"): _EDGE,
+    (
+        "lab2",
+        "network_backward",
+        "no return",
+    ): "train_step does not use backward's return value",
+    (
+        "lab3",
+        "sequential",
+        "names sorted as strings",
+    ): "the model has fewer than 11 modules",
+    (
+        "lab3",
+        "linear",
+        "grads assigned",
+    ): "one use per parameter, zeroed before every step",
+    (
+        "lab3",
+        "linear",
+        "lazy, silently no params",
+    ): "the lazy layer is built before use",
+    ("lab3", "weight_decay", "decay in the gradient"): _UNUSED,
+    ("lab3", "weight_decay", "decay without lr"): _UNUSED,
+    ("lab3", "weight_decay", "decay after"): _UNUSED,
+    ("lab4", "mul", "grad_output *= b"): _HARMLESS,
+    ("lab4", "sum", "no expand_dims"): "the model sums over every axis only",
+    ("lab4", "sum", "axis ignored"): "the model sums over every axis only",
+    ("lab4", "sum", "sum in float64"): _DTYPE,
+    ("lab4", "exp", "x instead of exp(x)"): _UNUSED,
+    ("lab4", "exp", "no grad_output"): _UNUSED,
+    ("lab4", "log", "no grad_output"): _UNUSED,
+    ("lab4", "exp", "float64"): _UNUSED,
+    ("lab4", "log", "times x"): _UNUSED,
+    ("lab4", "log", "log(x + eps)"): _UNUSED,
+    ("lab4", "relu", "mask x >= 0"): _EDGE,
+    ("lab4", "relu", "grad_output edited"): _HARMLESS,
+    ("lab4", "relu", "x edited in forward"): _HARMLESS,
+    ("lab4", "relu", "np.zeros float64"): _DTYPE,
+    ("lab4", "topological_sort", "revisits shared"): _SHALLOW,
+    ("lab4", "topological_sort", "recursive"): _SHALLOW,
+    (
+        "lab4",
+        "topological_sort",
+        "constants",
+    ): "the course's backward skips what needs no gradient",
+    (
+        "lab4",
+        "backward",
+        "aliased",
+    ): "no shared gradient array is added into in this model",
+    ("lab4", "backward", "recursive per path"): _SHALLOW,
+    ("lab4", "backward", "non-scalar seeded with ones"): _ONE_CALL,
+    ("lab4", "backward", "non-scalar: ValueError"): _ONE_CALL,
+    ("lab4", "backward", "its own sort is recursive"): _SHALLOW,
+    ("lab4", "backward", "p.grad = g"): "no two parameters get one array in this model",
+    ("lab4", "backward", "constants get grads"): "the data's gradient is never read",
+    ("lab4", "backward", "intermediate grads passed on again"): _ONE_CALL,
+    ("lab4", "backward", "graph never freed"): _ONE_CALL,
+    ("lab4", "backward", "always frees"): _ONE_CALL,
+    ("lab4", "backward", "no parameter"): _ONE_CALL,
+    ("lab4", "backward", "grad ignored"): _ONE_CALL,
+    (
+        "lab4",
+        "backward",
+        "grads reset",
+    ): "zero_grad before every step makes it harmless",
+    ("lab4", "backward", "np.ones seed is float64"): _DTYPE,
+    ("lab4", "cross_entropy", "np.eye one-hot"): _DTYPE,
+    ("lab4", "cross_entropy", "float() loss"): _DTYPE,
+    ("lab4", "cross_entropy", "no max shift"): _EDGE,
+    ("lab4", "cross_entropy", "global max"): _EDGE,
+    ("lab4", "cross_entropy", "log(p + 1e-12)"): _EDGE,
+    ("lab4", "cross_entropy", "clipped"): _EDGE,
+    (
+        "lab4",
+        "cross_entropy",
+        "grad_output ignored",
+    ): "the loss's grad_output is 1 in training",
+    ("lab5", "max_pool", "ties to every maximum"): _EDGE,
+    ("lab5", "max_pool", "ties to the last maximum"): _EDGE,
+    (
+        "lab5",
+        "max_pool",
+        "odd size not cropped",
+    ): "the model's pooled maps have even sizes",
+}
+
+_NOT_MINE = (
+    "the core's own hint (a loss that is not a number, an array rebound) stands "
+    "where the piece should be named: lab1.py / lab2.py, issue 23's part for them"
+)
+_LAB5 = (
+    "lab 5's training does not attach the piece to an exception of the student's "
+    "code (integration.explain_errors, as labs 1 to 4 do): lab5.py"
+)
+# entries whose blame is still missing, in files outside this change
+KNOWN: dict[tuple[str, str, str], str] = {
+    ("lab1", "cross_entropy", "per-example"): _NOT_MINE,
+    ("lab1", "cross_entropy", "shape (1,)"): _NOT_MINE,
+    ("lab1", "sgd_update", "params[name] = new array"): _NOT_MINE,
+    ("lab2", "softmax_cross_entropy", "per example"): _NOT_MINE,
+    ("lab2", "softmax_cross_entropy", "loss of shape (1,)"): _NOT_MINE,
+    ("lab2", "network_update", "params[name] = ..."): _NOT_MINE,
+    ("lab5", "conv2d", "padding forgotten in backward"): _LAB5,
+    ("lab5", "flatten", "flattened to one vector"): _LAB5,
+}
 
 
 def _entries():
@@ -116,19 +258,26 @@ def _entries():
             built = build(wrong.exercise, wrong.impl)
             if built is None:
                 continue
+            key = (lab, wrong.exercise, wrong.why)
+            known = KNOWN.get(key)
+            marks = [pytest.mark.xfail(reason=known, strict=True)] if known else []
             yield pytest.param(
-                lab, wrong.why, *built, id=f"{lab}-{wrong.exercise}-{i}-{wrong.why}"
+                key,
+                *built,
+                id=f"{lab}-{wrong.exercise}-{i}-{wrong.why}",
+                marks=marks,
             )
 
 
-@pytest.mark.parametrize(("lab", "why", "entry", "piece"), list(_entries()))
-def test_training_names_the_piece_that_diverges(lab, why, entry, piece):
+@pytest.mark.parametrize(("key", "entry", "piece"), list(_entries()))
+def test_training_names_the_piece_that_diverges(key, entry, piece):
+    lab, _, why = key
     check = LABS[lab][0]
     result = check.training(entry)
     if result.status == core.PASSED:
-        assert (lab, why) in PASSES, f"{why}: passed check.training"
+        assert key in PASSES, f"{why}: passed check.training"
         return
-    assert (lab, why) not in PASSES, f"{why} now fails: remove it from PASSES"
+    assert key not in PASSES, f"{why} now fails: remove it from PASSES"
     assert result.status == core.FAILED, result.text()
     said = f"{result.hint} {result.message}"
     assert f"{piece} is the first piece" in said, f"{why}:\n{result.text()}"

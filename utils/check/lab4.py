@@ -2676,21 +2676,27 @@ def _pieces(impl: Any) -> dict[str, Any]:
 
 
 class _Residual(ref.Module):
-    """x -> h = relu(fc1 x) -> h + relu(fc2 h) -> out: h is used twice (stage 3's
-    ``Skip``), so its gradient must be accumulated."""
+    """x -> h = relu(fc1 x) -> h + s * relu(fc2 h) -> out: h is used twice (stage
+    3's ``Skip``), so its gradient must be accumulated; ``s`` (H,), a learned scale
+    of the residual branch, broadcast over the batch, brings in ``Mul``."""
 
     def __init__(self, Linear, D: int, H: int, C: int, seed: int) -> None:
         super().__init__()
         self.fc1 = Linear(D, H, seed=seed)
         self.fc2 = Linear(H, H, seed=seed + 1)
         self.out = Linear(H, C, seed=seed + 2)
+        self.scale = _Parameter(np.linspace(0.5, 1.5, H, dtype=np.float32))
 
     def forward(self, x):
         if not isinstance(x, ref.Tensor):  # the reference loop passes the array
             x = _Tensor(x)
         h = self.fc1(x).relu()
-        h = h + self.fc2(h).relu()
+        h = h + self.fc2(h).relu() * self.scale  # (N, H) * (H,)
         return self.out(h)
+
+    def penalty(self):
+        """A small L2 penalty on the scale, through ``Mul`` and ``Sum``."""
+        return (self.scale * self.scale).sum() * 1e-2
 
 
 def _run_training(impl, X, y, batch_size, num_epochs, seed):
@@ -2700,7 +2706,7 @@ def _run_training(impl, X, y, batch_size, num_epochs, seed):
     losses: list[Any] = []
 
     def loss_fn(logits, yb):
-        loss = _cross_entropy(logits, yb)
+        loss = _cross_entropy(logits, yb) + model.penalty()
         losses.append(loss.item() if isinstance(loss, ref.Tensor) else loss)
         return loss
 
@@ -2733,8 +2739,9 @@ def _run_training(impl, X, y, batch_size, num_epochs, seed):
 def training(student) -> CheckResult:
     """Check that the pieces train together: the notebook's operations, engine,
     loss, ``Linear`` and ``train_epoch``, for three epochs of a small residual MLP
-    (a tensor used twice; the last batch of each epoch smaller), every step's loss
-    and the parameters compared."""
+    (a tensor used twice, a scale broadcast over the batch, an L2 penalty; the last
+    batch of each epoch smaller), every step's loss, the mean loss returned and the
+    parameters compared."""
     X = _randn((26, 5), 700)
     y = _inputs.rng(701).integers(0, 3, size=26)
     y[:3] = np.arange(3)
