@@ -1547,16 +1547,18 @@ _ADVICE = {
         "parameter once."
     ),
     "SGD": (
-        "With momentum, keep one velocity per parameter (two parameters have the "
-        "same shape here), from step to step, and update p.data in place."
+        "Step against the gradient, lr times it, for every parameter, updating "
+        "p.data in place; with momentum, keep one velocity per parameter (two "
+        "parameters have the same shape here), from step to step."
     ),
     "Adam": (
         "Keep one pair m, v per parameter (two parameters have the same shape "
         "here), count t once per step, and update p.data in place."
     ),
     "train_epoch": (
-        "For every batch, the last smaller one included: zero_grad, forward, loss, "
-        "backward, step; and the mean loss weighted by the batches' sizes."
+        "For every batch, the last smaller one included: zero_grad() (in place: "
+        "your Linear adds into p.grad), forward, loss, backward, step; and the mean "
+        "loss weighted by the batches' sizes."
     ),
 }
 

@@ -13,14 +13,22 @@ compared with :mod:`utils.reference.stage4` on its own:
   thousand apart; the float32 dtype must be kept and no input changed;
 * ``topological_sort`` and ``backward`` run on graphs built here from the reference
   operations: an MLP loss, a diamond, a tensor used twice by one operation, a
-  constant branch, ``x = x + x`` repeated (thousands of paths through a dozen
-  tensors: the visits are *counted*, no timing), a chain deeper than Python's
-  recursion limit, a leaf whose gradient already holds an earlier backward's;
+  constant branch, a skip connection around a non-leaf (``h + relu(h @ W2)``: a
+  tensor reached by a short and a long path), ``x = x + x`` repeated (thousands of
+  paths through a dozen tensors: the visits are *counted*, no timing), a chain
+  deeper than Python's recursion limit, a leaf whose gradient already holds an
+  earlier backward's; ``backward`` also on ``sum(a + b)`` (no two leaves may share
+  a gradient array), on operations that return a gradient for every input
+  (constants must get none), on two calls sharing an intermediate (the first with
+  ``retain_graph=True``: only the leaves accumulate) and twice on one graph (the
+  second must raise: the first freed it);
 * ``Linear`` and ``train_epoch`` run with reference tensors and operations, so that
   only the exercise itself is judged;
 * ``training`` runs every piece together for three epochs of a small residual
-  network (a tensor used twice, the last batch smaller; :mod:`utils.check.
-  integration`) and names the first piece that diverges on its own.
+  network (a tensor used twice, a learned scale broadcast over the batch, the last
+  batch smaller; :mod:`utils.check.integration`) and names the first piece that
+  diverges on its own (a student's ``topological_sort`` alone among the course's
+  pieces decides the order that the course's engine walks).
 
 Tensors in these checks are built by :func:`_apply`, a twin of the lab's
 ``Function.apply`` whose operators call the operations of the run (reference ones,
