@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import os
 import subprocess
 import sys
@@ -206,6 +207,7 @@ NOTES = {  # student -> words its notes must contain
     "notes": "not graded: notes.txt is not a notebook",
     "broken": "not graded: broken.ipynb cannot be read",
     "empty-folder": "holds no notebook",
+    "latin1": "latin1.md is not UTF-8 (byte",
     "dave": "graded 01-mine.md (the one with work in it); also in dave/: "
     f"{LAB1}.md (the lab as handed out, no work in it); {LAB1}.new.md (a newer "
     "version `make lab` offered)",
@@ -244,6 +246,14 @@ def _write_submissions(folder: Path, lab, solution, untouched, n_total: int) -> 
     (folder / "notes.txt").write_text("not a notebook\n")
     (folder / "broken.ipynb").write_text("{ this is not json")
     (folder / ".DS_Store").write_text("ignored")
+    # names that one sanitised name would merge, and one a spreadsheet would run
+    jupytext.write(solution, folder / "eve smith.md")
+    jupytext.write(_with(solution, "softmax", WRONG_SOFTMAX), folder / "eve_smith.md")
+    jupytext.write(solution, folder / "=1+1.md")
+    # an editor that saved a comment's é as latin-1 (and the rest as it could)
+    latin = folder / "latin1.md"
+    jupytext.write(_append(solution, "relu", "# café au lait\n"), latin)
+    latin.write_bytes(latin.read_text().encode("latin-1", errors="replace"))
     names = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
     for k in range(n_total - len(names)):  # the rest of the class
         nb = _with(solution, "softmax", WRONG_SOFTMAX) if k % 2 else solution
@@ -325,6 +335,58 @@ def test_crafted_submissions(graded):
             assert "written answers" not in row["notes"], (student, row["notes"])
     assert rows["student00"]["total"] == str(len(lab.exercises))
     assert rows["student01"]["softmax"] == "failed"
+
+
+def test_colliding_names_keep_their_own_files(graded):
+    """`eve smith` and `eve_smith` share no feedback file (nor work folder)."""
+    lab, report, *_ = graded
+    rows = _rows(report.csv_path)
+    assert rows["eve smith"]["softmax"] == "passed"
+    assert rows["eve_smith"]["softmax"] == "failed"
+    by = {g.student: g for g in report.grades}
+    names = {by[s].file_name for s in ("eve smith", "eve_smith")}
+    assert len(names) == 2
+    for student in ("eve smith", "eve_smith"):
+        stem = by[student].file_name
+        assert G.student_of(stem) == student
+        text = (report.feedback_dir / f"{stem}.md").read_text()
+        assert f"feedback for {student}\n" in text
+        assert all("kernel did not start" not in n for n in by[student].notes), by[
+            student
+        ].notes
+    assert G.unique_file_names(["Eve", "eve"]) == {"Eve": "Eve", "eve": "eve~~2"}
+    long = "x" * 300
+    assert len(G.file_name(long)) < 150 and G.file_name(long) != G.file_name(long[1:])
+
+
+def test_csv_cells_are_never_formulas(graded, small):
+    """OWASP: a cell starting with = + - @ (tab, CR) is quoted with a leading '."""
+    lab, report, *_ = graded
+    text = report.csv_path.read_text()
+    assert '"\'=1+1"' in text  # the student column, readable
+    assert '"=1+1"' not in text
+    rows = _rows(report.csv_path)
+    assert rows["'=1+1"]["total"] == str(len(lab.exercises))
+    assert (report.feedback_dir / f"{G.file_name('=1+1')}.md").exists()
+    lab, *_ = small
+    grade = G.Grade("@x", "-y", {}, notes=['=HYPERLINK("http://e.vil")'])
+    buffer = io.StringIO()
+    writer = G.csv_writer(buffer)
+    writer.writerow([G.csv_cell(c) for c in G.csv_row(grade, lab)])
+    cells = next(csv.reader(io.StringIO(buffer.getvalue())))
+    assert cells[:2] == ["'@x", "'-y"]
+    assert cells[-1] == '\'=HYPERLINK("http://e.vil")'
+    assert [G.csv_value(c) for c in cells[:2]] == ["@x", "-y"]
+    assert G.csv_cell("\tx") == "'\tx" and G.csv_cell("\rx") == "'\rx"
+    assert G.csv_cell("a=b") == "a=b"
+
+
+def test_non_utf8_submission_is_graded(graded):
+    lab, report, *_ = graded
+    row = _rows(report.csv_path)["latin1"]
+    assert row["total"] == str(len(lab.exercises)), row["notes"]
+    assert "read as latin-1" in row["notes"]
+    assert G.decode_text("é".encode() + b"\xe9")[1].endswith("read as U+FFFD")
 
 
 def test_submissions_untouched_and_feedback_written(graded):

@@ -51,6 +51,7 @@ import asyncio
 import contextlib
 import copy
 import csv
+import hashlib
 import importlib
 import io
 import json
@@ -62,6 +63,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -187,8 +189,38 @@ def resolve_lab(lab: str | Path, labs_dir: Path = LABS_DIR) -> Path:
     raise GradeError(f"unknown lab {text!r}: the labs are {known}.")
 
 
-def read_notebook(path: Path) -> Any:
+def decode_text(data: bytes) -> tuple[str, str]:
+    """The text of a submitted file, and a note when it is not UTF-8.
+
+    A file that is not valid UTF-8 (an editor that saved ``é`` as latin-1) is read as
+    latin-1 when it holds no UTF-8 sequence at all, else as UTF-8 with the bad bytes
+    replaced by U+FFFD: a comment's accent never costs the whole lab.
+    """
+    try:
+        return data.decode("utf-8"), ""
+    except UnicodeDecodeError as exc:
+        first = exc.start
+    if not _UTF8_SEQUENCE.search(data):
+        return data.decode("latin-1"), (
+            f"not UTF-8 (byte {first}): read as latin-1 instead"
+        )
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    return text, (
+        f"not valid UTF-8 (byte {first}): {bad} undecodable byte"
+        f"{'s' * (bad != 1)} read as U+FFFD"
+    )
+
+
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xf4][\x80-\xbf]+")
+
+
+def read_notebook(path: Path, notes: list[str] | None = None) -> Any:
     """A notebook from a ``.ipynb`` or a Jupytext ``.md`` file.
+
+    Args:
+        path: the file.
+        notes: where a note on the file's encoding goes (see :func:`decode_text`).
 
     Raises:
         GradeError: not a notebook, unreadable, or too large.
@@ -206,10 +238,13 @@ def read_notebook(path: Path) -> Any:
             raise GradeError(f"{path.name} is {size / 2**20:.0f} MB: too large.")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            text, note = decode_text(path.read_bytes())
             if path.suffix == ".ipynb":
-                nb = nbformat.read(path, as_version=4)
+                nb = nbformat.reads(text, as_version=4)
             else:
-                nb = jupytext.read(path)
+                nb = jupytext.reads(text, fmt={"extension": path.suffix})
+        if note and notes is not None:
+            notes.append(f"{path.name} is {note}")
     except GradeError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader error: say which file
@@ -502,6 +537,10 @@ class Submission:
     path: Path | None
     error: str = ""
     notes: list[str] = field(default_factory=list)
+    file_name: str = ""  # its feedback file and work folder: see unique_file_names
+
+    def __post_init__(self) -> None:
+        self.file_name = self.file_name or file_name(self.student)
 
 
 def _visible(path: Path) -> bool:
@@ -643,6 +682,9 @@ def find_submissions(folder: Path, lab: LabSpec) -> list[Submission]:
         names[sub.student] = names.get(sub.student, 0) + 1
         if names[sub.student] > 1:
             sub.student = f"{sub.student} ({names[sub.student]})"
+    files = unique_file_names([sub.student for sub in subs])
+    for sub in subs:
+        sub.file_name = files[sub.student]
     return sorted(subs, key=lambda s: s.student)
 
 
@@ -1116,6 +1158,10 @@ class Grade:
     seconds: float = 0.0
     summary: list[tuple[str, str]] | None = None  # check.summary() in the kernel
     answers: list[Answer] | None = None  # the written answers; None: not read
+    file_name: str = ""  # the feedback file's name, without suffix
+
+    def __post_init__(self) -> None:
+        self.file_name = self.file_name or file_name(self.student)
 
     @property
     def answered(self) -> str:
@@ -1318,8 +1364,53 @@ class Settings:
     keep_work: bool = False
 
 
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "student"
+_SAFE_CHAR = re.compile(r"[A-Za-z0-9_-]")
+MAX_NAME = 120  # characters of an encoded name before it is shortened
+
+
+def file_name(student: str) -> str:
+    """A file and folder name for a student: unique, reversible, safe anywhere.
+
+    Letters, digits, ``_`` and ``-`` stay; every other character (a space, a dot, a
+    slash, ``=``, an accent) becomes ``~XX`` per UTF-8 byte, so ``eve smith`` and
+    ``eve_smith`` never share a file (``eve~20smith``, ``eve_smith``) and
+    :func:`student_of` gives the name back. A very long name is cut and ends in a hash
+    of the whole (still unique; the CSV and the feedback's title keep the name).
+    """
+    out = "".join(
+        ch if _SAFE_CHAR.fullmatch(ch) else "".join(f"~{b:02X}" for b in ch.encode())
+        for ch in student
+    )
+    if len(out) > MAX_NAME:
+        digest = hashlib.sha256(student.encode()).hexdigest()[:12]
+        out = f"{out[:MAX_NAME]}~~{digest}"
+    return out or "~"
+
+
+def student_of(name: str) -> str:
+    """The student a :func:`file_name` stands for (a shortened one: its prefix)."""
+    raw = bytearray()
+    for m in re.finditer(r"~([0-9A-F]{2})|(.)", name.split("~~", 1)[0], re.S):
+        raw += bytes([int(m.group(1), 16)]) if m.group(1) else m.group(2).encode()
+    return raw.decode("utf-8", errors="replace")
+
+
+def unique_file_names(students: Sequence[str]) -> dict[str, str]:
+    """:func:`file_name` of each student, unique even on a case-blind file system.
+
+    ``Eve`` and ``eve`` are one file on macOS and Windows: the second gets ``~~2``.
+    """
+    taken: set[str] = set()
+    names: dict[str, str] = {}
+    for student in sorted(set(students)):
+        base = name = file_name(student)
+        k = 1
+        while name.casefold() in taken:
+            k += 1
+            name = f"{base}~~{k}"
+        taken.add(name.casefold())
+        names[student] = name
+    return names
 
 
 def grade_submission(sub: Submission, settings: Settings) -> Grade:
@@ -1329,16 +1420,18 @@ def grade_submission(sub: Submission, settings: Settings) -> Grade:
     shown = str(sub.path) if sub.path else ""
     if sub.error or sub.path is None:
         return _ungraded(sub, shown, sub.error or "no notebook", start)
+    read_notes: list[str] = []
     try:
-        submitted = read_notebook(sub.path)
+        submitted = read_notebook(sub.path, read_notes)
         matches, notes = match_exercises(lab, submitted)
     except GradeError as exc:
         return _ungraded(sub, shown, str(exc), start)
     answers = written_answers(lab.questions, submitted)
-    notes = sub.notes + notes + answers_notes(answers)
-    workdir = settings.out_dir / "work" / _safe_name(sub.student)
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True, exist_ok=True)
+    notes = sub.notes + read_notes + notes + answers_notes(answers)
+    work = settings.out_dir / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    # a folder of its own, whatever the name: two kernels never share one
+    workdir = Path(tempfile.mkdtemp(prefix=f"{sub.file_name}.", dir=work))
     nonce = secrets.token_hex(8)
     env = kernel_env(settings.mnist_path)
     limits = settings.limits
@@ -1407,6 +1500,7 @@ def grade_submission(sub: Submission, settings: Settings) -> Grade:
         time.monotonic() - start,
         summary,
         answers,
+        file_name=sub.file_name,
     )
     _write_outputs(grade, settings, nb)
     if not settings.keep_work:
@@ -1435,6 +1529,7 @@ def _ungraded(sub: Submission, shown: str, reason: str, start: float) -> Grade:
         {},
         notes=[f"not graded: {reason}", *sub.notes],
         seconds=time.monotonic() - start,
+        file_name=sub.file_name,
     )
 
 
@@ -1541,12 +1636,12 @@ def _write_outputs(grade: Grade, settings: Settings, nb: Any | None) -> None:
     import nbformat
 
     settings.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = settings.out_dir / _safe_name(grade.student)
-    stem.with_suffix(".md").write_text(
+    stem = settings.out_dir / grade.file_name
+    Path(f"{stem}.md").write_text(
         feedback_markdown(grade, settings.lab), encoding="utf-8"
     )
     if nb is not None:
-        with open(stem.with_suffix(".ipynb"), "w", encoding="utf-8") as f:
+        with open(f"{stem}.ipynb", "w", encoding="utf-8") as f:
             nbformat.write(nb, f)
 
 
@@ -1577,13 +1672,39 @@ def csv_row(grade: Grade, lab: LabSpec) -> list[str]:
     ]
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """A cell a spreadsheet shows as text, never runs as a formula.
+
+    As the OWASP CSV-injection guidance says: a cell starting with ``= + - @``, a tab
+    or a carriage return gets a leading single quote (``=1+1`` is shown ``'=1+1``);
+    every cell is quoted (see :func:`csv_writer`). :func:`csv_value` undoes it.
+    """
+    value = str(value)
+    return f"'{value}" if value.startswith(_FORMULA_START) else value
+
+
+def csv_value(cell: str) -> str:
+    """The value :func:`csv_cell` escaped (for reading the grader's own CSV back)."""
+    if cell.startswith("'") and cell[1:].startswith(_FORMULA_START):
+        return cell[1:]
+    return cell
+
+
+def csv_writer(stream: Any) -> Any:
+    """A CSV writer that quotes every cell (with :func:`csv_cell`, per OWASP)."""
+    return csv.writer(stream, quoting=csv.QUOTE_ALL)
+
+
 def write_csv(path: Path, grades: list[Grade], lab: LabSpec) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv_writer(buffer)
     writer.writerow(csv_header(lab))
     for grade in sorted(grades, key=lambda g: g.student):
-        writer.writerow(csv_row(grade, lab))
+        writer.writerow([csv_cell(c) for c in csv_row(grade, lab)])
     path.write_text(buffer.getvalue(), encoding="utf-8")
 
 
