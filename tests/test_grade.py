@@ -104,6 +104,23 @@ def _append(nb, name: str, extra: str):
     return nb
 
 
+def _prepend(nb, name: str, extra: str):
+    nb = copy.deepcopy(nb)
+    i = _code_source(nb, name)
+    nb.cells[i].source = extra + "\n" + nb.cells[i].source
+    return nb
+
+
+# one mistake at the top of the softmax cell, four ways to fail: the same grade
+SAME_MISTAKE = {
+    "same-sleep": "import time\n\ntime.sleep(60)\n",
+    "same-sigint": "import signal\nimport time\n\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(60)\n",
+    "same-memory": "big = np.zeros(3 * 2**30, np.uint8)\n",
+    "same-exit": "import os\n\nos._exit(1)\n",
+}
+
+
 def _questions_cell(nb) -> int:
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown" and "**Question 1.**" in cell.source:
@@ -171,6 +188,7 @@ def _crafted(lab: G.LabSpec, solution, untouched) -> dict[str, object]:
         "memory": _append(solution, "forward", "big = np.zeros(3 * 2**30, np.uint8)\n"),
         "syntax": _append(solution, "linear_backward", "def oops(:\n    pass\n"),
         "deleted": _with(solution, "sgd_update", None),
+        **{k: _prepend(solution, "softmax", v) for k, v in SAME_MISTAKE.items()},
     }
 
 
@@ -192,6 +210,10 @@ EXPECTED = {  # student -> {exercise: status}; every other exercise "passed"
         "linear_backward": "error: SyntaxError (line",
         **dict.fromkeys(["backward", "train_step", "training"], ANY),
     },
+    "same-sleep": {"softmax": "error: timeout"},
+    "same-sigint": {"softmax": "error: timeout"},
+    "same-memory": {"softmax": "error: MemoryError"},
+    "same-exit": {"softmax": "error: kernel died (exit code 1)"},
     "deleted": {
         "sgd_update": "error: missing (no cell defines sgd_update)",
         **dict.fromkeys(["train_step", "training"], ANY),
@@ -335,6 +357,24 @@ def test_crafted_submissions(graded):
             assert "written answers" not in row["notes"], (student, row["notes"])
     assert rows["student00"]["total"] == str(len(lab.exercises))
     assert rows["student01"]["softmax"] == "failed"
+
+
+def test_the_same_mistake_scores_the_same(graded):
+    """A sleep, a sleep deaf to SIGINT, a MemoryError and os._exit at the top of one
+    exercise cell: that exercise gets `error: ...`, the others are graded with its
+    definitions only, so every way gives the same row."""
+    lab, report, *_ = graded
+    rows = _rows(report.csv_path)
+    ignore = ("student", "submission", "seconds", "notes", "answers", "softmax")
+    same = [{k: v for k, v in rows[s].items() if k not in ignore} for s in SAME_MISTAKE]
+    assert all(row == same[0] for row in same), same
+    assert same[0]["total"] == str(len(lab.exercises) - 1)
+    for student in SAME_MISTAKE:
+        assert rows[student]["softmax"].startswith("error: "), rows[student]
+        assert (
+            "only the definitions of the student's cell for exercise 3"
+            in (rows[student]["notes"])
+        ), rows[student]["notes"]
 
 
 def test_colliding_names_keep_their_own_files(graded):

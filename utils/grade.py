@@ -1136,12 +1136,53 @@ async def _run_once(
                     code = process.poll() if process is not None else None
                     events.append(Event("died", i, _signal_name(code)))
                     break
+                if _stops_the_run(cell, i, events):
+                    break
     try:
         tail = log_path.read_text(errors="replace").splitlines()
     except OSError:
         tail = []
     tail = [line for line in tail if "without encryption" not in line]
     return events, "\n".join(tail[-15:])
+
+
+def _stops_the_run(cell: Any, index: int, events: list[Event]) -> bool:
+    """Whether a student's exercise cell failed in a way that reruns the notebook.
+
+    A timeout and a MemoryError there are handled like a dead kernel (see
+    :func:`_restart_for`): the run stops, and the notebook runs again with only the
+    cell's definitions. A MemoryError becomes an event here.
+    """
+    if cell.metadata.get("nn_grade", {}).get("role") != "exercise":
+        return False
+    if events and events[-1].kind == "timeout" and events[-1].cell == index:
+        return True
+    err = _error_of(cell)
+    if err and err[0] == "MemoryError":
+        events.append(Event("memory", index, "MemoryError"))
+        return True
+    return False
+
+
+# kinds of event that rerun the notebook when an exercise cell caused them
+RESTARTING = ("died", "unresponsive", "timeout", "memory")
+
+
+def _restart_for(nb: Any, events: list[Event]) -> Event | None:
+    """The event that makes the notebook run again, if any.
+
+    A dead or unresponsive kernel anywhere, or a timeout or MemoryError in a
+    student's exercise cell: the same mistake then gets the same grade whichever way
+    it fails (the exercise gets ``error: ...``; the others are graded with its
+    definitions only).
+    """
+    for event in events:
+        if event.kind in ("died", "unresponsive"):
+            return event
+        role = nb.cells[event.cell].metadata.get("nn_grade", {}).get("role")
+        if event.kind in RESTARTING and role == "exercise":
+            return event
+    return None
 
 
 # ------------------------------------------------------------------ results
@@ -1342,6 +1383,8 @@ def _event_status(event: Event) -> str:
         return "timeout (the kernel did not stop)"
     if event.kind == "died":
         return f"kernel died ({event.detail})" if event.detail else "kernel died"
+    if event.kind == "memory":
+        return event.detail or "MemoryError"
     return "time limit for the submission reached"
 
 
@@ -1451,10 +1494,11 @@ def grade_submission(sub: Submission, settings: Settings) -> Grade:
             return _ungraded(sub, shown, msg, start)
         for event in events:
             trouble.add(nb, event, lab, matches)
-        fatal = [e for e in events if e.kind in ("died", "unresponsive")]
+        fatal = [e for e in [_restart_for(nb, events)] if e is not None]
         if not fatal:
             break
-        kernel_tail = tail or kernel_tail
+        if fatal[0].kind == "died":
+            kernel_tail = tail or kernel_tail
         meta = nb.cells[fatal[0].cell].metadata.get("nn_grade", {})
         role = meta.get("role")
         group = meta.get("group")
