@@ -10,10 +10,12 @@ grade two at a time and keep timeouts short.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -189,6 +191,12 @@ def _crafted(lab: G.LabSpec, solution, untouched) -> dict[str, object]:
         "syntax": _append(solution, "linear_backward", "def oops(:\n    pass\n"),
         "deleted": _with(solution, "sgd_update", None),
         **{k: _prepend(solution, "softmax", v) for k, v in SAME_MISTAKE.items()},
+        # 50 MB in one print, then 10 MB in many
+        "chatty": _append(
+            _append(solution, "relu", 'print("x" * 50_000_000)\n'),
+            "softmax",
+            'for _ in range(100_000):\n    print("y" * 99)\n',
+        ),
     }
 
 
@@ -377,6 +385,20 @@ def test_the_same_mistake_scores_the_same(graded):
         ), rows[student]["notes"]
 
 
+def test_kernel_output_is_capped(graded):
+    """50 MB printed in a cell reach neither the feedback nor the grader's memory."""
+    lab, report, *_ = graded
+    row = _rows(report.csv_path)["chatty"]
+    assert row["total"] == str(len(lab.exercises)), row["notes"]
+    assert "output capped: the cell for relu printed too much" in row["notes"]
+    assert "output capped: the cell for softmax printed too much" in row["notes"]
+    out = report.feedback_dir
+    assert (out / "chatty.ipynb").stat().st_size < 2 * LIMITS.total_output
+    assert (out / "chatty.md").stat().st_size < 100_000
+    grown = report.max_rss_growth
+    assert grown < 50 * 2**20, f"the grader grew by {grown / 2**20:.0f} MB"
+
+
 def test_colliding_names_keep_their_own_files(graded):
     """`eve smith` and `eve_smith` share no feedback file (nor work folder)."""
     lab, report, *_ = graded
@@ -495,6 +517,75 @@ def test_two_shards_equal_one_run(graded, tmp_path):
     for student, row in rows.items():
         want = {k: v for k, v in one_run[student].items() if k not in ignore}
         assert {k: v for k, v in row.items() if k not in ignore} == want
+
+
+def _kill_kernels_under(folder: Path) -> None:
+    """Kill (by pid) the kernels a killed grader left running in ``folder``."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cwd = Path(os.readlink(proc / "cwd"))
+        except OSError:
+            continue
+        if G._inside(cwd, folder):
+            with contextlib.suppress(OSError):
+                os.kill(int(proc.name), signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds kernels in /proc")
+def test_kill_mid_run_then_resume(small, tmp_path):
+    """kill -9 mid-run leaves the rows done so far and no stale grades.csv; a rerun
+    with --resume keeps them and grades the rest; a changed file is graded again."""
+    lab, solution, _ = small
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("ann", "bob", "cy"):
+        jupytext.write(solution, subs / f"{name}.md")
+    out = tmp_path / "out" / "grades.csv"
+    out.parent.mkdir()
+    out.write_text("student,relu\nann,stale\n")  # an earlier run's grades
+    partial = G.partial_path(out)
+    options = ["--jobs", "1", "--quiet", "--cell-timeout", "10", "--memory", "2G"]
+    argv = [str(lab.path), str(subs), "--out", str(out), *options]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "utils.grade", *argv],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if partial.exists() and len(_rows(partial)) >= 1:
+                break
+            time.sleep(0.2)
+        assert process.poll() is None, "the run ended before it could be killed"
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        _kill_kernels_under(tmp_path / "out")
+    assert not out.exists()  # no stale grade beside the new feedback
+    same = G.Limits(cell_timeout=10, memory=2 * 2**30)  # the command's
+    done = _rows(partial)
+    assert 1 <= len(done) < 3 and all(
+        r["total"] == str(len(lab.exercises)) for r in done.values()
+    )
+    report = G.grade(
+        lab.path, subs, out, jobs=JOBS, limits=same, progress=False, resume=True
+    )
+    assert report.reused == len(done)
+    rows = _rows(out)
+    assert sorted(rows) == ["ann", "bob", "cy"] and not partial.exists()
+    assert all(r["total"] == str(len(lab.exercises)) for r in rows.values())
+    changed = sorted(done)[0]
+    jupytext.write(_with(solution, "softmax", WRONG_SOFTMAX), subs / f"{changed}.md")
+    report = G.grade(
+        lab.path, subs, out, jobs=JOBS, limits=same, progress=False, resume=True
+    )
+    assert report.reused == 2
+    assert _rows(out)[changed]["softmax"] == "failed"
 
 
 @pytest.mark.parametrize(

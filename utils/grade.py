@@ -51,6 +51,7 @@ import asyncio
 import contextlib
 import copy
 import csv
+import dataclasses
 import hashlib
 import importlib
 import io
@@ -851,6 +852,71 @@ del _NNGrade
 """
 
 
+# what the kernel prints in place of the rest of a cell's output
+CAPPED = "[the grader left out the rest of this output: more than {} characters]"
+_CAP = """\
+def _nn_cap(cell_limit, total_limit, mark):  # added by the batch grader
+    import sys
+
+    from IPython import get_ipython
+
+    state = {{"cell": 0, "total": 0, "cut": False}}
+
+    def reset(*args, **kwargs):
+        state["cell"], state["cut"] = 0, False
+
+    get_ipython().events.register("pre_run_cell", reset)
+
+    def capped(write):
+        def write_capped(text):
+            if not isinstance(text, str):
+                return write(text)
+            room = min(cell_limit - state["cell"], total_limit - state["total"])
+            if len(text) <= room:
+                state["cell"] += len(text)
+                state["total"] += len(text)
+                return write(text)
+            if room > 0:
+                write(text[:room])
+                state["cell"] += room
+                state["total"] += room
+            if not state["cut"]:
+                state["cut"] = True
+                limit = cell_limit if cell_limit - state["cell"] <= 0 else total_limit
+                write("\\n" + mark.format(limit) + "\\n")
+            return len(text)
+
+        return write_capped
+
+    for stream in (sys.stdout, sys.stderr):
+        stream.write = capped(stream.write)
+
+
+_nn_cap({cell!r}, {total!r}, {mark!r})
+del _nn_cap
+"""
+
+
+def output_notes(nb: Any, lab: LabSpec) -> list[str]:
+    """A note for each cell whose output was cut (in the kernel or by the grader)."""
+    marks = (CAPPED.split("{}")[0], "[the rest of this cell's output was left out")
+    notes = []
+    for i, cell in enumerate(nb.cells):
+        text = "".join(str(out.get("text", "")) for out in cell.get("outputs", []))
+        if not any(mark in text for mark in marks):
+            continue
+        meta = cell.get("metadata", {}).get("nn_grade", {})
+        where = f"the cell under '{_heading_before(nb, i) or 'the top'}'"
+        if meta.get("role") in ("exercise", "stub"):
+            names = lab.exercise_cells[0].names
+            for c in lab.exercise_cells:
+                if c.index == meta.get("lab_cell"):
+                    names = c.names
+            where = f"the cell for {', '.join(names)}"
+        notes.append(f"output capped: {where} printed too much (the rest left out)")
+    return notes
+
+
 def definitions_only(source: str) -> str:
     """The imports, functions, classes and constant assignments of a cell.
 
@@ -898,7 +964,11 @@ def _cell(source: str, role: str, **meta: Any) -> Any:
 
 
 def build_notebook(
-    lab: LabSpec, matches: list[Matched], nonce: str, skip: set[tuple[str, int]]
+    lab: LabSpec,
+    matches: list[Matched],
+    nonce: str,
+    skip: set[tuple[str, int]],
+    output_limits: tuple[int, int] = (100_000, 1_000_000),
 ) -> Any:
     """The pristine lab with the student's exercise cells and the grader's cells.
 
@@ -908,9 +978,12 @@ def build_notebook(
         nonce: marks the grader's outputs.
         skip: ``("exercise", k)`` leaves out the student's cells of exercise cell
             ``k`` (the stub stays); ``("cell", i)`` leaves out the lab's cell ``i``.
+        output_limits: characters a cell, and the whole notebook, may print; the
+            kernel leaves out the rest (so it never reaches the grader).
     """
     nb = copy.deepcopy(lab.nb)
-    cells = []
+    cap = _CAP.format(cell=output_limits[0], total=output_limits[1], mark=CAPPED)
+    cells = [_cell(cap, "setup")]
     by_index = {m.cell.index: (k, m) for k, m in enumerate(matches)}
     for i, cell in enumerate(lab.nb.cells):
         if cell.cell_type != "code":
@@ -956,6 +1029,8 @@ class Limits:
     memory: int = 4 * 2**30  # bytes of address space (RLIMIT_AS); 0: no limit
     startup_timeout: float = 60.0
     max_restarts: int = 4
+    cell_output: int = 100_000  # characters a cell may print (the rest left out)
+    total_output: int = 1_000_000  # characters the whole submission may print
 
 
 @dataclass
@@ -1200,6 +1275,7 @@ class Grade:
     summary: list[tuple[str, str]] | None = None  # check.summary() in the kernel
     answers: list[Answer] | None = None  # the written answers; None: not read
     file_name: str = ""  # the feedback file's name, without suffix
+    fingerprint: str = ""  # the submission's and the course's (see fingerprint)
 
     def __post_init__(self) -> None:
         self.file_name = self.file_name or file_name(self.student)
@@ -1484,7 +1560,9 @@ def grade_submission(sub: Submission, settings: Settings) -> Grade:
     kernel_tail = ""
     nb = None
     for _attempt in range(limits.max_restarts + 1):
-        nb = build_notebook(lab, matches, nonce, skip)
+        nb = build_notebook(
+            lab, matches, nonce, skip, (limits.cell_output, limits.total_output)
+        )
         try:
             events, tail = asyncio.run(_run_once(nb, limits, deadline, workdir, env))
         except Exception as exc:  # noqa: BLE001 - a kernel that never started
@@ -1531,7 +1609,7 @@ def grade_submission(sub: Submission, settings: Settings) -> Grade:
     statuses, texts, more_notes, details, summary = collect(
         lab, nb, nonce, trouble, matches
     )
-    notes += more_notes
+    notes += more_notes + output_notes(nb, lab)
     if kernel_tail:
         details.append("The kernel's last words:\n" + kernel_tail)
     grade = Grade(
@@ -1699,6 +1777,7 @@ def csv_header(lab: LabSpec) -> list[str]:
         "answers",
         "seconds",
         "notes",
+        "fingerprint",
     ]
 
 
@@ -1713,6 +1792,7 @@ def csv_row(grade: Grade, lab: LabSpec) -> list[str]:
         grade.answered,
         f"{grade.seconds:.1f}",
         "; ".join(grade.notes),
+        grade.fingerprint,
     ]
 
 
@@ -1752,6 +1832,126 @@ def write_csv(path: Path, grades: list[Grade], lab: LabSpec) -> None:
     path.write_text(buffer.getvalue(), encoding="utf-8")
 
 
+# ------------------------------------------------------- rows as they finish
+def course_version(lab: LabSpec, limits: Limits, mnist_path: str | None) -> str:
+    """A hash of what a grade depends on besides the submission.
+
+    The lab, every file of ``utils/`` (the checks, the reference, this grader) and
+    the limits: a change to any of them makes ``--resume`` grade everyone again.
+    """
+    digest = hashlib.sha256()
+    digest.update(lab.path.read_bytes())
+    for path in sorted((REPO / "utils").rglob("*.py")):
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    numbers = [float(v) for v in dataclasses.astuple(limits)]  # 10 == 10.0
+    digest.update(repr((numbers, mnist_path)).encode())
+    return digest.hexdigest()[:16]
+
+
+def fingerprint(sub: Submission, version: str) -> str:
+    """A hash of a submission (its file's bytes, which file, why) and the course."""
+    digest = hashlib.sha256(f"{version}\0{sub.student}\0{sub.error}".encode())
+    digest.update("\0".join(sub.notes).encode())
+    if sub.path is not None:
+        digest.update(str(sub.path.name).encode() + b"\0")
+        with contextlib.suppress(OSError):
+            digest.update(sub.path.read_bytes())
+    return f"{version}-{digest.hexdigest()[:16]}"
+
+
+def partial_path(csv_path: Path) -> Path:
+    """Where rows go while a run is on: ``grades.partial.csv`` beside ``grades.csv``."""
+    return csv_path.with_name(f"{csv_path.stem}.partial{csv_path.suffix or '.csv'}")
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV the grader wrote (escaped cells as they are); [] if none."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return [row for row in csv.DictReader(f) if row.get("fingerprint")]
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return []
+
+
+def _grade_from_row(row: dict[str, str], lab: LabSpec, sub: Submission) -> Grade:
+    """A :class:`Grade` again from a row of an earlier run (for ``--resume``)."""
+    notes = csv_value(row.get("notes", ""))
+    seconds = csv_value(row.get("seconds", "0"))
+    return Grade(
+        sub.student,
+        csv_value(row.get("submission", "")),
+        {ex: csv_value(row.get(ex, NOT_RUN)) for ex in lab.exercises},
+        notes=notes.split("; ") if notes else [],
+        seconds=float(seconds) if re.fullmatch(r"\d+(\.\d*)?", seconds) else 0.0,
+        file_name=sub.file_name,
+        fingerprint=row["fingerprint"],
+    )
+
+
+class RowWriter:
+    """Rows written as each submission finishes, renamed into place at the end.
+
+    A run writes ``grades.partial.csv`` (one row per finished submission, flushed to
+    disk) and at the end the sorted ``grades.csv`` through a temporary file and an
+    atomic rename. A run that starts removes an earlier ``grades.csv``, so a grade
+    never sits, stale, beside newer feedback; a killed run leaves only the partial
+    file, which ``--resume`` reads back.
+    """
+
+    def __init__(self, csv_path: Path, lab: LabSpec, resume: bool) -> None:
+        self.csv_path, self.lab = csv_path, lab
+        self.partial = partial_path(csv_path)
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        self.previous: dict[str, dict[str, str]] = {}
+        if resume:  # the finished run, then the killed one (newer) over it
+            for path in (csv_path, self.partial):
+                for row in _read_rows(path):
+                    self.previous[csv_value(row["student"])] = row
+        csv_path.unlink(missing_ok=True)
+        self.partial.unlink(missing_ok=True)
+        self.rows: list[list[str]] = []
+        self._file = open(self.partial, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self._writer = csv_writer(self._file)
+        self._write(csv_header(lab))
+
+    def reusable(self, sub: Submission, print_: str, feedback_dir: Path) -> bool:
+        """Whether the earlier row of ``sub`` still holds (``--resume``)."""
+        row = self.previous.get(sub.student)
+        if row is None or row.get("fingerprint") != print_:
+            return False
+        graded = not csv_value(row.get("notes", "")).startswith("not graded")
+        return not graded or (feedback_dir / f"{sub.file_name}.md").exists()
+
+    def _write(self, cells: list[str]) -> None:
+        self._writer.writerow(cells)
+        self._file.flush()
+        with contextlib.suppress(OSError):
+            os.fsync(self._file.fileno())
+
+    def add(self, grade: Grade) -> None:
+        cells = [csv_cell(c) for c in csv_row(grade, self.lab)]
+        self.rows.append(cells)
+        self._write(cells)
+
+    def finish(self) -> None:
+        """The sorted CSV in place (atomically); the partial file removed."""
+        self._file.close()
+        tmp = self.csv_path.with_name(f".{self.csv_path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv_writer(f)
+            writer.writerow(csv_header(self.lab))
+            for cells in sorted(self.rows, key=lambda c: csv_value(c[0])):
+                writer.writerow(cells)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.csv_path)
+        self.partial.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self._file.close()
+
+
 # ------------------------------------------------------------------ all students
 @dataclass
 class Report:
@@ -1762,6 +1962,8 @@ class Report:
     feedback_dir: Path
     seconds: float
     jobs: int
+    reused: int = 0  # rows taken from an earlier run (--resume)
+    max_rss_growth: int = 0  # bytes the grader's peak memory grew by in the run
 
     @property
     def per_submission(self) -> float:
@@ -1788,6 +1990,7 @@ def grade(
     mnist_path: str | None = None,
     progress: bool = True,
     labs_dir: Path = LABS_DIR,
+    resume: bool = False,
 ) -> Report:
     """Grade every submission in a folder; write the CSV and the feedback files.
 
@@ -1804,6 +2007,8 @@ def grade(
             without either they fall back to the small digits set).
         progress: show a progress bar over students.
         labs_dir: where the pristine labs are.
+        resume: keep the rows of an earlier (or killed) run whose submission and
+            course version are unchanged (see :class:`RowWriter`).
 
     Returns:
         A :class:`Report` with every student's :class:`Grade`.
@@ -1812,8 +2017,6 @@ def grade(
         GradeError: unknown lab, missing or empty folder, output inside the
             submissions folder, bad options.
     """
-    from tqdm.auto import tqdm
-
     start = time.monotonic()
     spec = load_lab(lab, labs_dir)
     folder = Path(submissions)
@@ -1835,7 +2038,59 @@ def grade(
         mnist_path or os.environ.get("MNIST_PATH"),
     )
     feedback_dir.mkdir(parents=True, exist_ok=True)
+    rss = _max_rss()
+    version = course_version(spec, settings.limits, settings.mnist_path)
+    rows = RowWriter(csv_path, spec, resume)
     grades: list[Grade] = []
+    prints = {s.student: fingerprint(s, version) for s in subs}
+    todo = []
+    for sub in subs:
+        if rows.reusable(sub, prints[sub.student], feedback_dir):
+            grades.append(_grade_from_row(rows.previous[sub.student], spec, sub))
+            rows.add(grades[-1])
+        else:
+            todo.append(sub)
+    reused = len(grades)
+    jobs = max(1, min(jobs, len(todo) or 1))
+    try:
+        _grade_all(todo, settings, jobs, progress, start, grades, rows, prints)
+    finally:
+        rows.close()
+    rows.finish()
+    grades.sort(key=lambda g: g.student)
+    return Report(
+        grades,
+        csv_path,
+        feedback_dir,
+        time.monotonic() - start,
+        jobs,
+        reused,
+        max(0, _max_rss() - rss),
+    )
+
+
+def _max_rss() -> int:
+    """The grader's peak resident memory so far, in bytes (0 where unknown)."""
+    if resource is None:
+        return 0
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def _grade_all(
+    subs: list[Submission],
+    settings: Settings,
+    jobs: int,
+    progress: bool,
+    start: float,
+    grades: list[Grade],
+    rows: RowWriter,
+    prints: dict[str, str],
+) -> None:
+    """Grade ``subs`` in parallel; each row is written as its submission finishes."""
+    from tqdm.auto import tqdm
+
+    spec = settings.lab
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(grade_submission, s, settings): s for s in subs}
         bar = tqdm(
@@ -1852,11 +2107,10 @@ def grade(
                 grades.append(
                     _ungraded(sub, str(sub.path or ""), f"grader error: {exc!r}", start)
                 )
+            grades[-1].fingerprint = prints[sub.student]
+            rows.add(grades[-1])
             bar.update(1)
         bar.close()
-    write_csv(csv_path, grades, spec)
-    grades.sort(key=lambda g: g.student)
-    return Report(grades, csv_path, feedback_dir, time.monotonic() - start, jobs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1889,6 +2143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--mnist", default=None, help="path of mnist.npz")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows of an earlier or killed run (same file, same course)",
+    )
     args = parser.parse_args(argv)
     try:
         limits = Limits(
@@ -1909,6 +2168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             limits=limits,
             mnist_path=args.mnist,
             progress=not args.quiet,
+            resume=args.resume,
         )
     except GradeError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -1919,6 +2179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({report.per_submission:.1f} s per submission, {report.jobs} "
         f"job{'s' * (report.jobs != 1)}): "
         f"{report.csv_path}, feedback in {report.feedback_dir}/"
+        + (f" ({report.reused} kept from the earlier run)" if report.reused else "")
     )
     return 0
 
