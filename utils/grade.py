@@ -862,11 +862,6 @@ def _nn_cap(cell_limit, total_limit, mark):  # added by the batch grader
 
     state = {{"cell": 0, "total": 0, "cut": False}}
 
-    def reset(*args, **kwargs):
-        state["cell"], state["cut"] = 0, False
-
-    get_ipython().events.register("pre_run_cell", reset)
-
     def capped(write):
         def write_capped(text):
             if not isinstance(text, str):
@@ -888,8 +883,14 @@ def _nn_cap(cell_limit, total_limit, mark):  # added by the batch grader
 
         return write_capped
 
-    for stream in (sys.stdout, sys.stderr):
-        stream.write = capped(stream.write)
+    def each_cell(*args, **kwargs):
+        # IPython sets each stream's write for every cell (and puts it back after):
+        # the cap goes around the write that this cell uses
+        state["cell"], state["cut"] = 0, False
+        for stream in (sys.stdout, sys.stderr):
+            stream.write = capped(stream.write)
+
+    get_ipython().events.register("pre_run_cell", each_cell)
 
 
 _nn_cap({cell!r}, {total!r}, {mark!r})
