@@ -5,6 +5,7 @@ Usage::
     python -m utils.grade 1 submissions/ --out grades/grades.csv
     python -m utils.grade 1 submissions/ --out part1.csv --shard 1/2   # machine 1
     python -m utils.grade 1 submissions/ --out part2.csv --shard 2/2   # machine 2
+    python -m utils.grade 1 submissions/ --out grades.csv --resume  # after a kill
 
 A submission is a lab as the student saved it, ``.md`` (Jupytext) or ``.ipynb``: one
 file per student (named after the file), or one folder per student holding it (named
@@ -24,9 +25,12 @@ and cannot be changed by editing check cells:
    per cell, a time limit for the whole submission and a memory limit
    (``RLIMIT_AS``) on the kernel. Cells run one by one, like Run All, but an error
    does not stop the later exercises. A cell that runs too long is interrupted; a
-   kernel that dies (``os._exit``, a segfault, the memory limit) is restarted and the
-   notebook runs again, first with only the definitions of the exercise cell that
-   killed it (imports, functions, classes, constants), then without that cell.
+   kernel that dies (``os._exit``, a segfault, the memory limit), or an exercise cell
+   that times out or raises MemoryError, stops the run: the kernel is restarted and
+   the notebook runs again, first with only the definitions of that exercise cell
+   (imports, functions, classes, constants), then without that cell, so the same
+   mistake gets the same grade whichever way it fails. What the kernel prints is
+   capped in the kernel (per cell and per submission), before it reaches the grader.
 3. Results are read as data: a grader cell after the lab's imports makes the lab's
    ``LAB.record`` also emit every check result as a JSON output of the cell that
    produced it, and a last cell emits ``check.results_as_dict()``. No printed text is
@@ -35,9 +39,12 @@ and cannot be changed by editing check cells:
 The CSV has one column per exercise (``passed``, ``failed``, ``not implemented
 yet``, ``used the reference`` or ``error: ...``), ``total`` (exercises passed),
 ``max``, ``answers`` (written questions answered, ``2 of 3``: read, never graded),
-``seconds`` and ``notes`` (the reasons, in words). Each student also gets a Markdown
-feedback file with every check's message as the notebook shows it and each written
-question with their answer, and the executed notebook, in the feedback folder.
+``seconds``, ``notes`` (the reasons, in words) and ``fingerprint`` (for ``--resume``);
+cells that a spreadsheet would run as a formula are escaped (:func:`csv_cell`). Rows
+are written as each submission finishes (:class:`RowWriter`). Each student also gets
+a Markdown feedback file with every check's message as the notebook shows it and each
+written question with their answer, and the executed notebook, in the feedback
+folder, named by :func:`unique_file_names`.
 
 This is not a sandbox: student code runs with the grader's user rights (see the
 README, "For instructors").
