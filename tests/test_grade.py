@@ -10,9 +10,12 @@ grade two at a time and keep timeouts short.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
+import io
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -103,6 +106,23 @@ def _append(nb, name: str, extra: str):
     return nb
 
 
+def _prepend(nb, name: str, extra: str):
+    nb = copy.deepcopy(nb)
+    i = _code_source(nb, name)
+    nb.cells[i].source = extra + "\n" + nb.cells[i].source
+    return nb
+
+
+# one mistake at the top of the softmax cell, four ways to fail: the same grade
+SAME_MISTAKE = {
+    "same-sleep": "import time\n\ntime.sleep(60)\n",
+    "same-sigint": "import signal\nimport time\n\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(60)\n",
+    "same-memory": "big = np.zeros(3 * 2**30, np.uint8)\n",
+    "same-exit": "import os\n\nos._exit(1)\n",
+}
+
+
 def _questions_cell(nb) -> int:
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown" and "**Question 1.**" in cell.source:
@@ -170,6 +190,13 @@ def _crafted(lab: G.LabSpec, solution, untouched) -> dict[str, object]:
         "memory": _append(solution, "forward", "big = np.zeros(3 * 2**30, np.uint8)\n"),
         "syntax": _append(solution, "linear_backward", "def oops(:\n    pass\n"),
         "deleted": _with(solution, "sgd_update", None),
+        **{k: _prepend(solution, "softmax", v) for k, v in SAME_MISTAKE.items()},
+        # 50 MB in one print, then 10 MB in many
+        "chatty": _append(
+            _append(solution, "relu", 'print("x" * 50_000_000)\n'),
+            "softmax",
+            'for _ in range(100_000):\n    print("y" * 99)\n',
+        ),
     }
 
 
@@ -191,6 +218,10 @@ EXPECTED = {  # student -> {exercise: status}; every other exercise "passed"
         "linear_backward": "error: SyntaxError (line",
         **dict.fromkeys(["backward", "train_step", "training"], ANY),
     },
+    "same-sleep": {"softmax": "error: timeout"},
+    "same-sigint": {"softmax": "error: timeout"},
+    "same-memory": {"softmax": "error: MemoryError"},
+    "same-exit": {"softmax": "error: kernel died (exit code 1)"},
     "deleted": {
         "sgd_update": "error: missing (no cell defines sgd_update)",
         **dict.fromkeys(["train_step", "training"], ANY),
@@ -206,6 +237,7 @@ NOTES = {  # student -> words its notes must contain
     "notes": "not graded: notes.txt is not a notebook",
     "broken": "not graded: broken.ipynb cannot be read",
     "empty-folder": "holds no notebook",
+    "latin1": "latin1.md is not UTF-8 (byte",
     "dave": "graded 01-mine.md (the one with work in it); also in dave/: "
     f"{LAB1}.md (the lab as handed out, no work in it); {LAB1}.new.md (a newer "
     "version `make lab` offered)",
@@ -244,6 +276,14 @@ def _write_submissions(folder: Path, lab, solution, untouched, n_total: int) -> 
     (folder / "notes.txt").write_text("not a notebook\n")
     (folder / "broken.ipynb").write_text("{ this is not json")
     (folder / ".DS_Store").write_text("ignored")
+    # names that one sanitised name would merge, and one a spreadsheet would run
+    jupytext.write(solution, folder / "eve smith.md")
+    jupytext.write(_with(solution, "softmax", WRONG_SOFTMAX), folder / "eve_smith.md")
+    jupytext.write(solution, folder / "=1+1.md")
+    # an editor that saved a comment's é as latin-1 (and the rest as it could)
+    latin = folder / "latin1.md"
+    jupytext.write(_append(solution, "relu", "# café au lait\n"), latin)
+    latin.write_bytes(latin.read_text().encode("latin-1", errors="replace"))
     names = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
     for k in range(n_total - len(names)):  # the rest of the class
         nb = _with(solution, "softmax", WRONG_SOFTMAX) if k % 2 else solution
@@ -327,6 +367,93 @@ def test_crafted_submissions(graded):
     assert rows["student01"]["softmax"] == "failed"
 
 
+def test_the_same_mistake_scores_the_same(graded):
+    """A sleep, a sleep deaf to SIGINT, a MemoryError and os._exit at the top of one
+    exercise cell: that exercise gets `error: ...`, the others are graded with its
+    definitions only, so every way gives the same row."""
+    lab, report, *_ = graded
+    rows = _rows(report.csv_path)
+    ignore = ("student", "submission", "seconds", "notes", "answers", "fingerprint")
+    ignore += ("softmax",)
+    same = [{k: v for k, v in rows[s].items() if k not in ignore} for s in SAME_MISTAKE]
+    assert all(row == same[0] for row in same), same
+    assert same[0]["total"] == str(len(lab.exercises) - 1)
+    for student in SAME_MISTAKE:
+        assert rows[student]["softmax"].startswith("error: "), rows[student]
+        assert (
+            "only the definitions of the student's cell for exercise 3"
+            in (rows[student]["notes"])
+        ), rows[student]["notes"]
+
+
+def test_kernel_output_is_capped(graded):
+    """50 MB printed in a cell reach neither the feedback nor the grader's memory."""
+    lab, report, *_ = graded
+    row = _rows(report.csv_path)["chatty"]
+    assert row["total"] == str(len(lab.exercises)), row["notes"]
+    assert (
+        "output capped: the cell for relu, relu_grad printed too much" in row["notes"]
+    )
+    assert "output capped: the cell for softmax printed too much" in row["notes"]
+    out = report.feedback_dir
+    assert (out / "chatty.ipynb").stat().st_size < 2 * LIMITS.total_output
+    assert (out / "chatty.md").stat().st_size < 100_000
+    grown = report.max_rss_growth
+    assert grown < 50 * 2**20, f"the grader grew by {grown / 2**20:.0f} MB"
+
+
+def test_colliding_names_keep_their_own_files(graded):
+    """`eve smith` and `eve_smith` share no feedback file (nor work folder)."""
+    lab, report, *_ = graded
+    rows = _rows(report.csv_path)
+    assert rows["eve smith"]["softmax"] == "passed"
+    assert rows["eve_smith"]["softmax"] == "failed"
+    by = {g.student: g for g in report.grades}
+    names = {by[s].file_name for s in ("eve smith", "eve_smith")}
+    assert len(names) == 2
+    for student in ("eve smith", "eve_smith"):
+        stem = by[student].file_name
+        assert G.student_of(stem) == student
+        text = (report.feedback_dir / f"{stem}.md").read_text()
+        assert f"feedback for {student}\n" in text
+        assert all("kernel did not start" not in n for n in by[student].notes), by[
+            student
+        ].notes
+    assert G.unique_file_names(["Eve", "eve"]) == {"Eve": "Eve", "eve": "eve~~2"}
+    long = "x" * 300
+    assert len(G.file_name(long)) < 150 and G.file_name(long) != G.file_name(long[1:])
+
+
+def test_csv_cells_are_never_formulas(graded, small):
+    """OWASP: a cell starting with = + - @ (tab, CR) is quoted with a leading '."""
+    lab, report, *_ = graded
+    text = report.csv_path.read_text()
+    assert '"\'=1+1"' in text  # the student column, readable
+    assert '"=1+1"' not in text
+    rows = _rows(report.csv_path)
+    assert rows["'=1+1"]["total"] == str(len(lab.exercises))
+    assert (report.feedback_dir / f"{G.file_name('=1+1')}.md").exists()
+    lab, *_ = small
+    grade = G.Grade("@x", "-y", {}, notes=['=HYPERLINK("http://e.vil")'])
+    buffer = io.StringIO()
+    writer = G.csv_writer(buffer)
+    writer.writerow([G.csv_cell(c) for c in G.csv_row(grade, lab)])
+    cells = next(csv.reader(io.StringIO(buffer.getvalue())))
+    assert cells[:2] == ["'@x", "'-y"]
+    assert cells[-2] == '\'=HYPERLINK("http://e.vil")'
+    assert [G.csv_value(c) for c in cells[:2]] == ["@x", "-y"]
+    assert G.csv_cell("\tx") == "'\tx" and G.csv_cell("\rx") == "'\rx"
+    assert G.csv_cell("a=b") == "a=b"
+
+
+def test_non_utf8_submission_is_graded(graded):
+    lab, report, *_ = graded
+    row = _rows(report.csv_path)["latin1"]
+    assert row["total"] == str(len(lab.exercises)), row["notes"]
+    assert "read as latin-1" in row["notes"]
+    assert G.decode_text("é".encode() + b"\xe9")[1].endswith("read as U+FFFD")
+
+
 def test_submissions_untouched_and_feedback_written(graded):
     lab, report, _, before, after, folder = graded
     assert before == after  # nothing written, moved or deleted in the submissions
@@ -389,10 +516,79 @@ def test_two_shards_equal_one_run(graded, tmp_path):
         rows.update(part)
     assert sorted(rows) == ["full", "notes", "other-lab", "wrong"]
     one_run = _rows(report.csv_path)
-    ignore = ("submission", "seconds")
+    ignore = ("submission", "seconds", "fingerprint")  # other limits
     for student, row in rows.items():
         want = {k: v for k, v in one_run[student].items() if k not in ignore}
         assert {k: v for k, v in row.items() if k not in ignore} == want
+
+
+def _kill_kernels_under(folder: Path) -> None:
+    """Kill (by pid) the kernels a killed grader left running in ``folder``."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cwd = Path(os.readlink(proc / "cwd"))
+        except OSError:
+            continue
+        if G._inside(cwd, folder):
+            with contextlib.suppress(OSError):
+                os.kill(int(proc.name), signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds kernels in /proc")
+def test_kill_mid_run_then_resume(small, tmp_path):
+    """kill -9 mid-run leaves the rows done so far and no stale grades.csv; a rerun
+    with --resume keeps them and grades the rest; a changed file is graded again."""
+    lab, solution, _ = small
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("ann", "bob", "cy"):
+        jupytext.write(solution, subs / f"{name}.md")
+    out = tmp_path / "out" / "grades.csv"
+    out.parent.mkdir()
+    out.write_text("student,relu\nann,stale\n")  # an earlier run's grades
+    partial = G.partial_path(out)
+    options = ["--jobs", "1", "--quiet", "--cell-timeout", "10", "--memory", "2G"]
+    argv = [str(lab.path), str(subs), "--out", str(out), *options]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "utils.grade", *argv],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if partial.exists() and len(_rows(partial)) >= 1:
+                break
+            time.sleep(0.2)
+        assert process.poll() is None, "the run ended before it could be killed"
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        _kill_kernels_under(tmp_path / "out")
+    assert not out.exists()  # no stale grade beside the new feedback
+    same = G.Limits(cell_timeout=10, memory=2 * 2**30)  # the command's
+    done = _rows(partial)
+    assert 1 <= len(done) < 3 and all(
+        r["total"] == str(len(lab.exercises)) for r in done.values()
+    )
+    report = G.grade(
+        lab.path, subs, out, jobs=JOBS, limits=same, progress=False, resume=True
+    )
+    assert report.reused == len(done)
+    rows = _rows(out)
+    assert sorted(rows) == ["ann", "bob", "cy"] and not partial.exists()
+    assert all(r["total"] == str(len(lab.exercises)) for r in rows.values())
+    changed = sorted(done)[0]
+    jupytext.write(_with(solution, "softmax", WRONG_SOFTMAX), subs / f"{changed}.md")
+    report = G.grade(
+        lab.path, subs, out, jobs=JOBS, limits=same, progress=False, resume=True
+    )
+    assert report.reused == 2
+    assert _rows(out)[changed]["softmax"] == "failed"
 
 
 @pytest.mark.parametrize(

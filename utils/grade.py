@@ -5,6 +5,7 @@ Usage::
     python -m utils.grade 1 submissions/ --out grades/grades.csv
     python -m utils.grade 1 submissions/ --out part1.csv --shard 1/2   # machine 1
     python -m utils.grade 1 submissions/ --out part2.csv --shard 2/2   # machine 2
+    python -m utils.grade 1 submissions/ --out grades.csv --resume  # after a kill
 
 A submission is a lab as the student saved it, ``.md`` (Jupytext) or ``.ipynb``: one
 file per student (named after the file), or one folder per student holding it (named
@@ -24,9 +25,12 @@ and cannot be changed by editing check cells:
    per cell, a time limit for the whole submission and a memory limit
    (``RLIMIT_AS``) on the kernel. Cells run one by one, like Run All, but an error
    does not stop the later exercises. A cell that runs too long is interrupted; a
-   kernel that dies (``os._exit``, a segfault, the memory limit) is restarted and the
-   notebook runs again, first with only the definitions of the exercise cell that
-   killed it (imports, functions, classes, constants), then without that cell.
+   kernel that dies (``os._exit``, a segfault, the memory limit), or an exercise cell
+   that times out or raises MemoryError, stops the run: the kernel is restarted and
+   the notebook runs again, first with only the definitions of that exercise cell
+   (imports, functions, classes, constants), then without that cell, so the same
+   mistake gets the same grade whichever way it fails. What the kernel prints is
+   capped in the kernel (per cell and per submission), before it reaches the grader.
 3. Results are read as data: a grader cell after the lab's imports makes the lab's
    ``LAB.record`` also emit every check result as a JSON output of the cell that
    produced it, and a last cell emits ``check.results_as_dict()``. No printed text is
@@ -35,9 +39,12 @@ and cannot be changed by editing check cells:
 The CSV has one column per exercise (``passed``, ``failed``, ``not implemented
 yet``, ``used the reference`` or ``error: ...``), ``total`` (exercises passed),
 ``max``, ``answers`` (written questions answered, ``2 of 3``: read, never graded),
-``seconds`` and ``notes`` (the reasons, in words). Each student also gets a Markdown
-feedback file with every check's message as the notebook shows it and each written
-question with their answer, and the executed notebook, in the feedback folder.
+``seconds``, ``notes`` (the reasons, in words) and ``fingerprint`` (for ``--resume``);
+cells that a spreadsheet would run as a formula are escaped (:func:`csv_cell`). Rows
+are written as each submission finishes (:class:`RowWriter`). Each student also gets
+a Markdown feedback file with every check's message as the notebook shows it and each
+written question with their answer, and the executed notebook, in the feedback
+folder, named by :func:`unique_file_names`.
 
 This is not a sandbox: student code runs with the grader's user rights (see the
 README, "For instructors").
@@ -51,6 +58,8 @@ import asyncio
 import contextlib
 import copy
 import csv
+import dataclasses
+import hashlib
 import importlib
 import io
 import json
@@ -62,6 +71,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -187,8 +197,38 @@ def resolve_lab(lab: str | Path, labs_dir: Path = LABS_DIR) -> Path:
     raise GradeError(f"unknown lab {text!r}: the labs are {known}.")
 
 
-def read_notebook(path: Path) -> Any:
+def decode_text(data: bytes) -> tuple[str, str]:
+    """The text of a submitted file, and a note when it is not UTF-8.
+
+    A file that is not valid UTF-8 (an editor that saved ``é`` as latin-1) is read as
+    latin-1 when it holds no UTF-8 sequence at all, else as UTF-8 with the bad bytes
+    replaced by U+FFFD: a comment's accent never costs the whole lab.
+    """
+    try:
+        return data.decode("utf-8"), ""
+    except UnicodeDecodeError as exc:
+        first = exc.start
+    if not _UTF8_SEQUENCE.search(data):
+        return data.decode("latin-1"), (
+            f"not UTF-8 (byte {first}): read as latin-1 instead"
+        )
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    return text, (
+        f"not valid UTF-8 (byte {first}): {bad} undecodable byte"
+        f"{'s' * (bad != 1)} read as U+FFFD"
+    )
+
+
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xf4][\x80-\xbf]+")
+
+
+def read_notebook(path: Path, notes: list[str] | None = None) -> Any:
     """A notebook from a ``.ipynb`` or a Jupytext ``.md`` file.
+
+    Args:
+        path: the file.
+        notes: where a note on the file's encoding goes (see :func:`decode_text`).
 
     Raises:
         GradeError: not a notebook, unreadable, or too large.
@@ -206,10 +246,13 @@ def read_notebook(path: Path) -> Any:
             raise GradeError(f"{path.name} is {size / 2**20:.0f} MB: too large.")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            text, note = decode_text(path.read_bytes())
             if path.suffix == ".ipynb":
-                nb = nbformat.read(path, as_version=4)
+                nb = nbformat.reads(text, as_version=4)
             else:
-                nb = jupytext.read(path)
+                nb = jupytext.reads(text, fmt={"extension": path.suffix})
+        if note and notes is not None:
+            notes.append(f"{path.name} is {note}")
     except GradeError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader error: say which file
@@ -502,6 +545,10 @@ class Submission:
     path: Path | None
     error: str = ""
     notes: list[str] = field(default_factory=list)
+    file_name: str = ""  # its feedback file and work folder: see unique_file_names
+
+    def __post_init__(self) -> None:
+        self.file_name = self.file_name or file_name(self.student)
 
 
 def _visible(path: Path) -> bool:
@@ -643,6 +690,9 @@ def find_submissions(folder: Path, lab: LabSpec) -> list[Submission]:
         names[sub.student] = names.get(sub.student, 0) + 1
         if names[sub.student] > 1:
             sub.student = f"{sub.student} ({names[sub.student]})"
+    files = unique_file_names([sub.student for sub in subs])
+    for sub in subs:
+        sub.file_name = files[sub.student]
     return sorted(subs, key=lambda s: s.student)
 
 
@@ -809,6 +859,72 @@ del _NNGrade
 """
 
 
+# what the kernel prints in place of the rest of a cell's output
+CAPPED = "[the grader left out the rest of this output: more than {} characters]"
+_CAP = """\
+def _nn_cap(cell_limit, total_limit, mark):  # added by the batch grader
+    import sys
+
+    from IPython import get_ipython
+
+    state = {{"cell": 0, "total": 0, "cut": False}}
+
+    def capped(write):
+        def write_capped(text):
+            if not isinstance(text, str):
+                return write(text)
+            room = min(cell_limit - state["cell"], total_limit - state["total"])
+            if len(text) <= room:
+                state["cell"] += len(text)
+                state["total"] += len(text)
+                return write(text)
+            if room > 0:
+                write(text[:room])
+                state["cell"] += room
+                state["total"] += room
+            if not state["cut"]:
+                state["cut"] = True
+                limit = cell_limit if cell_limit - state["cell"] <= 0 else total_limit
+                write("\\n" + mark.format(limit) + "\\n")
+            return len(text)
+
+        return write_capped
+
+    def each_cell(*args, **kwargs):
+        # IPython sets each stream's write for every cell (and puts it back after):
+        # the cap goes around the write that this cell uses
+        state["cell"], state["cut"] = 0, False
+        for stream in (sys.stdout, sys.stderr):
+            stream.write = capped(stream.write)
+
+    get_ipython().events.register("pre_run_cell", each_cell)
+
+
+_nn_cap({cell!r}, {total!r}, {mark!r})
+del _nn_cap
+"""
+
+
+def output_notes(nb: Any, lab: LabSpec) -> list[str]:
+    """A note for each cell whose output was cut (in the kernel or by the grader)."""
+    marks = (CAPPED.split("{}")[0], "[the rest of this cell's output was left out")
+    notes = []
+    for i, cell in enumerate(nb.cells):
+        text = "".join(str(out.get("text", "")) for out in cell.get("outputs", []))
+        if not any(mark in text for mark in marks):
+            continue
+        meta = cell.get("metadata", {}).get("nn_grade", {})
+        where = f"the cell under '{_heading_before(nb, i) or 'the top'}'"
+        if meta.get("role") in ("exercise", "stub"):
+            names = lab.exercise_cells[0].names
+            for c in lab.exercise_cells:
+                if c.index == meta.get("lab_cell"):
+                    names = c.names
+            where = f"the cell for {', '.join(names)}"
+        notes.append(f"output capped: {where} printed too much (the rest left out)")
+    return notes
+
+
 def definitions_only(source: str) -> str:
     """The imports, functions, classes and constant assignments of a cell.
 
@@ -856,7 +972,11 @@ def _cell(source: str, role: str, **meta: Any) -> Any:
 
 
 def build_notebook(
-    lab: LabSpec, matches: list[Matched], nonce: str, skip: set[tuple[str, int]]
+    lab: LabSpec,
+    matches: list[Matched],
+    nonce: str,
+    skip: set[tuple[str, int]],
+    output_limits: tuple[int, int] = (100_000, 1_000_000),
 ) -> Any:
     """The pristine lab with the student's exercise cells and the grader's cells.
 
@@ -866,9 +986,12 @@ def build_notebook(
         nonce: marks the grader's outputs.
         skip: ``("exercise", k)`` leaves out the student's cells of exercise cell
             ``k`` (the stub stays); ``("cell", i)`` leaves out the lab's cell ``i``.
+        output_limits: characters a cell, and the whole notebook, may print; the
+            kernel leaves out the rest (so it never reaches the grader).
     """
     nb = copy.deepcopy(lab.nb)
-    cells = []
+    cap = _CAP.format(cell=output_limits[0], total=output_limits[1], mark=CAPPED)
+    cells = [_cell(cap, "setup")]
     by_index = {m.cell.index: (k, m) for k, m in enumerate(matches)}
     for i, cell in enumerate(lab.nb.cells):
         if cell.cell_type != "code":
@@ -914,6 +1037,8 @@ class Limits:
     memory: int = 4 * 2**30  # bytes of address space (RLIMIT_AS); 0: no limit
     startup_timeout: float = 60.0
     max_restarts: int = 4
+    cell_output: int = 100_000  # characters a cell may print (the rest left out)
+    total_output: int = 1_000_000  # characters the whole submission may print
 
 
 @dataclass
@@ -1094,12 +1219,53 @@ async def _run_once(
                     code = process.poll() if process is not None else None
                     events.append(Event("died", i, _signal_name(code)))
                     break
+                if _stops_the_run(cell, i, events):
+                    break
     try:
         tail = log_path.read_text(errors="replace").splitlines()
     except OSError:
         tail = []
     tail = [line for line in tail if "without encryption" not in line]
     return events, "\n".join(tail[-15:])
+
+
+def _stops_the_run(cell: Any, index: int, events: list[Event]) -> bool:
+    """Whether a student's exercise cell failed in a way that reruns the notebook.
+
+    A timeout and a MemoryError there are handled like a dead kernel (see
+    :func:`_restart_for`): the run stops, and the notebook runs again with only the
+    cell's definitions. A MemoryError becomes an event here.
+    """
+    if cell.metadata.get("nn_grade", {}).get("role") != "exercise":
+        return False
+    if events and events[-1].kind == "timeout" and events[-1].cell == index:
+        return True
+    err = _error_of(cell)
+    if err and err[0] == "MemoryError":
+        events.append(Event("memory", index, "MemoryError"))
+        return True
+    return False
+
+
+# kinds of event that rerun the notebook when an exercise cell caused them
+RESTARTING = ("died", "unresponsive", "timeout", "memory")
+
+
+def _restart_for(nb: Any, events: list[Event]) -> Event | None:
+    """The event that makes the notebook run again, if any.
+
+    A dead or unresponsive kernel anywhere, or a timeout or MemoryError in a
+    student's exercise cell: the same mistake then gets the same grade whichever way
+    it fails (the exercise gets ``error: ...``; the others are graded with its
+    definitions only).
+    """
+    for event in events:
+        if event.kind in ("died", "unresponsive"):
+            return event
+        role = nb.cells[event.cell].metadata.get("nn_grade", {}).get("role")
+        if event.kind in RESTARTING and role == "exercise":
+            return event
+    return None
 
 
 # ------------------------------------------------------------------ results
@@ -1116,6 +1282,11 @@ class Grade:
     seconds: float = 0.0
     summary: list[tuple[str, str]] | None = None  # check.summary() in the kernel
     answers: list[Answer] | None = None  # the written answers; None: not read
+    file_name: str = ""  # the feedback file's name, without suffix
+    fingerprint: str = ""  # the submission's and the course's (see fingerprint)
+
+    def __post_init__(self) -> None:
+        self.file_name = self.file_name or file_name(self.student)
 
     @property
     def answered(self) -> str:
@@ -1296,6 +1467,8 @@ def _event_status(event: Event) -> str:
         return "timeout (the kernel did not stop)"
     if event.kind == "died":
         return f"kernel died ({event.detail})" if event.detail else "kernel died"
+    if event.kind == "memory":
+        return event.detail or "MemoryError"
     return "time limit for the submission reached"
 
 
@@ -1318,8 +1491,53 @@ class Settings:
     keep_work: bool = False
 
 
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "student"
+_SAFE_CHAR = re.compile(r"[A-Za-z0-9_-]")
+MAX_NAME = 120  # characters of an encoded name before it is shortened
+
+
+def file_name(student: str) -> str:
+    """A file and folder name for a student: unique, reversible, safe anywhere.
+
+    Letters, digits, ``_`` and ``-`` stay; every other character (a space, a dot, a
+    slash, ``=``, an accent) becomes ``~XX`` per UTF-8 byte, so ``eve smith`` and
+    ``eve_smith`` never share a file (``eve~20smith``, ``eve_smith``) and
+    :func:`student_of` gives the name back. A very long name is cut and ends in a hash
+    of the whole (still unique; the CSV and the feedback's title keep the name).
+    """
+    out = "".join(
+        ch if _SAFE_CHAR.fullmatch(ch) else "".join(f"~{b:02X}" for b in ch.encode())
+        for ch in student
+    )
+    if len(out) > MAX_NAME:
+        digest = hashlib.sha256(student.encode()).hexdigest()[:12]
+        out = f"{out[:MAX_NAME]}~~{digest}"
+    return out or "~"
+
+
+def student_of(name: str) -> str:
+    """The student a :func:`file_name` stands for (a shortened one: its prefix)."""
+    raw = bytearray()
+    for m in re.finditer(r"~([0-9A-F]{2})|(.)", name.split("~~", 1)[0], re.S):
+        raw += bytes([int(m.group(1), 16)]) if m.group(1) else m.group(2).encode()
+    return raw.decode("utf-8", errors="replace")
+
+
+def unique_file_names(students: Sequence[str]) -> dict[str, str]:
+    """:func:`file_name` of each student, unique even on a case-blind file system.
+
+    ``Eve`` and ``eve`` are one file on macOS and Windows: the second gets ``~~2``.
+    """
+    taken: set[str] = set()
+    names: dict[str, str] = {}
+    for student in sorted(set(students)):
+        base = name = file_name(student)
+        k = 1
+        while name.casefold() in taken:
+            k += 1
+            name = f"{base}~~{k}"
+        taken.add(name.casefold())
+        names[student] = name
+    return names
 
 
 def grade_submission(sub: Submission, settings: Settings) -> Grade:
@@ -1329,16 +1547,18 @@ def grade_submission(sub: Submission, settings: Settings) -> Grade:
     shown = str(sub.path) if sub.path else ""
     if sub.error or sub.path is None:
         return _ungraded(sub, shown, sub.error or "no notebook", start)
+    read_notes: list[str] = []
     try:
-        submitted = read_notebook(sub.path)
+        submitted = read_notebook(sub.path, read_notes)
         matches, notes = match_exercises(lab, submitted)
     except GradeError as exc:
         return _ungraded(sub, shown, str(exc), start)
     answers = written_answers(lab.questions, submitted)
-    notes = sub.notes + notes + answers_notes(answers)
-    workdir = settings.out_dir / "work" / _safe_name(sub.student)
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True, exist_ok=True)
+    notes = sub.notes + read_notes + notes + answers_notes(answers)
+    work = settings.out_dir / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    # a folder of its own, whatever the name: two kernels never share one
+    workdir = Path(tempfile.mkdtemp(prefix=f"{sub.file_name}.", dir=work))
     nonce = secrets.token_hex(8)
     env = kernel_env(settings.mnist_path)
     limits = settings.limits
@@ -1348,7 +1568,9 @@ def grade_submission(sub: Submission, settings: Settings) -> Grade:
     kernel_tail = ""
     nb = None
     for _attempt in range(limits.max_restarts + 1):
-        nb = build_notebook(lab, matches, nonce, skip)
+        nb = build_notebook(
+            lab, matches, nonce, skip, (limits.cell_output, limits.total_output)
+        )
         try:
             events, tail = asyncio.run(_run_once(nb, limits, deadline, workdir, env))
         except Exception as exc:  # noqa: BLE001 - a kernel that never started
@@ -1358,10 +1580,11 @@ def grade_submission(sub: Submission, settings: Settings) -> Grade:
             return _ungraded(sub, shown, msg, start)
         for event in events:
             trouble.add(nb, event, lab, matches)
-        fatal = [e for e in events if e.kind in ("died", "unresponsive")]
+        fatal = [e for e in [_restart_for(nb, events)] if e is not None]
         if not fatal:
             break
-        kernel_tail = tail or kernel_tail
+        if fatal[0].kind == "died":
+            kernel_tail = tail or kernel_tail
         meta = nb.cells[fatal[0].cell].metadata.get("nn_grade", {})
         role = meta.get("role")
         group = meta.get("group")
@@ -1394,7 +1617,7 @@ def grade_submission(sub: Submission, settings: Settings) -> Grade:
     statuses, texts, more_notes, details, summary = collect(
         lab, nb, nonce, trouble, matches
     )
-    notes += more_notes
+    notes += more_notes + output_notes(nb, lab)
     if kernel_tail:
         details.append("The kernel's last words:\n" + kernel_tail)
     grade = Grade(
@@ -1407,6 +1630,7 @@ def grade_submission(sub: Submission, settings: Settings) -> Grade:
         time.monotonic() - start,
         summary,
         answers,
+        file_name=sub.file_name,
     )
     _write_outputs(grade, settings, nb)
     if not settings.keep_work:
@@ -1435,6 +1659,7 @@ def _ungraded(sub: Submission, shown: str, reason: str, start: float) -> Grade:
         {},
         notes=[f"not graded: {reason}", *sub.notes],
         seconds=time.monotonic() - start,
+        file_name=sub.file_name,
     )
 
 
@@ -1541,12 +1766,12 @@ def _write_outputs(grade: Grade, settings: Settings, nb: Any | None) -> None:
     import nbformat
 
     settings.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = settings.out_dir / _safe_name(grade.student)
-    stem.with_suffix(".md").write_text(
+    stem = settings.out_dir / grade.file_name
+    Path(f"{stem}.md").write_text(
         feedback_markdown(grade, settings.lab), encoding="utf-8"
     )
     if nb is not None:
-        with open(stem.with_suffix(".ipynb"), "w", encoding="utf-8") as f:
+        with open(f"{stem}.ipynb", "w", encoding="utf-8") as f:
             nbformat.write(nb, f)
 
 
@@ -1560,6 +1785,7 @@ def csv_header(lab: LabSpec) -> list[str]:
         "answers",
         "seconds",
         "notes",
+        "fingerprint",
     ]
 
 
@@ -1574,17 +1800,164 @@ def csv_row(grade: Grade, lab: LabSpec) -> list[str]:
         grade.answered,
         f"{grade.seconds:.1f}",
         "; ".join(grade.notes),
+        grade.fingerprint,
     ]
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """A cell a spreadsheet shows as text, never runs as a formula.
+
+    As the OWASP CSV-injection guidance says: a cell starting with ``= + - @``, a tab
+    or a carriage return gets a leading single quote (``=1+1`` is shown ``'=1+1``);
+    every cell is quoted (see :func:`csv_writer`). :func:`csv_value` undoes it.
+    """
+    value = str(value)
+    return f"'{value}" if value.startswith(_FORMULA_START) else value
+
+
+def csv_value(cell: str) -> str:
+    """The value :func:`csv_cell` escaped (for reading the grader's own CSV back)."""
+    if cell.startswith("'") and cell[1:].startswith(_FORMULA_START):
+        return cell[1:]
+    return cell
+
+
+def csv_writer(stream: Any) -> Any:
+    """A CSV writer that quotes every cell (with :func:`csv_cell`, per OWASP)."""
+    return csv.writer(stream, quoting=csv.QUOTE_ALL)
 
 
 def write_csv(path: Path, grades: list[Grade], lab: LabSpec) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv_writer(buffer)
     writer.writerow(csv_header(lab))
     for grade in sorted(grades, key=lambda g: g.student):
-        writer.writerow(csv_row(grade, lab))
+        writer.writerow([csv_cell(c) for c in csv_row(grade, lab)])
     path.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+# ------------------------------------------------------- rows as they finish
+def course_version(lab: LabSpec, limits: Limits, mnist_path: str | None) -> str:
+    """A hash of what a grade depends on besides the submission.
+
+    The lab, every file of ``utils/`` (the checks, the reference, this grader) and
+    the limits: a change to any of them makes ``--resume`` grade everyone again.
+    """
+    digest = hashlib.sha256()
+    digest.update(lab.path.read_bytes())
+    for path in sorted((REPO / "utils").rglob("*.py")):
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    numbers = [float(v) for v in dataclasses.astuple(limits)]  # 10 == 10.0
+    digest.update(repr((numbers, mnist_path)).encode())
+    return digest.hexdigest()[:16]
+
+
+def fingerprint(sub: Submission, version: str) -> str:
+    """A hash of a submission (its file's bytes, which file, why) and the course."""
+    digest = hashlib.sha256(f"{version}\0{sub.student}\0{sub.error}".encode())
+    digest.update("\0".join(sub.notes).encode())
+    if sub.path is not None:
+        digest.update(str(sub.path.name).encode() + b"\0")
+        with contextlib.suppress(OSError):
+            digest.update(sub.path.read_bytes())
+    return f"{version}-{digest.hexdigest()[:16]}"
+
+
+def partial_path(csv_path: Path) -> Path:
+    """Where rows go while a run is on: ``grades.partial.csv`` beside ``grades.csv``."""
+    return csv_path.with_name(f"{csv_path.stem}.partial{csv_path.suffix or '.csv'}")
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV the grader wrote (escaped cells as they are); [] if none."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return [row for row in csv.DictReader(f) if row.get("fingerprint")]
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return []
+
+
+def _grade_from_row(row: dict[str, str], lab: LabSpec, sub: Submission) -> Grade:
+    """A :class:`Grade` again from a row of an earlier run (for ``--resume``)."""
+    notes = csv_value(row.get("notes", ""))
+    seconds = csv_value(row.get("seconds", "0"))
+    return Grade(
+        sub.student,
+        csv_value(row.get("submission", "")),
+        {ex: csv_value(row.get(ex, NOT_RUN)) for ex in lab.exercises},
+        notes=notes.split("; ") if notes else [],
+        seconds=float(seconds) if re.fullmatch(r"\d+(\.\d*)?", seconds) else 0.0,
+        file_name=sub.file_name,
+        fingerprint=row["fingerprint"],
+    )
+
+
+class RowWriter:
+    """Rows written as each submission finishes, renamed into place at the end.
+
+    A run writes ``grades.partial.csv`` (one row per finished submission, flushed to
+    disk) and at the end the sorted ``grades.csv`` through a temporary file and an
+    atomic rename. A run that starts removes an earlier ``grades.csv``, so a grade
+    never sits, stale, beside newer feedback; a killed run leaves only the partial
+    file, which ``--resume`` reads back.
+    """
+
+    def __init__(self, csv_path: Path, lab: LabSpec, resume: bool) -> None:
+        self.csv_path, self.lab = csv_path, lab
+        self.partial = partial_path(csv_path)
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        self.previous: dict[str, dict[str, str]] = {}
+        if resume:  # the finished run, then the killed one (newer) over it
+            for path in (csv_path, self.partial):
+                for row in _read_rows(path):
+                    self.previous[csv_value(row["student"])] = row
+        csv_path.unlink(missing_ok=True)
+        self.partial.unlink(missing_ok=True)
+        self.rows: list[list[str]] = []
+        self._file = open(self.partial, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self._writer = csv_writer(self._file)
+        self._write(csv_header(lab))
+
+    def reusable(self, sub: Submission, print_: str, feedback_dir: Path) -> bool:
+        """Whether the earlier row of ``sub`` still holds (``--resume``)."""
+        row = self.previous.get(sub.student)
+        if row is None or row.get("fingerprint") != print_:
+            return False
+        graded = not csv_value(row.get("notes", "")).startswith("not graded")
+        return not graded or (feedback_dir / f"{sub.file_name}.md").exists()
+
+    def _write(self, cells: list[str]) -> None:
+        self._writer.writerow(cells)
+        self._file.flush()
+        with contextlib.suppress(OSError):
+            os.fsync(self._file.fileno())
+
+    def add(self, grade: Grade) -> None:
+        cells = [csv_cell(c) for c in csv_row(grade, self.lab)]
+        self.rows.append(cells)
+        self._write(cells)
+
+    def finish(self) -> None:
+        """The sorted CSV in place (atomically); the partial file removed."""
+        self._file.close()
+        tmp = self.csv_path.with_name(f".{self.csv_path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv_writer(f)
+            writer.writerow(csv_header(self.lab))
+            for cells in sorted(self.rows, key=lambda c: csv_value(c[0])):
+                writer.writerow(cells)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.csv_path)
+        self.partial.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self._file.close()
 
 
 # ------------------------------------------------------------------ all students
@@ -1597,6 +1970,8 @@ class Report:
     feedback_dir: Path
     seconds: float
     jobs: int
+    reused: int = 0  # rows taken from an earlier run (--resume)
+    max_rss_growth: int = 0  # bytes the grader's peak memory grew by in the run
 
     @property
     def per_submission(self) -> float:
@@ -1623,6 +1998,7 @@ def grade(
     mnist_path: str | None = None,
     progress: bool = True,
     labs_dir: Path = LABS_DIR,
+    resume: bool = False,
 ) -> Report:
     """Grade every submission in a folder; write the CSV and the feedback files.
 
@@ -1639,6 +2015,8 @@ def grade(
             without either they fall back to the small digits set).
         progress: show a progress bar over students.
         labs_dir: where the pristine labs are.
+        resume: keep the rows of an earlier (or killed) run whose submission and
+            course version are unchanged (see :class:`RowWriter`).
 
     Returns:
         A :class:`Report` with every student's :class:`Grade`.
@@ -1647,8 +2025,6 @@ def grade(
         GradeError: unknown lab, missing or empty folder, output inside the
             submissions folder, bad options.
     """
-    from tqdm.auto import tqdm
-
     start = time.monotonic()
     spec = load_lab(lab, labs_dir)
     folder = Path(submissions)
@@ -1670,7 +2046,59 @@ def grade(
         mnist_path or os.environ.get("MNIST_PATH"),
     )
     feedback_dir.mkdir(parents=True, exist_ok=True)
+    rss = _max_rss()
+    version = course_version(spec, settings.limits, settings.mnist_path)
+    rows = RowWriter(csv_path, spec, resume)
     grades: list[Grade] = []
+    prints = {s.student: fingerprint(s, version) for s in subs}
+    todo = []
+    for sub in subs:
+        if rows.reusable(sub, prints[sub.student], feedback_dir):
+            grades.append(_grade_from_row(rows.previous[sub.student], spec, sub))
+            rows.add(grades[-1])
+        else:
+            todo.append(sub)
+    reused = len(grades)
+    jobs = max(1, min(jobs, len(todo) or 1))
+    try:
+        _grade_all(todo, settings, jobs, progress, start, grades, rows, prints)
+    finally:
+        rows.close()
+    rows.finish()
+    grades.sort(key=lambda g: g.student)
+    return Report(
+        grades,
+        csv_path,
+        feedback_dir,
+        time.monotonic() - start,
+        jobs,
+        reused,
+        max(0, _max_rss() - rss),
+    )
+
+
+def _max_rss() -> int:
+    """The grader's peak resident memory so far, in bytes (0 where unknown)."""
+    if resource is None:
+        return 0
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def _grade_all(
+    subs: list[Submission],
+    settings: Settings,
+    jobs: int,
+    progress: bool,
+    start: float,
+    grades: list[Grade],
+    rows: RowWriter,
+    prints: dict[str, str],
+) -> None:
+    """Grade ``subs`` in parallel; each row is written as its submission finishes."""
+    from tqdm.auto import tqdm
+
+    spec = settings.lab
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(grade_submission, s, settings): s for s in subs}
         bar = tqdm(
@@ -1687,11 +2115,10 @@ def grade(
                 grades.append(
                     _ungraded(sub, str(sub.path or ""), f"grader error: {exc!r}", start)
                 )
+            grades[-1].fingerprint = prints[sub.student]
+            rows.add(grades[-1])
             bar.update(1)
         bar.close()
-    write_csv(csv_path, grades, spec)
-    grades.sort(key=lambda g: g.student)
-    return Report(grades, csv_path, feedback_dir, time.monotonic() - start, jobs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1724,6 +2151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--mnist", default=None, help="path of mnist.npz")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows of an earlier or killed run (same file, same course)",
+    )
     args = parser.parse_args(argv)
     try:
         limits = Limits(
@@ -1744,6 +2176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             limits=limits,
             mnist_path=args.mnist,
             progress=not args.quiet,
+            resume=args.resume,
         )
     except GradeError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -1754,6 +2187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({report.per_submission:.1f} s per submission, {report.jobs} "
         f"job{'s' * (report.jobs != 1)}): "
         f"{report.csv_path}, feedback in {report.feedback_dir}/"
+        + (f" ({report.reused} kept from the earlier run)" if report.reused else "")
     )
     return 0
 
