@@ -1036,7 +1036,12 @@ async def _probe(client: Any, timeout: float) -> bool:
 
 
 async def _run_once(
-    nb: Any, limits: Limits, deadline: float, workdir: Path, env: dict[str, str]
+    nb: Any,
+    limits: Limits,
+    deadline: float,
+    workdir: Path,
+    env: dict[str, str],
+    sandbox: Any = None,
 ) -> tuple[list[Event], str]:
     """Run the cells of ``nb`` in one fresh kernel, recording errors as outputs.
 
@@ -1044,7 +1049,6 @@ async def _run_once(
         The events (timeouts, a dead kernel, ...) and the tail of the kernel's stderr
         when it died.
     """
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     client = _make_client_class()(
         nb,
@@ -1058,6 +1062,27 @@ async def _run_once(
         iopub_timeout=10,
         resources={"metadata": {"path": str(workdir)}},
     )
+    if sandbox is not None:  # --- issue 21: the kernel runs under bwrap
+        client.km = sandbox.kernel_manager(workdir)
+    try:
+        return await _run_cells(client, nb, limits, deadline, workdir, env)
+    finally:
+        if sandbox is not None:
+            from utils.grading.sandbox import cleanup
+
+            cleanup(client.km)
+
+
+async def _run_cells(
+    client: Any,
+    nb: Any,
+    limits: Limits,
+    deadline: float,
+    workdir: Path,
+    env: dict[str, str],
+) -> tuple[list[Event], str]:
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
     events: list[Event] = []
     log_path = workdir / "kernel-stderr.txt"
     cpu = int(limits.total_timeout + 60)
@@ -1316,6 +1341,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     mnist_path: str | None = None
     keep_work: bool = False
+    sandbox: Any = None  # a utils.grading.sandbox.Sandbox; None: limits only
 
 
 def _safe_name(name: str) -> str:
@@ -1350,7 +1376,9 @@ def grade_submission(sub: Submission, settings: Settings) -> Grade:
     for _attempt in range(limits.max_restarts + 1):
         nb = build_notebook(lab, matches, nonce, skip)
         try:
-            events, tail = asyncio.run(_run_once(nb, limits, deadline, workdir, env))
+            events, tail = asyncio.run(
+                _run_once(nb, limits, deadline, workdir, env, settings.sandbox)
+            )
         except Exception as exc:  # noqa: BLE001 - a kernel that never started
             msg = f"the kernel did not start ({type(exc).__name__}: {exc})"
             if limits.memory:
@@ -1584,7 +1612,10 @@ def write_csv(path: Path, grades: list[Grade], lab: LabSpec) -> None:
     writer.writerow(csv_header(lab))
     for grade in sorted(grades, key=lambda g: g.student):
         writer.writerow(csv_row(grade, lab))
-    path.write_text(buffer.getvalue(), encoding="utf-8")
+    # issue 21: a temporary name, then renamed into place (never a half-written CSV)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------ all students
@@ -1597,6 +1628,7 @@ class Report:
     feedback_dir: Path
     seconds: float
     jobs: int
+    sandbox_note: str = ""  # one line when the kernels ran without a sandbox
 
     @property
     def per_submission(self) -> float:
@@ -1663,11 +1695,15 @@ def grade(
     if shard is not None:
         subs = select_shard(subs, shard)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(subs)))
+    from utils.grading.sandbox import detect  # issue 21: confinement
+
+    sandbox, sandbox_note = detect([folder, feedback_dir, csv_path.parent])
     settings = Settings(
         spec,
         feedback_dir,
         limits or Limits(),
         mnist_path or os.environ.get("MNIST_PATH"),
+        sandbox=sandbox,
     )
     feedback_dir.mkdir(parents=True, exist_ok=True)
     grades: list[Grade] = []
@@ -1691,7 +1727,8 @@ def grade(
         bar.close()
     write_csv(csv_path, grades, spec)
     grades.sort(key=lambda g: g.student)
-    return Report(grades, csv_path, feedback_dir, time.monotonic() - start, jobs)
+    seconds = time.monotonic() - start
+    return Report(grades, csv_path, feedback_dir, seconds, jobs, sandbox_note)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1748,6 +1785,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GradeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if report.sandbox_note:
+        print(report.sandbox_note, file=sys.stderr)
     n = len(report.grades)
     print(
         f"graded {n} submission{'s' * (n != 1)} in {report.seconds:.1f} s "
