@@ -127,7 +127,9 @@ def detect(hidden: Sequence[Path] = ()) -> tuple[Sandbox | None, str]:
             One that holds the course or Python itself is left visible.
     """
     if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "no", "off", "false"):
-        return None, f"no sandbox ({ENV_SWITCH}=0): kernels run with resource limits only"
+        return None, (
+            f"no sandbox ({ENV_SWITCH}=0): kernels run with resource limits only"
+        )
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return None, (
