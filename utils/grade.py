@@ -39,8 +39,8 @@ yet``, ``used the reference`` or ``error: ...``), ``total`` (exercises passed),
 feedback file with every check's message as the notebook shows it and each written
 question with their answer, and the executed notebook, in the feedback folder.
 
-This is not a sandbox: student code runs with the grader's user rights (see the
-README, "For instructors").
+Each kernel runs under bubblewrap where it can (:mod:`utils.grading.sandbox`); the
+checks still decide inside the kernel (see the README, "For instructors").
 """
 
 from __future__ import annotations
