@@ -976,6 +976,8 @@ def kernel_env(mnist_path: str | None = None) -> dict[str, str]:
 def _signal_name(code: int | None) -> str:
     if code is None:
         return ""
+    if code > 128 and code - 128 in signal.valid_signals():  # bwrap: 128 + signal
+        code = 128 - code
     if code < 0:
         try:
             name = signal.Signals(-code).name
