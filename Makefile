@@ -109,7 +109,14 @@ bench: $(STAMP)  ## timings the text quotes (not part of test)
 	$(PY) -m utils.bench
 
 # make grade LAB=1 SUBMISSIONS=path [OUT=grades/grades.csv] [JOBS=4] [GRADE_ARGS=...]
-grade: $(STAMP)  ## grade a folder of submissions: LAB=1 SUBMISSIONS=path [OUT=] [JOBS=]
+sandbox:  # bubblewrap confines the grading kernels; installed here when root
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && echo "Installing Debian's bubblewrap for the grader's sandbox" \
+	  && apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
+	  || { apt-get update -qq && apt-get install -y -qq bubblewrap; } \
+	  || echo "no bubblewrap: the grader falls back to resource limits"; } || true
+
+grade: $(STAMP) sandbox  ## grade a folder of submissions: LAB=1 SUBMISSIONS=path [OUT=] [JOBS=]
 	@test -n "$(LAB)" -a -n "$(SUBMISSIONS)" || \
 	  { echo "usage: make grade LAB=1 SUBMISSIONS=path [OUT=grades/grades.csv] [JOBS=n]"; exit 2; }
 	$(PY) -m utils.grade $(LAB) $(SUBMISSIONS) --out $(or $(OUT),grades/grades.csv) \

@@ -46,8 +46,8 @@ a Markdown feedback file with every check's message as the notebook shows it and
 written question with their answer, and the executed notebook, in the feedback
 folder, named by :func:`unique_file_names`.
 
-This is not a sandbox: student code runs with the grader's user rights (see the
-README, "For instructors").
+Each kernel runs under bubblewrap where it can (:mod:`utils.grading.sandbox`); the
+checks still decide inside the kernel (see the README, "For instructors").
 """
 
 from __future__ import annotations
@@ -1101,6 +1101,8 @@ def kernel_env(mnist_path: str | None = None) -> dict[str, str]:
 def _signal_name(code: int | None) -> str:
     if code is None:
         return ""
+    if code > 128 and code - 128 in signal.valid_signals():  # bwrap: 128 + signal
+        code = 128 - code
     if code < 0:
         try:
             name = signal.Signals(-code).name
@@ -1161,7 +1163,12 @@ async def _probe(client: Any, timeout: float) -> bool:
 
 
 async def _run_once(
-    nb: Any, limits: Limits, deadline: float, workdir: Path, env: dict[str, str]
+    nb: Any,
+    limits: Limits,
+    deadline: float,
+    workdir: Path,
+    env: dict[str, str],
+    sandbox: Any = None,
 ) -> tuple[list[Event], str]:
     """Run the cells of ``nb`` in one fresh kernel, recording errors as outputs.
 
@@ -1169,7 +1176,6 @@ async def _run_once(
         The events (timeouts, a dead kernel, ...) and the tail of the kernel's stderr
         when it died.
     """
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     client = _make_client_class()(
         nb,
@@ -1183,6 +1189,27 @@ async def _run_once(
         iopub_timeout=10,
         resources={"metadata": {"path": str(workdir)}},
     )
+    if sandbox is not None:  # --- issue 21: the kernel runs under bwrap
+        client.km = sandbox.kernel_manager(workdir)
+    try:
+        return await _run_cells(client, nb, limits, deadline, workdir, env)
+    finally:
+        if sandbox is not None:
+            from utils.grading.sandbox import cleanup
+
+            cleanup(client.km)
+
+
+async def _run_cells(
+    client: Any,
+    nb: Any,
+    limits: Limits,
+    deadline: float,
+    workdir: Path,
+    env: dict[str, str],
+) -> tuple[list[Event], str]:
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
     events: list[Event] = []
     log_path = workdir / "kernel-stderr.txt"
     cpu = int(limits.total_timeout + 60)
@@ -1489,6 +1516,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     mnist_path: str | None = None
     keep_work: bool = False
+    sandbox: Any = None  # a utils.grading.sandbox.Sandbox; None: limits only
 
 
 _SAFE_CHAR = re.compile(r"[A-Za-z0-9_-]")
@@ -1572,7 +1600,9 @@ def grade_submission(sub: Submission, settings: Settings) -> Grade:
             lab, matches, nonce, skip, (limits.cell_output, limits.total_output)
         )
         try:
-            events, tail = asyncio.run(_run_once(nb, limits, deadline, workdir, env))
+            events, tail = asyncio.run(
+                _run_once(nb, limits, deadline, workdir, env, settings.sandbox)
+            )
         except Exception as exc:  # noqa: BLE001 - a kernel that never started
             msg = f"the kernel did not start ({type(exc).__name__}: {exc})"
             if limits.memory:
@@ -1837,7 +1867,10 @@ def write_csv(path: Path, grades: list[Grade], lab: LabSpec) -> None:
     writer.writerow(csv_header(lab))
     for grade in sorted(grades, key=lambda g: g.student):
         writer.writerow([csv_cell(c) for c in csv_row(grade, lab)])
-    path.write_text(buffer.getvalue(), encoding="utf-8")
+    # issue 21: a temporary name, then renamed into place (never a half-written CSV)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 # ------------------------------------------------------- rows as they finish
@@ -1972,6 +2005,7 @@ class Report:
     jobs: int
     reused: int = 0  # rows taken from an earlier run (--resume)
     max_rss_growth: int = 0  # bytes the grader's peak memory grew by in the run
+    sandbox_note: str = ""  # one line when the kernels ran without a sandbox
 
     @property
     def per_submission(self) -> float:
@@ -2039,11 +2073,15 @@ def grade(
     if shard is not None:
         subs = select_shard(subs, shard)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(subs)))
+    from utils.grading.sandbox import detect  # issue 21: confinement
+
+    sandbox, sandbox_note = detect([folder, feedback_dir, csv_path.parent])
     settings = Settings(
         spec,
         feedback_dir,
         limits or Limits(),
         mnist_path or os.environ.get("MNIST_PATH"),
+        sandbox=sandbox,
     )
     feedback_dir.mkdir(parents=True, exist_ok=True)
     rss = _max_rss()
@@ -2074,6 +2112,7 @@ def grade(
         jobs,
         reused,
         max(0, _max_rss() - rss),
+        sandbox_note,
     )
 
 
@@ -2181,6 +2220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GradeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if report.sandbox_note:
+        print(report.sandbox_note, file=sys.stderr)
     n = len(report.grades)
     print(
         f"graded {n} submission{'s' * (n != 1)} in {report.seconds:.1f} s "
