@@ -33,6 +33,8 @@ from utils.check.core import (
     Lab,
     Mistake,
     Summary,
+    _type_name,
+    agrees,
     array_refs,
     require_in_place,
     run_check,
@@ -606,14 +608,40 @@ def _f_coupled(x: np.ndarray) -> float:
     return float(np.sum((x @ B) ** 2) + np.sum(x**3))
 
 
-_FUNCTIONS = {"cubic": _f_cubic, "coupled": _f_coupled}
+def _f_cubic64(x: np.ndarray) -> float:
+    """``_f_cubic`` computed in float64 whatever the dtype of ``x``."""
+    return _f_cubic(x.astype(np.float64))
+
+
+_FUNCTIONS = {"cubic": _f_cubic, "coupled": _f_coupled, "cubic64": _f_cubic64}
+
+
+_GRAD = "the gradient returned"
+_X_AFTER = "x after the call"
+_EXACT = "x restored bit for bit"
+_GRAD_DTYPE = "the dtype of the gradient"
 
 
 def _run_numerical_gradient(impl, x, function, h):
-    """Call ``impl(f, x, h)`` with ``f`` reading ``x``; the gradient and ``x`` after."""
+    """Call ``impl(f, x, h)`` with ``f`` reading ``x``: the gradient, ``x`` after the
+    call, whether ``x`` is back bit for bit (``x + h - 2h + h`` rounds), and the
+    gradient's dtype (float64, whatever the dtype of ``x``)."""
     fn = _FUNCTIONS[function]
+    before = x.copy()
     grad = impl(lambda: fn(x), x, h)
-    return {"the gradient returned": grad, "x after the call": x}
+    exact = bool(
+        isinstance(x, np.ndarray)
+        and x.shape == before.shape
+        and np.array_equal(x, before)  # equal values, not merely close ones
+        and np.array_equal(np.signbit(x), np.signbit(before))
+    )
+    dtype = getattr(grad, "dtype", None)
+    return {
+        _GRAD: grad,
+        _X_AFTER: x,
+        _EXACT: exact,
+        _GRAD_DTYPE: str(dtype) if dtype is not None else _type_name(grad),
+    }
 
 
 def _numgrad_forward(f, x, h=1e-5):
@@ -678,7 +706,79 @@ def _numgrad_cases() -> list[Case]:
             (x64((3, 4), 203).T, "coupled", 1e-3),
         ),
         Case("x of shape (1, 1), h=1e-2", (x64((1, 1), 204), "cubic", 1e-2)),
+        # float32 x: the gradient is still float64 (np.zeros_like(x) is float32)
+        Case(
+            "a float32 x of shape (2, 3), f computed in float64, h=1e-2",
+            (_randn((2, 3), 205), "cubic64", 1e-2),
+        ),
     ]
+
+
+_NUMGRAD_MISTAKES = [
+    (
+        "these are forward differences, (f(x + h) - f(x)) / h: their error "
+        "shrinks like h, while central differences, nudging each entry both "
+        "ways, err like h squared, far less for the same h.",
+        _numgrad_forward,
+    ),
+    (
+        "every entry is twice the expected one: the two evaluations are 2h "
+        "apart, so the difference is divided by the distance between them.",
+        _numgrad_one_h,
+    ),
+    (
+        "x does not hold its original values afterwards: restore each entry "
+        "once both evaluations are done, or every later entry (and the caller) "
+        "sees a perturbed x.",
+        _numgrad_not_restored,
+    ),
+    (
+        "the gradient is zero: f reads the array x itself, so the entries "
+        "must be nudged in that array (in place, then restored), not in a "
+        "copy.",
+        _numgrad_on_copy,
+    ),
+    (
+        "a whole row was nudged at once: the gradient has one entry per entry "
+        "of x, each found by nudging that entry alone (loop over every index, "
+        "e.g. np.ndindex(x.shape)).",
+        _numgrad_rows,
+    ),
+]
+
+_NUMGRAD_DTYPE_HINT = (
+    "the gradient must be a float64 array whatever the dtype of x, as the docstring "
+    "says: in float32 the difference of two nearly equal values of f keeps only a "
+    "few digits. np.zeros_like(x) (or np.zeros(x.shape, np.float32)) takes x's "
+    "float32; create it with dtype=np.float64."
+)
+_NUMGRAD_EXACT_HINT = (
+    "x is back only approximately: in floating point x + h - 2h + h is not always x "
+    "(each step rounds), so the caller's array comes back with changed bits. Save "
+    "the entry before nudging it and assign that value back: old = x[i]; "
+    "x[i] = old + h; ...; x[i] = old - h; ...; x[i] = old."
+)
+
+
+def _numgrad_hint(got, expected, case) -> str:
+    """Which mistake the gradient and ``x`` afterwards look like (the values only:
+    the exact restore and the dtype are diagnosed once the values agree)."""
+    if not isinstance(got, dict):
+        return ""
+    values_agree = agrees(got.get(_GRAD), expected[_GRAD]) and agrees(
+        got.get(_X_AFTER), expected[_X_AFTER]
+    )
+    if values_agree and got.get(_GRAD_DTYPE) != expected[_GRAD_DTYPE]:
+        return _NUMGRAD_DTYPE_HINT
+    if values_agree and got.get(_EXACT) is False:
+        return _NUMGRAD_EXACT_HINT
+    for hint, impl in _NUMGRAD_MISTAKES:
+        wrong, _, _ = case.execute(impl)
+        if agrees(got.get(_GRAD), wrong[_GRAD]) and agrees(
+            got.get(_X_AFTER), wrong[_X_AFTER]
+        ):
+            return hint
+    return ""
 
 
 def numerical_gradient(student) -> CheckResult:
@@ -686,8 +786,9 @@ def numerical_gradient(student) -> CheckResult:
 
     ``f`` takes no argument and reads ``x``; the gradient of each case is compared
     with the reference's to ``rtol = 1e-7`` (both compute the same float64 formula,
-    so a forward difference, off by about ``h``, shows), and ``x`` must hold its
-    original values afterwards.
+    so a forward difference, off by about ``h``, shows), it must be float64 (a float32
+    ``x`` included), and ``x`` must hold its original values afterwards, bit for bit
+    (``x[i] += h; ...; x[i] -= 2 * h; ...; x[i] += h`` rounds).
     """
     return run_check(
         "numerical_gradient",
@@ -700,37 +801,7 @@ def numerical_gradient(student) -> CheckResult:
         arg_names=["x", "function", "h"],
         rtol=1e-7,
         atol=1e-9,
-        mistakes=[
-            Mistake(
-                "these are forward differences, (f(x + h) - f(x)) / h: their error "
-                "shrinks like h, while central differences, nudging each entry both "
-                "ways, err like h squared, far less for the same h.",
-                _numgrad_forward,
-            ),
-            Mistake(
-                "every entry is twice the expected one: the two evaluations are 2h "
-                "apart, so the difference is divided by the distance between them.",
-                _numgrad_one_h,
-            ),
-            Mistake(
-                "x does not hold its original values afterwards: restore each entry "
-                "once both evaluations are done, or every later entry (and the caller) "
-                "sees a perturbed x.",
-                _numgrad_not_restored,
-            ),
-            Mistake(
-                "the gradient is zero: f reads the array x itself, so the entries "
-                "must be nudged in that array (in place, then restored), not in a "
-                "copy.",
-                _numgrad_on_copy,
-            ),
-            Mistake(
-                "a whole row was nudged at once: the gradient has one entry per entry "
-                "of x, each found by nudging that entry alone (loop over every index, "
-                "e.g. np.ndindex(x.shape)).",
-                _numgrad_rows,
-            ),
-        ],
+        hints=[_numgrad_hint],
         record=LAB.record,
     )
 
@@ -749,6 +820,11 @@ def _relerr_max_norm(a, b):
     a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
     denom = max(np.linalg.norm(a), np.linalg.norm(b), 1e-300)
     return float(np.linalg.norm(a - b) / denom)
+
+
+def _relerr_norm_of_sum(a, b):
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a + b), 1e-300))
 
 
 def _relerr_float32(a, b):
@@ -774,6 +850,15 @@ def _relerr_cases() -> list[Case]:
             (a, 0.5 * a + 1e-3 * np.cos(a)),
         ),
         Case("one entry of 1e-10 against 2e-10, the rest equal", tiny),
+        Case(
+            "two unrelated (3, 4) arrays of mixed signs (not parallel)",
+            (_randn((3, 4), 211).astype(np.float64), _randn((3, 4), 212) * 2.0),
+        ),
+        Case(
+            "two orthogonal vectors, [1, 0] against [0, 1] (not parallel)",
+            (np.array([1.0, 0.0]), np.array([0.0, 1.0])),
+        ),
+        Case("a gradient against its negative", (a[2], -a[2])),
         Case("a gradient against zeros", (a[0], np.zeros(3))),
         Case("two zero arrays", (np.zeros((2, 2)), np.zeros((2, 2)))),
         Case(
@@ -818,6 +903,12 @@ def relative_error(student) -> CheckResult:
                 "the denominator is the larger of the two norms: the metric divides "
                 "by the sum of both norms.",
                 _relerr_max_norm,
+            ),
+            Mistake(
+                "the denominator is the norm of a + b: that equals ||a|| + ||b|| only "
+                "when a and b point the same way. The metric divides by the sum of "
+                "the two norms, ||a|| + ||b||, each taken on its own.",
+                _relerr_norm_of_sum,
             ),
             Mistake(
                 "two zero arrays give 0 / 0: floor the denominator at a tiny positive "
