@@ -62,6 +62,18 @@ def relu_grad_int(z):
     return (z > 0) * 1  # int64
 
 
+def relu_grad_bool(z):
+    return z > 0
+
+
+def relu_grad_float64(z):
+    return (z > 0).astype(float)
+
+
+def relu_grad_times_one(z):
+    return (z > 0) * 1.0
+
+
 def relu_grad_no_return(z):
     (z > 0).astype(z.dtype)
 
@@ -532,6 +544,9 @@ WRONG = [
     Wrong("relu_grad", relu_grad_sign, "np.sign", "sign"),
     Wrong("relu_grad", relu_grad_no_return, "return", "no return"),
     Wrong("relu_grad", relu_grad_int, "integer dtype", "int64 mask"),
+    Wrong("relu_grad", relu_grad_bool, "bool array", "bool mask"),
+    Wrong("relu_grad", relu_grad_float64, ".astype(float)", "astype(float)"),
+    Wrong("relu_grad", relu_grad_times_one, "* 1.0", "mask * 1.0"),
     Wrong("softmax", softmax_naive, "overflows", "no max subtraction"),
     Wrong("softmax", softmax_global_max, "its own maximum", "global max"),
     Wrong("softmax", softmax_shift_mean, "hundreds apart", "shift by the mean"),

@@ -121,9 +121,12 @@ TIMEOUT_S = _timeout_seconds()  # a check stops the student's code after this lo
 FLOAT64_HINT = (
     "the inputs are float32 and so is the expected result, but yours is float64. "
     "float64 takes twice the memory and is slower, and it spreads: every array "
-    "computed from it afterwards silently becomes float64 too. It usually comes from "
-    "an array created without a dtype (np.zeros, np.ones, np.array of Python floats, "
-    "a random draw): give it the dtype of the data."
+    "computed from it afterwards silently becomes float64 too. The common causes: "
+    "an array created without a dtype (np.zeros(shape), np.ones, np.zeros_like(x, "
+    "dtype=float), np.array of Python floats, a random draw); .astype(float) "
+    "(Python's float is float64); a bool or integer array turned into numbers with "
+    "* 1.0 (or np.float64 scalars). Give it the dtype of the data, e.g. "
+    ".astype(x.dtype) or dtype=x.dtype."
 )
 IN_PLACE_HINT = (
     "this update is defined as in place: change the values inside the existing "

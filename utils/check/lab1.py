@@ -27,6 +27,7 @@ import functools
 import numpy as np
 
 from utils.check.core import (
+    FLOAT64_HINT,
     Case,
     CheckResult,
     Inputs,
@@ -193,22 +194,20 @@ def relu(student) -> CheckResult:
 
 
 def _run_mask(impl, z):
-    """The derivative, and the kind of its dtype: an integer mask would turn the
-    float32 product in backward, dh1 * relu_grad(z1), into float64."""
+    """The derivative, and its dtype: it must be z's (float32). A bool mask is only
+    cast in backward's product, and an integer or float64 one would turn the float32
+    product dh1 * relu_grad(z1) into float64."""
     out = impl(z)
-    kind = getattr(getattr(out, "dtype", None), "kind", "")
-    if kind in ("f", "b"):
-        word = "float (or bool)"
-    elif kind in ("i", "u"):
-        word = "integer"
-    else:
-        word = "not an array"
-    return {"the result": out, "the kind of its dtype": word}
+    dtype = getattr(out, "dtype", None)
+    return {
+        "the result": out,
+        "the dtype of the result": str(dtype) if dtype is not None else "no dtype",
+    }
 
 
 def relu_grad(student) -> CheckResult:
-    """Check ``relu_grad(z)``: 1 where z > 0, else 0 (0 at z = 0), float32 (a bool
-    mask is accepted; an integer one would make backward's product float64)."""
+    """Check ``relu_grad(z)``: 1 where z > 0, else 0 (0 at z = 0), with z's dtype,
+    float32: a bool, integer or float64 mask fails, like every dtype but the data's."""
     return run_check(
         "relu_grad",
         student,
@@ -219,8 +218,19 @@ def relu_grad(student) -> CheckResult:
             Mistake(
                 "the mask has an integer dtype: in backward, float32 gradients times "
                 "an int64 mask become float64, and so does everything after. Give "
-                "the mask the dtype of z.",
+                "the mask the dtype of z: (z > 0).astype(z.dtype).",
                 lambda z: (z > 0) * 1,
+            ),
+            Mistake(
+                "the mask is a bool array: the derivative is a number, 1 or 0, with "
+                "the dtype of z (float32 here), like every array of the network; a "
+                "bool only works where a product casts it for you. Convert it: "
+                "(z > 0).astype(z.dtype).",
+                lambda z: z > 0,
+            ),
+            Mistake(
+                "the mask is float64: " + FLOAT64_HINT,
+                lambda z: (z > 0) * 1.0,
             ),
             Mistake(
                 "at z = 0 ReLU has a kink; this course takes the derivative there to "
