@@ -602,9 +602,7 @@ WRONG = [
     Wrong("numerical_gradient", numgrad_on_copy, "not in a copy", "nudges a copy"),
     Wrong("numerical_gradient", numgrad_float32, "float64", "np.zeros_like(x)"),
     Wrong("numerical_gradient", numgrad_float32_explicit, "float64", "float32 zeros"),
-    Wrong(
-        "numerical_gradient", numgrad_inexact_restore, "bit", "x += h, -= 2h, += h"
-    ),
+    Wrong("numerical_gradient", numgrad_inexact_restore, "bit", "x += h, -= 2h, += h"),
     Wrong("numerical_gradient", numgrad_by_row, "a whole row", "rows at once"),
     Wrong("relative_error", relerr_elementwise, "entry-wise", "element-wise max"),
     Wrong("relative_error", relerr_over_b, "norm of b alone", "over ||b||"),

@@ -47,6 +47,7 @@ from utils.check.integration import (
     explain_errors,
     find_global,
 )
+from utils.check.prereq import blame_earlier
 from utils.reference import stage1 as ref
 
 LAB = Lab(
@@ -432,34 +433,41 @@ def _forward_mistake(relu_fn=ref.relu, use_b=True, output="probs", cache_h=False
 def forward(student) -> CheckResult:
     """Check ``forward(X, params)``: returns ``(probs, cache)``."""
     cases = [Case(c.name, c.args[::2]) for c in _network_cases()]  # (X, params)
-    return run_check(
+    return blame_earlier(
+        LAB,
         "forward",
         student,
-        ref.forward,
-        cases,
-        arg_names=["X", "params"],
-        output_names=["probs", "cache"],
-        mistakes=[
-            Mistake(
-                "the hidden layer needs its non-linearity: h1 = relu(z1).",
-                _forward_mistake(relu_fn=lambda z: z),
-            ),
-            Mistake(
-                "the biases are missing: z1 = X @ W1 + b1 and logits = h1 @ W2 + b2.",
-                _forward_mistake(use_b=False),
-            ),
-            Mistake(
-                "you returned the logits; forward returns the probabilities, "
-                "softmax(logits).",
-                _forward_mistake(output="logits"),
-            ),
-            Mistake(
-                "cache['z1'] must hold the pre-activation z1 (before ReLU): backward "
-                "needs it for relu_grad.",
-                _forward_mistake(cache_h=True),
-            ),
-        ],
-        record=LAB.record,
+        ("relu", "softmax"),
+        lambda record: run_check(
+            "forward",
+            student,
+            ref.forward,
+            cases,
+            arg_names=["X", "params"],
+            output_names=["probs", "cache"],
+            mistakes=[
+                Mistake(
+                    "the hidden layer needs its non-linearity: h1 = relu(z1).",
+                    _forward_mistake(relu_fn=lambda z: z),
+                ),
+                Mistake(
+                    "the biases are missing: z1 = X @ W1 + b1 and logits = "
+                    "h1 @ W2 + b2.",
+                    _forward_mistake(use_b=False),
+                ),
+                Mistake(
+                    "you returned the logits; forward returns the probabilities, "
+                    "softmax(logits).",
+                    _forward_mistake(output="logits"),
+                ),
+                Mistake(
+                    "cache['z1'] must hold the pre-activation z1 (before ReLU): "
+                    "backward needs it for relu_grad.",
+                    _forward_mistake(cache_h=True),
+                ),
+            ],
+            record=record,
+        ),
     )
 
 
@@ -582,27 +590,33 @@ def _backward_cases() -> list[Case]:
 
 def backward(student) -> CheckResult:
     """Check ``backward(y, params, cache)``: the four gradients, in a dict."""
-    return run_check(
+    return blame_earlier(
+        LAB,
         "backward",
         student,
-        ref.backward,
-        _backward_cases(),
-        arg_names=["y", "params", "cache"],
-        mistakes=[
-            Mistake(
-                "ReLU's derivative is missing: dz1 = dh1 * relu_grad(z1), so no "
-                "gradient flows through units that were off.",
-                _backward_mistake(use_relu_grad=False),
-            ),
-            Mistake(
-                "every gradient is N times too large: the loss is a mean, so "
-                "dlogits = (probs - Y) / N.",
-                lambda y, params, cache: _backward_mistake(scale=len(y))(
-                    y, params, cache
+        ("relu_grad", "softmax_cross_entropy_grad", "linear_backward"),
+        lambda record: run_check(
+            "backward",
+            student,
+            ref.backward,
+            _backward_cases(),
+            arg_names=["y", "params", "cache"],
+            mistakes=[
+                Mistake(
+                    "ReLU's derivative is missing: dz1 = dh1 * relu_grad(z1), so no "
+                    "gradient flows through units that were off.",
+                    _backward_mistake(use_relu_grad=False),
                 ),
-            ),
-        ],
-        record=LAB.record,
+                Mistake(
+                    "every gradient is N times too large: the loss is a mean, so "
+                    "dlogits = (probs - Y) / N.",
+                    lambda y, params, cache: _backward_mistake(scale=len(y))(
+                        y, params, cache
+                    ),
+                ),
+            ],
+            record=record,
+        ),
     )
 
 
@@ -1008,32 +1022,38 @@ def train_step(student) -> CheckResult:
         Case(c.name, (*c.args, 0.5), run=_run_train_step, in_place=("params",))
         for c in _network_cases()
     ]
-    return run_check(
+    return blame_earlier(
+        LAB,
         "train_step",
         student,
-        ref.train_step,
-        cases,
-        arg_names=["X", "y", "params", "lr"],
-        output_names=["loss", "params after the step"],
-        mistakes=[
-            Mistake(
-                "params did not change: after backward, the step must apply the "
-                "update to params (your sgd_update does it).",
-                lambda X, y, params, lr: ref.cross_entropy(
-                    ref.forward(X, params)[0], y
+        ("forward", "cross_entropy", "backward", "sgd_update"),
+        lambda record: run_check(
+            "train_step",
+            student,
+            ref.train_step,
+            cases,
+            arg_names=["X", "y", "params", "lr"],
+            output_names=["loss", "params after the step"],
+            mistakes=[
+                Mistake(
+                    "params did not change: after backward, the step must apply the "
+                    "update to params (your sgd_update does it).",
+                    lambda X, y, params, lr: ref.cross_entropy(
+                        ref.forward(X, params)[0], y
+                    ),
                 ),
-            ),
-            Mistake(
-                "return the loss computed in this step's forward pass, before the "
-                "update, not a loss recomputed afterwards.",
-                _train_step_loss_after,
-            ),
-            Mistake(
-                "the step went uphill: the update must go against the gradient.",
-                lambda X, y, params, lr: ref.train_step(X, y, params, -lr),
-            ),
-        ],
-        record=LAB.record,
+                Mistake(
+                    "return the loss computed in this step's forward pass, before the "
+                    "update, not a loss recomputed afterwards.",
+                    _train_step_loss_after,
+                ),
+                Mistake(
+                    "the step went uphill: the update must go against the gradient.",
+                    lambda X, y, params, lr: ref.train_step(X, y, params, -lr),
+                ),
+            ],
+            record=record,
+        ),
     )
 
 
