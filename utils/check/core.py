@@ -73,6 +73,21 @@ way of being almost right:
 * **State between calls.** Call methods more than once on the same object (two
   batches in a row, backward twice), so that state carried between calls shows, and
   end each lab with an integration check that runs the student's pieces together.
+* **Not all parallel, square, positive or of one sign.** Pairs that point different
+  ways (orthogonal, unrelated, opposite: ``norm(a + b)`` for ``norm(a) + norm(b)``
+  shows), non-square next to square, and inputs of mixed signs with exact zeros.
+* **State read twice.** Whatever backward reads from a cache, call it twice on the
+  same forward and compare the cache afterwards: a backward that edits its cache in
+  place (``self.probs[..., y] -= 1``) is right once and wrong the second time.
+* **dtype of every kind.** The result must have the data's dtype: bool, int and
+  float64 all fail (and float64 where float64 is promised, a float32 input
+  included), each with its own hint.
+* **Restore after a nudge.** Whatever is changed and put back (a numerical
+  gradient's entries) must come back bit for bit: ``x + h - 2h + h`` rounds.
+* **Earlier pieces first.** A check that fails while a piece it calls has failed
+  its own check names that piece first (:mod:`utils.check.prereq`); a demo or
+  training cell's ``check.ready`` lists every exercise it runs, directly or
+  through another.
 * **Fast.** Every check call takes well under a second: small arrays, few cases.
 """
 
