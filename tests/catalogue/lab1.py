@@ -62,6 +62,18 @@ def relu_grad_int(z):
     return (z > 0) * 1  # int64
 
 
+def relu_grad_bool(z):
+    return z > 0
+
+
+def relu_grad_float64(z):
+    return (z > 0).astype(float)
+
+
+def relu_grad_times_one(z):
+    return (z > 0) * 1.0
+
+
 def relu_grad_no_return(z):
     (z > 0).astype(z.dtype)
 
@@ -323,6 +335,44 @@ def numgrad_not_restored(f, x, h=1e-5):
     return grad
 
 
+def numgrad_float32(f, x, h=1e-5):
+    grad = np.zeros_like(x)  # float32 for a float32 x
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        plus = f()
+        x[i] = old - h
+        minus = f()
+        x[i] = old
+        grad[i] = (plus - minus) / (2 * h)
+    return grad
+
+
+def numgrad_float32_explicit(f, x, h=1e-5):
+    grad = np.zeros(x.shape, np.float32)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        plus = f()
+        x[i] = old - h
+        minus = f()
+        x[i] = old
+        grad[i] = (plus - minus) / (2 * h)
+    return grad
+
+
+def numgrad_inexact_restore(f, x, h=1e-5):
+    grad = np.zeros(x.shape, np.float64)
+    for i in np.ndindex(x.shape):
+        x[i] += h
+        plus = f()
+        x[i] -= 2 * h
+        minus = f()
+        x[i] += h  # back to x... up to rounding
+        grad[i] = (plus - minus) / (2 * h)
+    return grad
+
+
 def numgrad_on_copy(f, x, h=1e-5):
     x = x.copy()  # "never modify an input"... but f reads the caller's x
     grad = np.zeros_like(x)
@@ -362,6 +412,11 @@ def relerr_max_of_norms(a, b):
     return float(
         np.linalg.norm(a - b) / max(np.linalg.norm(a), np.linalg.norm(b), 1e-300)
     )
+
+
+def relerr_norm_of_sum(a, b):
+    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a + b), 1e-300))
 
 
 def relerr_no_floor(a, b):
@@ -489,6 +544,9 @@ WRONG = [
     Wrong("relu_grad", relu_grad_sign, "np.sign", "sign"),
     Wrong("relu_grad", relu_grad_no_return, "return", "no return"),
     Wrong("relu_grad", relu_grad_int, "integer dtype", "int64 mask"),
+    Wrong("relu_grad", relu_grad_bool, "bool array", "bool mask"),
+    Wrong("relu_grad", relu_grad_float64, ".astype(float)", "astype(float)"),
+    Wrong("relu_grad", relu_grad_times_one, "* 1.0", "mask * 1.0"),
     Wrong("softmax", softmax_naive, "overflows", "no max subtraction"),
     Wrong("softmax", softmax_global_max, "its own maximum", "global max"),
     Wrong("softmax", softmax_shift_mean, "hundreds apart", "shift by the mean"),
@@ -542,10 +600,14 @@ WRONG = [
     Wrong("numerical_gradient", numgrad_divide_by_h, "twice", "divided by h"),
     Wrong("numerical_gradient", numgrad_not_restored, "restore", "x not restored"),
     Wrong("numerical_gradient", numgrad_on_copy, "not in a copy", "nudges a copy"),
+    Wrong("numerical_gradient", numgrad_float32, "float64", "np.zeros_like(x)"),
+    Wrong("numerical_gradient", numgrad_float32_explicit, "float64", "float32 zeros"),
+    Wrong("numerical_gradient", numgrad_inexact_restore, "bit", "x += h, -= 2h, += h"),
     Wrong("numerical_gradient", numgrad_by_row, "a whole row", "rows at once"),
     Wrong("relative_error", relerr_elementwise, "entry-wise", "element-wise max"),
     Wrong("relative_error", relerr_over_b, "norm of b alone", "over ||b||"),
     Wrong("relative_error", relerr_max_of_norms, "larger of the two", "max norm"),
+    Wrong("relative_error", relerr_norm_of_sum, "norm of a + b", "norm(a + b)"),
     Wrong("relative_error", relerr_no_floor, "0 / 0", "no floor"),
     Wrong("relative_error", relerr_float32, "float32", "float32 arithmetic"),
     Wrong("sgd_update", update_new_dict, "did not change", "new dict"),

@@ -870,6 +870,20 @@ def network_with(**classes):
     return Network
 
 
+class SceEditsCache:
+    def forward(self, logits, y):
+        z = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        self.probs, self.y = e / e.sum(axis=1, keepdims=True), y
+        return float(
+            -np.mean(np.log(np.maximum(self.probs[np.arange(len(y)), y], 1e-12)))
+        )
+
+    def backward(self):
+        self.probs[np.arange(len(self.y)), self.y] -= 1  # edits the cache
+        return self.probs / len(self.y)
+
+
 WRONG = [
     Wrong("linear_forward", LinearNoBias, "bias is missing", "no bias"),
     Wrong("linear_forward", LinearWT, "x @ W.T", "W transposed"),
@@ -990,5 +1004,11 @@ WRONG = [
         network_with(Tanh=TanhCachesGlobally),
         "Tanh is the first",
         "a global cache",
+    ),
+    Wrong(
+        "softmax_cross_entropy",
+        SceEditsCache,
+        "second backward",
+        "subtracts 1 from self.probs in place",
     ),
 ]

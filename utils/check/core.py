@@ -73,6 +73,21 @@ way of being almost right:
 * **State between calls.** Call methods more than once on the same object (two
   batches in a row, backward twice), so that state carried between calls shows, and
   end each lab with an integration check that runs the student's pieces together.
+* **Not all parallel, square, positive or of one sign.** Pairs that point different
+  ways (orthogonal, unrelated, opposite: ``norm(a + b)`` for ``norm(a) + norm(b)``
+  shows), non-square next to square, and inputs of mixed signs with exact zeros.
+* **State read twice.** Whatever backward reads from a cache, call it twice on the
+  same forward and compare the cache afterwards: a backward that edits its cache in
+  place (``self.probs[..., y] -= 1``) is right once and wrong the second time.
+* **dtype of every kind.** The result must have the data's dtype: bool, int and
+  float64 all fail (and float64 where float64 is promised, a float32 input
+  included), each with its own hint.
+* **Restore after a nudge.** Whatever is changed and put back (a numerical
+  gradient's entries) must come back bit for bit: ``x + h - 2h + h`` rounds.
+* **Earlier pieces first.** A check that fails while a piece it calls has failed
+  its own check names that piece first (:mod:`utils.check.prereq`); a demo or
+  training cell's ``check.ready`` lists every exercise it runs, directly or
+  through another.
 * **Fast.** Every check call takes well under a second: small arrays, few cases.
 """
 
@@ -121,9 +136,12 @@ TIMEOUT_S = _timeout_seconds()  # a check stops the student's code after this lo
 FLOAT64_HINT = (
     "the inputs are float32 and so is the expected result, but yours is float64. "
     "float64 takes twice the memory and is slower, and it spreads: every array "
-    "computed from it afterwards silently becomes float64 too. It usually comes from "
-    "an array created without a dtype (np.zeros, np.ones, np.array of Python floats, "
-    "a random draw): give it the dtype of the data."
+    "computed from it afterwards silently becomes float64 too. The common causes: "
+    "an array created without a dtype (np.zeros(shape), np.ones, np.zeros_like(x, "
+    "dtype=float), np.array of Python floats, a random draw); .astype(float) "
+    "(Python's float is float64); a bool or integer array turned into numbers with "
+    "* 1.0 (or np.float64 scalars). Give it the dtype of the data, e.g. "
+    ".astype(x.dtype) or dtype=x.dtype."
 )
 IN_PLACE_HINT = (
     "this update is defined as in place: change the values inside the existing "

@@ -27,12 +27,15 @@ import functools
 import numpy as np
 
 from utils.check.core import (
+    FLOAT64_HINT,
     Case,
     CheckResult,
     Inputs,
     Lab,
     Mistake,
     Summary,
+    _type_name,
+    agrees,
     array_refs,
     require_in_place,
     run_check,
@@ -44,6 +47,7 @@ from utils.check.integration import (
     explain_errors,
     find_global,
 )
+from utils.check.prereq import blame_earlier
 from utils.reference import stage1 as ref
 
 LAB = Lab(
@@ -191,22 +195,20 @@ def relu(student) -> CheckResult:
 
 
 def _run_mask(impl, z):
-    """The derivative, and the kind of its dtype: an integer mask would turn the
-    float32 product in backward, dh1 * relu_grad(z1), into float64."""
+    """The derivative, and its dtype: it must be z's (float32). A bool mask is only
+    cast in backward's product, and an integer or float64 one would turn the float32
+    product dh1 * relu_grad(z1) into float64."""
     out = impl(z)
-    kind = getattr(getattr(out, "dtype", None), "kind", "")
-    if kind in ("f", "b"):
-        word = "float (or bool)"
-    elif kind in ("i", "u"):
-        word = "integer"
-    else:
-        word = "not an array"
-    return {"the result": out, "the kind of its dtype": word}
+    dtype = getattr(out, "dtype", None)
+    return {
+        "the result": out,
+        "the dtype of the result": str(dtype) if dtype is not None else "no dtype",
+    }
 
 
 def relu_grad(student) -> CheckResult:
-    """Check ``relu_grad(z)``: 1 where z > 0, else 0 (0 at z = 0), float32 (a bool
-    mask is accepted; an integer one would make backward's product float64)."""
+    """Check ``relu_grad(z)``: 1 where z > 0, else 0 (0 at z = 0), with z's dtype,
+    float32: a bool, integer or float64 mask fails, like every dtype but the data's."""
     return run_check(
         "relu_grad",
         student,
@@ -217,8 +219,19 @@ def relu_grad(student) -> CheckResult:
             Mistake(
                 "the mask has an integer dtype: in backward, float32 gradients times "
                 "an int64 mask become float64, and so does everything after. Give "
-                "the mask the dtype of z.",
+                "the mask the dtype of z: (z > 0).astype(z.dtype).",
                 lambda z: (z > 0) * 1,
+            ),
+            Mistake(
+                "the mask is a bool array: the derivative is a number, 1 or 0, with "
+                "the dtype of z (float32 here), like every array of the network; a "
+                "bool only works where a product casts it for you. Convert it: "
+                "(z > 0).astype(z.dtype).",
+                lambda z: z > 0,
+            ),
+            Mistake(
+                "the mask is float64: " + FLOAT64_HINT,
+                lambda z: (z > 0) * 1.0,
             ),
             Mistake(
                 "at z = 0 ReLU has a kink; this course takes the derivative there to "
@@ -420,34 +433,41 @@ def _forward_mistake(relu_fn=ref.relu, use_b=True, output="probs", cache_h=False
 def forward(student) -> CheckResult:
     """Check ``forward(X, params)``: returns ``(probs, cache)``."""
     cases = [Case(c.name, c.args[::2]) for c in _network_cases()]  # (X, params)
-    return run_check(
+    return blame_earlier(
+        LAB,
         "forward",
         student,
-        ref.forward,
-        cases,
-        arg_names=["X", "params"],
-        output_names=["probs", "cache"],
-        mistakes=[
-            Mistake(
-                "the hidden layer needs its non-linearity: h1 = relu(z1).",
-                _forward_mistake(relu_fn=lambda z: z),
-            ),
-            Mistake(
-                "the biases are missing: z1 = X @ W1 + b1 and logits = h1 @ W2 + b2.",
-                _forward_mistake(use_b=False),
-            ),
-            Mistake(
-                "you returned the logits; forward returns the probabilities, "
-                "softmax(logits).",
-                _forward_mistake(output="logits"),
-            ),
-            Mistake(
-                "cache['z1'] must hold the pre-activation z1 (before ReLU): backward "
-                "needs it for relu_grad.",
-                _forward_mistake(cache_h=True),
-            ),
-        ],
-        record=LAB.record,
+        ("relu", "softmax"),
+        lambda record: run_check(
+            "forward",
+            student,
+            ref.forward,
+            cases,
+            arg_names=["X", "params"],
+            output_names=["probs", "cache"],
+            mistakes=[
+                Mistake(
+                    "the hidden layer needs its non-linearity: h1 = relu(z1).",
+                    _forward_mistake(relu_fn=lambda z: z),
+                ),
+                Mistake(
+                    "the biases are missing: z1 = X @ W1 + b1 and logits = "
+                    "h1 @ W2 + b2.",
+                    _forward_mistake(use_b=False),
+                ),
+                Mistake(
+                    "you returned the logits; forward returns the probabilities, "
+                    "softmax(logits).",
+                    _forward_mistake(output="logits"),
+                ),
+                Mistake(
+                    "cache['z1'] must hold the pre-activation z1 (before ReLU): "
+                    "backward needs it for relu_grad.",
+                    _forward_mistake(cache_h=True),
+                ),
+            ],
+            record=record,
+        ),
     )
 
 
@@ -570,27 +590,33 @@ def _backward_cases() -> list[Case]:
 
 def backward(student) -> CheckResult:
     """Check ``backward(y, params, cache)``: the four gradients, in a dict."""
-    return run_check(
+    return blame_earlier(
+        LAB,
         "backward",
         student,
-        ref.backward,
-        _backward_cases(),
-        arg_names=["y", "params", "cache"],
-        mistakes=[
-            Mistake(
-                "ReLU's derivative is missing: dz1 = dh1 * relu_grad(z1), so no "
-                "gradient flows through units that were off.",
-                _backward_mistake(use_relu_grad=False),
-            ),
-            Mistake(
-                "every gradient is N times too large: the loss is a mean, so "
-                "dlogits = (probs - Y) / N.",
-                lambda y, params, cache: _backward_mistake(scale=len(y))(
-                    y, params, cache
+        ("relu_grad", "softmax_cross_entropy_grad", "linear_backward"),
+        lambda record: run_check(
+            "backward",
+            student,
+            ref.backward,
+            _backward_cases(),
+            arg_names=["y", "params", "cache"],
+            mistakes=[
+                Mistake(
+                    "ReLU's derivative is missing: dz1 = dh1 * relu_grad(z1), so no "
+                    "gradient flows through units that were off.",
+                    _backward_mistake(use_relu_grad=False),
                 ),
-            ),
-        ],
-        record=LAB.record,
+                Mistake(
+                    "every gradient is N times too large: the loss is a mean, so "
+                    "dlogits = (probs - Y) / N.",
+                    lambda y, params, cache: _backward_mistake(scale=len(y))(
+                        y, params, cache
+                    ),
+                ),
+            ],
+            record=record,
+        ),
     )
 
 
@@ -606,14 +632,40 @@ def _f_coupled(x: np.ndarray) -> float:
     return float(np.sum((x @ B) ** 2) + np.sum(x**3))
 
 
-_FUNCTIONS = {"cubic": _f_cubic, "coupled": _f_coupled}
+def _f_cubic64(x: np.ndarray) -> float:
+    """``_f_cubic`` computed in float64 whatever the dtype of ``x``."""
+    return _f_cubic(x.astype(np.float64))
+
+
+_FUNCTIONS = {"cubic": _f_cubic, "coupled": _f_coupled, "cubic64": _f_cubic64}
+
+
+_GRAD = "the gradient returned"
+_X_AFTER = "x after the call"
+_EXACT = "x restored bit for bit"
+_GRAD_DTYPE = "the dtype of the gradient"
 
 
 def _run_numerical_gradient(impl, x, function, h):
-    """Call ``impl(f, x, h)`` with ``f`` reading ``x``; the gradient and ``x`` after."""
+    """Call ``impl(f, x, h)`` with ``f`` reading ``x``: the gradient, ``x`` after the
+    call, whether ``x`` is back bit for bit (``x + h - 2h + h`` rounds), and the
+    gradient's dtype (float64, whatever the dtype of ``x``)."""
     fn = _FUNCTIONS[function]
+    before = x.copy()
     grad = impl(lambda: fn(x), x, h)
-    return {"the gradient returned": grad, "x after the call": x}
+    exact = bool(
+        isinstance(x, np.ndarray)
+        and x.shape == before.shape
+        and np.array_equal(x, before)  # equal values, not merely close ones
+        and np.array_equal(np.signbit(x), np.signbit(before))
+    )
+    dtype = getattr(grad, "dtype", None)
+    return {
+        _GRAD: grad,
+        _X_AFTER: x,
+        _EXACT: exact,
+        _GRAD_DTYPE: str(dtype) if dtype is not None else _type_name(grad),
+    }
 
 
 def _numgrad_forward(f, x, h=1e-5):
@@ -678,7 +730,79 @@ def _numgrad_cases() -> list[Case]:
             (x64((3, 4), 203).T, "coupled", 1e-3),
         ),
         Case("x of shape (1, 1), h=1e-2", (x64((1, 1), 204), "cubic", 1e-2)),
+        # float32 x: the gradient is still float64 (np.zeros_like(x) is float32)
+        Case(
+            "a float32 x of shape (2, 3), f computed in float64, h=1e-2",
+            (_randn((2, 3), 205), "cubic64", 1e-2),
+        ),
     ]
+
+
+_NUMGRAD_MISTAKES = [
+    (
+        "these are forward differences, (f(x + h) - f(x)) / h: their error "
+        "shrinks like h, while central differences, nudging each entry both "
+        "ways, err like h squared, far less for the same h.",
+        _numgrad_forward,
+    ),
+    (
+        "every entry is twice the expected one: the two evaluations are 2h "
+        "apart, so the difference is divided by the distance between them.",
+        _numgrad_one_h,
+    ),
+    (
+        "x does not hold its original values afterwards: restore each entry "
+        "once both evaluations are done, or every later entry (and the caller) "
+        "sees a perturbed x.",
+        _numgrad_not_restored,
+    ),
+    (
+        "the gradient is zero: f reads the array x itself, so the entries "
+        "must be nudged in that array (in place, then restored), not in a "
+        "copy.",
+        _numgrad_on_copy,
+    ),
+    (
+        "a whole row was nudged at once: the gradient has one entry per entry "
+        "of x, each found by nudging that entry alone (loop over every index, "
+        "e.g. np.ndindex(x.shape)).",
+        _numgrad_rows,
+    ),
+]
+
+_NUMGRAD_DTYPE_HINT = (
+    "the gradient must be a float64 array whatever the dtype of x, as the docstring "
+    "says: in float32 the difference of two nearly equal values of f keeps only a "
+    "few digits. np.zeros_like(x) (or np.zeros(x.shape, np.float32)) takes x's "
+    "float32; create it with dtype=np.float64."
+)
+_NUMGRAD_EXACT_HINT = (
+    "x is back only approximately: in floating point x + h - 2h + h is not always x "
+    "(each step rounds), so the caller's array comes back with changed bits. Save "
+    "the entry before nudging it and assign that value back: old = x[i]; "
+    "x[i] = old + h; ...; x[i] = old - h; ...; x[i] = old."
+)
+
+
+def _numgrad_hint(got, expected, case) -> str:
+    """Which mistake the gradient and ``x`` afterwards look like (the values only:
+    the exact restore and the dtype are diagnosed once the values agree)."""
+    if not isinstance(got, dict):
+        return ""
+    values_agree = agrees(got.get(_GRAD), expected[_GRAD]) and agrees(
+        got.get(_X_AFTER), expected[_X_AFTER]
+    )
+    if values_agree and got.get(_GRAD_DTYPE) != expected[_GRAD_DTYPE]:
+        return _NUMGRAD_DTYPE_HINT
+    if values_agree and got.get(_EXACT) is False:
+        return _NUMGRAD_EXACT_HINT
+    for hint, impl in _NUMGRAD_MISTAKES:
+        wrong, _, _ = case.execute(impl)
+        if agrees(got.get(_GRAD), wrong[_GRAD]) and agrees(
+            got.get(_X_AFTER), wrong[_X_AFTER]
+        ):
+            return hint
+    return ""
 
 
 def numerical_gradient(student) -> CheckResult:
@@ -686,8 +810,9 @@ def numerical_gradient(student) -> CheckResult:
 
     ``f`` takes no argument and reads ``x``; the gradient of each case is compared
     with the reference's to ``rtol = 1e-7`` (both compute the same float64 formula,
-    so a forward difference, off by about ``h``, shows), and ``x`` must hold its
-    original values afterwards.
+    so a forward difference, off by about ``h``, shows), it must be float64 (a float32
+    ``x`` included), and ``x`` must hold its original values afterwards, bit for bit
+    (``x[i] += h; ...; x[i] -= 2 * h; ...; x[i] += h`` rounds).
     """
     return run_check(
         "numerical_gradient",
@@ -700,37 +825,7 @@ def numerical_gradient(student) -> CheckResult:
         arg_names=["x", "function", "h"],
         rtol=1e-7,
         atol=1e-9,
-        mistakes=[
-            Mistake(
-                "these are forward differences, (f(x + h) - f(x)) / h: their error "
-                "shrinks like h, while central differences, nudging each entry both "
-                "ways, err like h squared, far less for the same h.",
-                _numgrad_forward,
-            ),
-            Mistake(
-                "every entry is twice the expected one: the two evaluations are 2h "
-                "apart, so the difference is divided by the distance between them.",
-                _numgrad_one_h,
-            ),
-            Mistake(
-                "x does not hold its original values afterwards: restore each entry "
-                "once both evaluations are done, or every later entry (and the caller) "
-                "sees a perturbed x.",
-                _numgrad_not_restored,
-            ),
-            Mistake(
-                "the gradient is zero: f reads the array x itself, so the entries "
-                "must be nudged in that array (in place, then restored), not in a "
-                "copy.",
-                _numgrad_on_copy,
-            ),
-            Mistake(
-                "a whole row was nudged at once: the gradient has one entry per entry "
-                "of x, each found by nudging that entry alone (loop over every index, "
-                "e.g. np.ndindex(x.shape)).",
-                _numgrad_rows,
-            ),
-        ],
+        hints=[_numgrad_hint],
         record=LAB.record,
     )
 
@@ -749,6 +844,11 @@ def _relerr_max_norm(a, b):
     a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
     denom = max(np.linalg.norm(a), np.linalg.norm(b), 1e-300)
     return float(np.linalg.norm(a - b) / denom)
+
+
+def _relerr_norm_of_sum(a, b):
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a + b), 1e-300))
 
 
 def _relerr_float32(a, b):
@@ -774,6 +874,15 @@ def _relerr_cases() -> list[Case]:
             (a, 0.5 * a + 1e-3 * np.cos(a)),
         ),
         Case("one entry of 1e-10 against 2e-10, the rest equal", tiny),
+        Case(
+            "two unrelated (3, 4) arrays of mixed signs (not parallel)",
+            (_randn((3, 4), 211).astype(np.float64), _randn((3, 4), 212) * 2.0),
+        ),
+        Case(
+            "two orthogonal vectors, [1, 0] against [0, 1] (not parallel)",
+            (np.array([1.0, 0.0]), np.array([0.0, 1.0])),
+        ),
+        Case("a gradient against its negative", (a[2], -a[2])),
         Case("a gradient against zeros", (a[0], np.zeros(3))),
         Case("two zero arrays", (np.zeros((2, 2)), np.zeros((2, 2)))),
         Case(
@@ -818,6 +927,12 @@ def relative_error(student) -> CheckResult:
                 "the denominator is the larger of the two norms: the metric divides "
                 "by the sum of both norms.",
                 _relerr_max_norm,
+            ),
+            Mistake(
+                "the denominator is the norm of a + b: that equals ||a|| + ||b|| only "
+                "when a and b point the same way. The metric divides by the sum of "
+                "the two norms, ||a|| + ||b||, each taken on its own.",
+                _relerr_norm_of_sum,
             ),
             Mistake(
                 "two zero arrays give 0 / 0: floor the denominator at a tiny positive "
@@ -907,32 +1022,38 @@ def train_step(student) -> CheckResult:
         Case(c.name, (*c.args, 0.5), run=_run_train_step, in_place=("params",))
         for c in _network_cases()
     ]
-    return run_check(
+    return blame_earlier(
+        LAB,
         "train_step",
         student,
-        ref.train_step,
-        cases,
-        arg_names=["X", "y", "params", "lr"],
-        output_names=["loss", "params after the step"],
-        mistakes=[
-            Mistake(
-                "params did not change: after backward, the step must apply the "
-                "update to params (your sgd_update does it).",
-                lambda X, y, params, lr: ref.cross_entropy(
-                    ref.forward(X, params)[0], y
+        ("forward", "cross_entropy", "backward", "sgd_update"),
+        lambda record: run_check(
+            "train_step",
+            student,
+            ref.train_step,
+            cases,
+            arg_names=["X", "y", "params", "lr"],
+            output_names=["loss", "params after the step"],
+            mistakes=[
+                Mistake(
+                    "params did not change: after backward, the step must apply the "
+                    "update to params (your sgd_update does it).",
+                    lambda X, y, params, lr: ref.cross_entropy(
+                        ref.forward(X, params)[0], y
+                    ),
                 ),
-            ),
-            Mistake(
-                "return the loss computed in this step's forward pass, before the "
-                "update, not a loss recomputed afterwards.",
-                _train_step_loss_after,
-            ),
-            Mistake(
-                "the step went uphill: the update must go against the gradient.",
-                lambda X, y, params, lr: ref.train_step(X, y, params, -lr),
-            ),
-        ],
-        record=LAB.record,
+                Mistake(
+                    "return the loss computed in this step's forward pass, before the "
+                    "update, not a loss recomputed afterwards.",
+                    _train_step_loss_after,
+                ),
+                Mistake(
+                    "the step went uphill: the update must go against the gradient.",
+                    lambda X, y, params, lr: ref.train_step(X, y, params, -lr),
+                ),
+            ],
+            record=record,
+        ),
     )
 
 

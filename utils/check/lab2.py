@@ -738,7 +738,33 @@ def _run_loss(cls, inputs, targets):
     with _fp_warnings() as found:
         loss = loss_layer.forward(inputs, targets)
         grad = loss_layer.backward()
-    return {WARNINGS: _warning_text(found), "loss": loss, "gradient": grad}
+        grad = grad.copy() if isinstance(grad, np.ndarray) else grad
+        again = loss_layer.backward()  # the cache read twice: never edited in place
+    return {
+        WARNINGS: _warning_text(found),
+        "loss": loss,
+        "gradient": grad,
+        SECOND: again,
+    }
+
+
+SECOND = "the gradient of a second backward on the same forward"
+
+
+def _second_backward_hint(got, expected, case) -> str:
+    if isinstance(got, dict) and SECOND in got:
+        from utils.check.core import agrees
+
+        if agrees(got.get("gradient"), expected["gradient"]) and not agrees(
+            got.get(SECOND), expected[SECOND]
+        ):
+            return (
+                "a second backward after the same forward gives another gradient: "
+                "backward changed what forward cached (subtracting 1 in place from "
+                "the cached probabilities, say). Work on a copy, e.g. "
+                "grad = self.probs.copy(), and leave the cache as it was."
+            )
+    return ""
 
 
 def _loss(forward: Callable, backward: Callable) -> type:
@@ -781,6 +807,7 @@ def softmax_cross_entropy(student) -> CheckResult:
                 "softmax with each row's maximum subtracted first."
             ),
             _floor_hint,
+            _second_backward_hint,
         ],
         mistakes=[
             Mistake(
@@ -871,6 +898,7 @@ def mse(student) -> CheckResult:
         ref.MSE,
         [Case(c.name, c.args, run=_run_loss) for c in _mse_cases()],
         arg_names=["pred", "target"],
+        hints=[_second_backward_hint],
         mistakes=[
             Mistake(
                 "the derivative of (p - t)**2 is 2 * (p - t): the factor 2 is missing.",

@@ -1,0 +1,81 @@
+"""A failure caused by an earlier exercise says so, and names that exercise first.
+
+When ``backward`` fails its check and it calls ``relu_grad``, whose own check has
+already failed, the student should fix ``relu_grad`` first: the backward check's
+message then begins with that, and keeps what it found below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from utils.check.core import FAILED, CheckFailed, CheckResult, Lab, finish
+from utils.check.integration import find_global
+
+
+def _calls(student: Any, name: str) -> bool:
+    """Whether the code of ``student`` (a function, or a class's methods) names
+    ``name`` and finds it in its globals (the notebook's)."""
+    codes = []
+    code = getattr(student, "__code__", None)
+    if code is not None:
+        codes.append(code)
+    for klass in getattr(student, "__mro__", ()):
+        for attr in vars(klass).values():
+            code = getattr(attr, "__code__", None)
+            if code is not None:
+                codes.append(code)
+    named = any(name in code.co_names for code in codes)
+    return named and find_global(student, name, None) is not None
+
+
+def _what_failed(result: CheckResult) -> str:
+    """The first line of a failed result's message, without its case's name."""
+    first = (result.message or "").splitlines()[0] if result.message else ""
+    if first.startswith("Case '") and "': " in first:
+        first = first.split("': ", 1)[1]
+    return first.rstrip(".")
+
+
+def blame_earlier(
+    lab: Lab,
+    name: str,
+    student: Any,
+    pieces: Sequence[str],
+    run: Callable[[Callable[[CheckResult], None]], CheckResult],
+) -> CheckResult:
+    """Run a check (``run(record)``) and, when it fails while one of ``pieces`` that
+    ``student`` calls has failed its own check, name that piece first.
+
+    Args:
+        lab: the lab whose results say which pieces failed.
+        name: the exercise checked (for the message).
+        student: the student's function or class.
+        pieces: the exercises that ``student`` may call, in the lab's order.
+        run: runs the check, recording its result with the function it is given.
+
+    Returns:
+        The result, recorded in ``lab`` (and raised in strict mode if it failed).
+    """
+    got: list[CheckResult] = []
+    try:
+        result = run(got.append)
+    except CheckFailed:
+        result = got[-1]
+    failed = [p for p in pieces if lab.status(p) == FAILED and _calls(student, p)]
+    if result.status == FAILED and failed:
+        first = failed[0]
+        why = _what_failed(lab.results[first])
+        said = f" ({why})" if why else ""
+        result = CheckResult(
+            result.name,
+            result.status,
+            result.cases_passed,
+            result.cases_total,
+            f"{first} has not passed its own check{said}: {name} calls it, so fix "
+            f"{first} first, then run this check again.\n{result.message}",
+            f"fix {first} first (its check cell says what is wrong); if {name} still "
+            "fails afterwards: " + (result.hint or "see the message above."),
+        )
+    return finish(result, lab.record)
