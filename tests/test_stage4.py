@@ -827,3 +827,21 @@ def test_adam_step_count_per_parameter():
     opt.step()
     np.testing.assert_allclose(b.data, [1.0 - 0.1 * 3.0 / (3.0 + 1e-8)], rtol=1e-12)
     assert opt.steps == [2, 1]
+
+
+def test_cross_entropy_soft_targets_not_summing_to_one():
+    """(N, C) targets whose rows do not sum to 1: PyTorch's loss and gradient,
+    dz = (softmax(z) rowsum(Y) - Y) / N."""
+    z = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]])
+    Y = np.array([[1.0, 1.0, 0.0], [0.2, 0.0, 0.3]])  # rows sum to 2 and 0.5
+    logits = Tensor(z, requires_grad=True, dtype=F64)
+    loss = cross_entropy(logits, Y)
+    loss.backward()
+    log_p = z - z.max(1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(1, keepdims=True))
+    np.testing.assert_allclose(loss.item(), -(Y * log_p).sum() / 2, rtol=1e-12)
+    expected = (np.exp(log_p) * Y.sum(1, keepdims=True) - Y) / 2
+    np.testing.assert_allclose(logits.grad, expected, rtol=1e-12, atol=1e-15)
+    assert (
+        gradcheck(lambda t: cross_entropy(t, Y), Tensor(z, requires_grad=True)) < 1e-6
+    )

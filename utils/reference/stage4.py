@@ -924,8 +924,9 @@ class CrossEntropy(Function):
         if y.ndim == 1:
             grad = probs.copy()  # (N, C)
             grad[np.arange(N), y] -= 1
-        else:
-            grad = (probs - y).astype(probs.dtype, copy=False)
+        else:  # dz = softmax(z) sum_c Y - Y: rows of Y need not sum to 1 (as PyTorch)
+            grad = probs * y.sum(axis=1, keepdims=True) - y
+            grad = grad.astype(probs.dtype, copy=False)
         grad *= grad_output / N
         return grad
 
@@ -956,7 +957,10 @@ def cross_entropy(logits: Tensor, y: Any) -> Tensor:
 
     Args:
         logits: (N, C) tensor.
-        y: (N,) integer labels in [0, C), or (N, C) target probabilities.
+        y: (N,) integer labels in [0, C), or (N, C) targets. Rows that do not sum
+            to 1 are accepted, as in PyTorch: the loss is ``-(1/N) sum Y log
+            softmax(z)`` and its gradient ``(softmax(z) rowsum(Y) - Y) / N``, which
+            is ``(softmax(z) - Y) / N`` when each row sums to 1.
 
     Returns:
         The loss, a scalar tensor.
