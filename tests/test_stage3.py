@@ -707,3 +707,21 @@ def test_weight_decay_is_decoupled():
         nn.SGD([nn.Parameter(data)], lr=0.1, weight_decay=-1.0)
     with pytest.raises(ValueError, match="weight_decay"):
         nn.Adam([nn.Parameter(data)], weight_decay=-1.0)
+
+
+def test_adam_step_count_per_parameter():
+    """Adam keeps a step count per parameter (as PyTorch): a parameter with no
+    gradient at a step is skipped and its bias correction is not advanced."""
+    a = Parameter([1.0], dtype=np.float64)
+    b = Parameter([1.0], dtype=np.float64)
+    opt = Adam([a, b], lr=0.1)
+    a.grad, b.grad = np.array([2.0]), None
+    opt.step()
+    np.testing.assert_array_equal(b.data, [1.0])
+    a.grad, b.grad = np.array([2.0]), np.array([3.0])
+    opt.step()
+    # b's first step: m_hat = g, v_hat = g^2, so it moves by lr * g / (|g| + eps)
+    np.testing.assert_allclose(b.data, [1.0 - 0.1 * 3.0 / (3.0 + 1e-8)], rtol=1e-12)
+    # a's second step with the same g: m_hat = g, v_hat = g^2 again
+    np.testing.assert_allclose(a.data, [1.0 - 2 * 0.1 * 2.0 / (2.0 + 1e-8)], rtol=1e-12)
+    assert opt.steps == [2, 1]

@@ -764,3 +764,84 @@ def test_fit_trains_and_evaluate_records_no_graph():
     with no_grad():
         assert model(X).grad_fn is None
     assert nn.accuracy(model(X), y) == acc
+
+
+# ------------------------------------------------- agreement with torch (issue 24)
+def test_transpose_negative_axes_backward():
+    """Negative axes are normalised before the inverse permutation is taken."""
+    x = Tensor(np.zeros((2, 4, 3)), requires_grad=True)
+    y = x.transpose(-1, 0, 1)
+    assert y.shape == (3, 2, 4)
+    (y * Tensor(np.arange(24.0).reshape(3, 2, 4))).sum().backward()
+    np.testing.assert_array_equal(
+        x.grad, np.arange(24.0).reshape(3, 2, 4).transpose(1, 2, 0)
+    )
+    # square: a wrong inverse would give W.T, silently
+    x = Tensor(np.zeros((3, 3)), requires_grad=True)
+    W = np.arange(9.0).reshape(3, 3)
+    (x.transpose(0, -1) * Tensor(W)).sum().backward()
+    np.testing.assert_array_equal(x.grad, W)
+
+
+def test_relu_at_minus_inf():
+    """relu(-inf) = 0 with gradient 0 (as PyTorch), not nan."""
+    x = Tensor(
+        np.array([-np.inf, -1.0, 2.0, np.inf], dtype=np.float32), requires_grad=True
+    )
+    y = x.relu()
+    np.testing.assert_array_equal(y.data, [0.0, 0.0, 2.0, np.inf])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 1.0, 1.0])
+    assert x.grad.dtype == np.float32
+
+
+def test_pow_zero_at_zero():
+    """x ** 0 = 1 everywhere: gradient 0 at x = 0 too, not 0 * inf = nan."""
+    x = Tensor(np.array([0.0, 2.0, -3.0]), requires_grad=True)
+    y = x**0
+    np.testing.assert_array_equal(y.data, [1.0, 1.0, 1.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0])
+
+
+def test_pow_numpy_scalar_keeps_float32():
+    """Tensor(float32) ** np.float64(2) stays float32, as PyTorch."""
+    x = Tensor(np.array([1.5, -2.0], dtype=np.float32), requires_grad=True)
+    y = x ** np.float64(2)
+    assert y.data.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad, np.array([3.0, -4.0], dtype=np.float32))
+
+
+def test_adam_step_count_per_parameter():
+    """A parameter without a gradient at a step is skipped and its own step count
+    does not advance (PyTorch's per-parameter ``step``): its first update is Adam's
+    first step, lr * g / (|g| + eps) = lr * sign(g), whatever the other did."""
+    a = Parameter([1.0], dtype=np.float64)
+    b = Parameter([1.0], dtype=np.float64)
+    opt = nn.Adam([a, b], lr=0.1)
+    a.grad, b.grad = np.array([2.0]), None
+    opt.step()
+    a.grad, b.grad = np.array([2.0]), np.array([3.0])
+    opt.step()
+    np.testing.assert_allclose(b.data, [1.0 - 0.1 * 3.0 / (3.0 + 1e-8)], rtol=1e-12)
+    assert opt.steps == [2, 1]
+
+
+def test_cross_entropy_soft_targets_not_summing_to_one():
+    """(N, C) targets whose rows do not sum to 1: PyTorch's loss and gradient,
+    dz = (softmax(z) rowsum(Y) - Y) / N."""
+    z = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]])
+    Y = np.array([[1.0, 1.0, 0.0], [0.2, 0.0, 0.3]])  # rows sum to 2 and 0.5
+    logits = Tensor(z, requires_grad=True, dtype=F64)
+    loss = cross_entropy(logits, Y)
+    loss.backward()
+    log_p = z - z.max(1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(1, keepdims=True))
+    np.testing.assert_allclose(loss.item(), -(Y * log_p).sum() / 2, rtol=1e-12)
+    expected = (np.exp(log_p) * Y.sum(1, keepdims=True) - Y) / 2
+    np.testing.assert_allclose(logits.grad, expected, rtol=1e-12, atol=1e-15)
+    assert (
+        gradcheck(lambda t: cross_entropy(t, Y), Tensor(z, requires_grad=True)) < 1e-6
+    )

@@ -922,7 +922,8 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015): momentum on the gradient, scaled per coordinate.
 
-    At step ``t = 1, 2, ...``, for each parameter with gradient ``g``::
+    At step ``t = 1, 2, ...``, for each parameter with gradient ``g`` (``t`` counts
+    the steps at which that parameter had a gradient, as in PyTorch)::
 
         m <- b1 m + (1 - b1) g           running mean of g      (starts at 0)
         v <- b2 v + (1 - b2) g^2         running mean of g^2    (starts at 0)
@@ -961,18 +962,23 @@ class Adam(Optimizer):
             raise ValueError(f"eps must be positive, got {eps}")
         self.betas = (float(b1), float(b2))
         self.eps = float(eps)
-        self.t = 0
+        self.t = 0  # steps taken
+        self.steps = [0] * len(self.params)  # per parameter: one skipped is not counted
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
 
     def step(self) -> None:
         b1, b2 = self.betas
         self.t += 1
-        bias1 = 1.0 - b1**self.t
-        bias2 = 1.0 - b2**self.t
-        for p, m, v in zip(self.params, self.m, self.v, strict=True):
-            if p.grad is None:  # no gradient since zero_grad(set_to_none=True)
-                continue
+        for i, (p, m, v) in enumerate(zip(self.params, self.m, self.v, strict=True)):
+            if (
+                p.grad is None
+            ):  # no gradient since zero_grad(set_to_none=True): skipped,
+                continue  # and its own step count does not advance (as PyTorch)
+            self.steps[i] += 1
+            t = self.steps[i]
+            bias1 = 1.0 - b1**t
+            bias2 = 1.0 - b2**t
             if self.weight_decay:  # decoupled (AdamW): not scaled by 1 / sqrt(v_hat)
                 p.data *= 1.0 - self.lr * self.weight_decay
             g = p.grad

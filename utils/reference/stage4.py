@@ -416,6 +416,8 @@ class Tensor:
     def __pow__(self, exponent: float) -> Tensor:
         if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
             raise TypeError("only a number exponent is supported: x ** 2, x ** 0.5.")
+        if isinstance(exponent, np.generic):  # np.float64(2): a Python number, so
+            exponent = exponent.item()  # x ** it keeps x's dtype (float32 stays)
         return Pow.apply(self, exponent=exponent)
 
     def __matmul__(self, other: Any) -> Tensor:
@@ -637,6 +639,8 @@ class Pow(Function):
     def backward(ctx: Context, grad_output: np.ndarray) -> np.ndarray:
         (a,) = ctx.saved_tensors
         p = ctx.exponent
+        if p == 0:  # c = 1: da = 0 everywhere (p a^(p-1) would be 0 * inf at a = 0)
+            return np.zeros_like(grad_output)
         return grad_output * (p * a ** (p - 1))
 
 
@@ -764,6 +768,10 @@ class Transpose(Function):
     def forward(
         ctx: Context, a: np.ndarray, *, axes: Sequence[int] | None = None
     ) -> np.ndarray:
+        if axes is not None:  # -1 -> ndim - 1, so that argsort inverts the permutation
+            axes = tuple(
+                int(ax) % a.ndim if -a.ndim <= ax < a.ndim else ax for ax in axes
+            )
         ctx.axes = axes
         return a.transpose(axes)
 
@@ -834,12 +842,12 @@ class Relu(Function):
     def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
         mask = a > 0
         ctx.save_for_backward(mask)
-        return a * mask
+        return np.where(mask, a, a.dtype.type(0))  # a * mask is nan at a = -inf
 
     @staticmethod
     def backward(ctx: Context, grad_output: np.ndarray) -> np.ndarray:
         (mask,) = ctx.saved_tensors
-        return grad_output * mask
+        return np.where(mask, grad_output, grad_output.dtype.type(0))
 
 
 class Sigmoid(Function):
@@ -916,8 +924,9 @@ class CrossEntropy(Function):
         if y.ndim == 1:
             grad = probs.copy()  # (N, C)
             grad[np.arange(N), y] -= 1
-        else:
-            grad = (probs - y).astype(probs.dtype, copy=False)
+        else:  # dz = softmax(z) sum_c Y - Y: rows of Y need not sum to 1 (as PyTorch)
+            grad = probs * y.sum(axis=1, keepdims=True) - y
+            grad = grad.astype(probs.dtype, copy=False)
         grad *= grad_output / N
         return grad
 
@@ -948,7 +957,10 @@ def cross_entropy(logits: Tensor, y: Any) -> Tensor:
 
     Args:
         logits: (N, C) tensor.
-        y: (N,) integer labels in [0, C), or (N, C) target probabilities.
+        y: (N,) integer labels in [0, C), or (N, C) targets. Rows that do not sum
+            to 1 are accepted, as in PyTorch: the loss is ``-(1/N) sum Y log
+            softmax(z)`` and its gradient ``(softmax(z) rowsum(Y) - Y) / N``, which
+            is ``(softmax(z) - Y) / N`` when each row sums to 1.
 
     Returns:
         The loss, a scalar tensor.
