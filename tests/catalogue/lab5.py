@@ -12,11 +12,48 @@ from utils.reference import stage5 as REFERENCE
 from utils.reference.stage4 import Function
 
 ref = REFERENCE
+# the notebook's names, which lab_using replaces in its copy of lab_cnn's globals
+Conv2dFunction, MaxPool, flatten = ref.Conv2dFunction, ref.MaxPool, ref.flatten
+
+
+class _ConvLayer(nn.Module):
+    """The lab's Conv2d, on the notebook's Conv2dFunction (``fn``)."""
+
+    def __init__(self, fn, C, F, seed):
+        super().__init__()
+        self.fn = fn
+        rng = np.random.default_rng(seed)
+        self.W = nn.Parameter(rng.standard_normal((F, C, 3, 3)) * np.sqrt(2 / (9 * C)))
+        self.b = nn.Parameter(np.zeros(F))
+
+    def forward(self, x):
+        return self.fn.apply(x, self.W, self.b, stride=1, padding=1)
+
+
+class _Apply(nn.Module):
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, x):
+        return self.f(x)
 
 
 def lab_cnn(image_shape=(28, 28), channels=(8, 16)):
-    """The lab's cnn: a stand-in whose globals hold the notebook's pieces."""
-    return (image_shape, channels)
+    """The lab's cnn, built on the notebook's pieces (this function's globals)."""
+    H, W = image_shape
+    c1, c2 = channels
+    return nn.Sequential(
+        _Apply(lambda x: nn.Tensor(x).reshape(len(x), 1, H, W)),
+        _ConvLayer(Conv2dFunction, 1, c1, 0),
+        _Apply(lambda x: x.relu()),
+        _Apply(MaxPool.apply),
+        _ConvLayer(Conv2dFunction, c1, c2, 1),
+        _Apply(lambda x: x.relu()),
+        _Apply(MaxPool.apply),
+        _Apply(flatten),
+        nn.Linear(c2 * (H // 4) * (W // 4), 10),
+    )
 
 
 def lab_using(**pieces):
@@ -24,6 +61,9 @@ def lab_using(**pieces):
     names in the lab): its ``cnn``."""
     space = {
         "np": np,
+        "nn": nn,
+        "_ConvLayer": _ConvLayer,
+        "_Apply": _Apply,
         "Conv2dFunction": ref.Conv2dFunction,
         "MaxPool": ref.MaxPool,
         "flatten": ref.flatten,

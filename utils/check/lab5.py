@@ -589,12 +589,36 @@ class _TinyCNN(nn.Module):
         return self.fc(flat(h))
 
 
+_BUILT = "cnn((6, 6), (3, 4)) on 14 images: the logits' shape, the parameter count"
+
+
+def _built(impl: Any, X: np.ndarray) -> np.ndarray:
+    """What the lab's ``cnn`` builds (the reference's when ``impl`` is the reference
+    or a dict of pieces): the shape of its logits on ``X``, its parameter count."""
+    build = ref.cnn if impl is _reference_cnn or isinstance(impl, dict) else impl
+    model = build((6, 6), (3, 4))
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"cnn((6, 6), (3, 4)) returned a {type(model).__name__}, not a model "
+            "(a Module, such as the Sequential the given cnn builds)."
+        )
+    with nn.no_grad():
+        logits = model(X.reshape(len(X), -1))  # (N, 10)
+    if not isinstance(logits, nn.Tensor):
+        raise TypeError(
+            f"the model that cnn built returned a {type(logits).__name__}, not a "
+            "Tensor of logits."
+        )
+    count = sum(int(np.size(p.data)) for p in model.parameters())
+    return np.array([*logits.shape, count])
+
+
 def _run_training(impl, X, y, batch_size, num_epochs, seed):
+    out: dict[str, Any] = {_BUILT: _built(impl, X)}
     pieces = _pieces(impl)
     model = _TinyCNN(pieces, seed)
     optimizer = nn.Adam(model.parameters(), lr=0.02)
     rng = np.random.default_rng(seed)
-    out: dict[str, Any] = {}
     for epoch in range(1, num_epochs + 1):
         losses = []
         order = rng.permutation(len(X))
@@ -612,13 +636,14 @@ def _run_training(impl, X, y, batch_size, num_epochs, seed):
 
 def _reference_cnn() -> None:
     """Stands for the lab's ``cnn`` in the reference run (its globals have no
-    pieces, so the reference's are used)."""
+    pieces, so the reference's are used; the model is the reference's ``cnn``)."""
 
 
 def training(student) -> CheckResult:
-    """Check that the pieces train together: the notebook's ``Conv2dFunction``,
-    ``MaxPool`` and ``flatten`` in a small CNN, two epochs of Adam (the last batch
-    smaller), every step's loss and the parameters compared."""
+    """Check that the pieces train together: the notebook's ``cnn`` builds a model
+    that gives logits of the right shape; its ``Conv2dFunction``, ``MaxPool`` and
+    ``flatten`` in a small CNN, two epochs of Adam (the last batch smaller), every
+    step's loss and the parameters compared."""
     pieces = _pieces(student) if callable(student) else {}
     if any(_reference_for(p) for p in pieces.values()):
         # trained with a piece that check.reference handed out: never "passed"
