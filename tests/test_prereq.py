@@ -50,3 +50,15 @@ def test_no_blame_when_the_piece_is_not_called():
     lab1.relu_grad(nb["relu_grad"])  # failed, but the reference backward is checked
     assert lab1.backward(ref.backward).status == PASSED
     lab1.relu_grad(ref.relu_grad)
+
+
+def test_training_fails_while_a_piece_it_uses_has_failed():
+    """Issue 17: `backward ❌` beside `training ✅` in lab 1's summary."""
+    nb = _notebook()
+    assert lab1.relu_grad(nb["relu_grad"]).status == FAILED
+    result = lab1.training(ref.train_step)  # training itself would pass
+    assert result.status == FAILED
+    assert result.message.startswith("relu_grad has not passed its own check")
+    assert result.hint.startswith("fix relu_grad first")
+    lab1.relu_grad(ref.relu_grad)  # fixed: training passes again
+    assert lab1.training(ref.train_step).status == PASSED

@@ -27,8 +27,11 @@ import functools
 import numpy as np
 
 from utils.check.core import (
+    FAILED,
     FLOAT64_HINT,
+    PASSED,
     Case,
+    CheckFailed,
     CheckResult,
     Inputs,
     Lab,
@@ -37,6 +40,7 @@ from utils.check.core import (
     _type_name,
     agrees,
     array_refs,
+    finish,
     require_in_place,
     run_check,
 )
@@ -1155,6 +1159,44 @@ def training(student) -> CheckResult:
     cases = [
         Case(c.name, c.args, run=run, may_modify=("arg2",)) for c in _training_cases()
     ]
+    got: list[CheckResult] = []
+    try:
+        result = _training_result(student, cases, got.append)
+    except CheckFailed:
+        result = got[-1]
+    # a piece that failed its own check makes this one fail, or pass by luck: a
+    # passing `training` never sits beside a failing piece it uses
+    failed = [p for p in _TRAINING_USES if LAB.status(p) == FAILED]
+    if failed and result.status in (PASSED, FAILED):
+        first = failed[0]
+        result = CheckResult(
+            "training",
+            FAILED,
+            0,
+            result.cases_total,
+            f"{first} has not passed its own check, and training uses it (so do the "
+            f"training cells below): fix {first} first, then run this check again."
+            + (f"\n{result.message}" if result.message else ""),
+            f"fix {first} first: its check cell says what is wrong.",
+        )
+    return finish(result, LAB.record)
+
+
+# every exercise train_step reaches, in the lab's order
+_TRAINING_USES = (
+    "relu",
+    "relu_grad",
+    "softmax",
+    "cross_entropy",
+    "forward",
+    "softmax_cross_entropy_grad",
+    "linear_backward",
+    "backward",
+    "sgd_update",
+)
+
+
+def _training_result(student, cases, record) -> CheckResult:
     return run_check(
         "training",
         student,
@@ -1170,7 +1212,7 @@ def training(student) -> CheckResult:
                 _ADVICE,
             )
         ],
-        record=LAB.record,
+        record=record,
     )
 
 
