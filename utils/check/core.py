@@ -1011,6 +1011,7 @@ def run_check(
     rtol: float = RTOL,
     atol: float = ATOL,
     record: Callable[[CheckResult], None] | None = None,
+    hints_first: bool = False,
 ) -> CheckResult:
     """Compare ``student`` with ``reference`` on every case; report the first problem.
 
@@ -1030,6 +1031,9 @@ def run_check(
         rtol: relative tolerance for values.
         atol: absolute tolerance for values.
         record: called with the result (a lab's summary table uses it).
+        hints_first: ask ``hints`` even where the problem brings its own hint (a
+            loss that is not a number, an array rebound), and put theirs first: an
+            integration check names the piece that causes it.
 
     Returns:
         The :class:`CheckResult`; ``"used the reference"`` when ``student`` is what
@@ -1056,6 +1060,7 @@ def run_check(
             output_names,
             rtol,
             atol,
+            hints_first,
         ),
     )
     return finish(result, record)
@@ -1117,6 +1122,7 @@ def _run(
     output_names,
     rtol,
     atol,
+    hints_first=False,
 ):
     total = len(cases)
     if not callable(student):
@@ -1155,7 +1161,7 @@ def _run(
                 passed,
                 total,
                 f"Case '{case.name}': {_exception_text(exc).partition(': ')[2]}",
-                IN_PLACE_HINT,
+                _joined(getattr(exc, "nn_hint", None), IN_PLACE_HINT),
             )
         except Exception as exc:  # noqa: BLE001 - the student's code may raise anything
             return CheckResult(
@@ -1177,13 +1183,24 @@ def _run(
             problem = _mutation_problem(case, run.args, run.kwargs, arg_names)
         if problem is None:
             continue
-        hint = problem.hint or _diagnose(
-            run.out, expected, case, mistakes, hints, problem
-        )
+        if hints_first and problem.hint:
+            first = _diagnose(run.out, expected, case, (), hints, Problem(""))
+            hint = _joined(first, problem.hint)
+        else:
+            hint = problem.hint or _diagnose(
+                run.out, expected, case, mistakes, hints, problem
+            )
         return CheckResult(
             name, FAILED, passed, total, f"Case '{case.name}': {problem.message}", hint
         )
     return CheckResult(name, PASSED, total, total)
+
+
+def _joined(first: Any, then: str) -> str:
+    """``first`` (a piece named by an integration check), then ``then``."""
+    if not isinstance(first, str) or not first:
+        return then
+    return f"{first.rstrip()} {then[:1].upper()}{then[1:]}"
 
 
 def _in_place_problem(case: Case, run: Execution, arg_names) -> Problem | None:

@@ -1171,6 +1171,7 @@ def training(student) -> CheckResult:
             )
         ],
         record=LAB.record,
+        hints_first=True,
     )
 
 

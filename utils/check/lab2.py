@@ -1759,6 +1759,7 @@ def training(student) -> CheckResult:
             )
         ],
         record=LAB.record,
+        hints_first=True,
     )
 
 
