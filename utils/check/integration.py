@@ -48,6 +48,7 @@ def find_global(obj: Any, name: str, default: Any, kind: type | None = None) -> 
         spaces.append(glob)
     for klass in getattr(obj, "__mro__", ()):
         for attr in vars(klass).values():
+            attr = getattr(attr, "__func__", attr)  # a staticmethod's function
             glob = getattr(attr, "__globals__", None)
             if isinstance(glob, dict):
                 spaces.append(glob)

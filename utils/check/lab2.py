@@ -58,6 +58,7 @@ from utils.check.integration import (
     diverged_hint,
     explain_errors,
 )
+from utils.check.prereq import blames
 from utils.reference import stage2 as ref
 
 LAB = Lab(
@@ -1448,6 +1449,9 @@ def _step(order: str = "fbu", loss_after: bool = False, softmax_first: bool = Fa
     return train_step
 
 
+@blames(
+    LAB, ("network_forward", None), ("network_backward", None), ("network_update", None)
+)
 def train_step(student) -> CheckResult:
     """Check ``Network.train_step``: forward, loss, backward, update; the loss."""
     return run_check(

@@ -41,6 +41,7 @@ from utils.check.core import (
     run_check,
 )
 from utils.check.integration import diverged_hint, explain_errors, find_global
+from utils.check.prereq import blames
 from utils.reference import stage3 as ref
 
 LAB = Lab(
@@ -395,6 +396,7 @@ class _ModuleAllInParameters(ref.Module):
         return list(self._parameters.values())
 
 
+@blames(LAB, ("parameter", "Parameter"))
 def module(student, parameter_cls=None) -> CheckResult:
     """Check ``Module.__setattr__`` (registration) and ``Module.parameters()``.
 
@@ -575,6 +577,7 @@ class _SeqForwardNoChain(ref.Sequential):
         return out
 
 
+@blames(LAB, ("parameter", "Parameter"), ("module", "Module"))
 def sequential(student) -> CheckResult:
     """Check ``Sequential.forward`` and ``Sequential.backward``."""
     cases = [
@@ -707,6 +710,7 @@ class _LinearDbMean(ref.Linear):
         return dout @ self.W.data.T
 
 
+@blames(LAB, ("parameter", "Parameter"), ("module", "Module"))
 def linear(student) -> CheckResult:
     """Check the lazy ``Linear``: ``forward`` (building W and b at the first call)
     and ``backward`` (adding into ``W.grad`` and ``b.grad``, returning dx)."""
@@ -948,6 +952,7 @@ class _MomentumStaleVelocity(ref.SGD):
             v += p.grad
 
 
+@blames(LAB, ("sgd", None))
 def momentum(student) -> CheckResult:
     """Check ``SGD(params, lr, momentum).step()``: ``v = mu v + g; p -= lr v``."""
     return run_check(
@@ -1189,6 +1194,7 @@ _ADAM_OF = {
 }
 
 
+@blames(LAB, ("sgd", None), ("momentum", None), ("adam", "Adam"))
 def weight_decay(student, adam_cls=None) -> CheckResult:
     """Check decoupled weight decay (``weight_decay=``) in ``SGD`` and ``Adam``.
 
@@ -1329,6 +1335,7 @@ class _DropoutNewMask(ref.Dropout):
         return dout * (keep / (1.0 - self.p)).astype(dout.dtype)
 
 
+@blames(LAB, ("parameter", "Parameter"), ("module", "Module"))
 def dropout(student) -> CheckResult:
     """Check ``Dropout(p, seed=...)``: inverted dropout.
 

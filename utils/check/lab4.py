@@ -69,6 +69,7 @@ from utils.check.core import (
     run_check,
 )
 from utils.check.integration import copy_params, diverged_hint, explain_errors
+from utils.check.prereq import blames
 from utils.reference import stage3 as _s3
 from utils.reference import stage4 as ref
 
@@ -670,6 +671,7 @@ _NO_UNBROADCAST = (
 )
 
 
+@blames(LAB, "unbroadcast")
 def add(student) -> CheckResult:
     """Check ``Add``: forward ``a + b``, backward one gradient per input."""
     return run_check(
@@ -740,6 +742,7 @@ class _MulNoUnbroadcast(ref.Function):
         return grad_output * b, grad_output * a
 
 
+@blames(LAB, "unbroadcast")
 def mul(student) -> CheckResult:
     """Check ``Mul``: forward ``a * b``, backward ``(g * b, g * a)`` summed back."""
     return run_check(
@@ -807,6 +810,7 @@ def _matmul_shape(a, b, **_):
     return (a.shape[0], b.shape[1])
 
 
+@blames(LAB, "unbroadcast")
 def matmul(student) -> CheckResult:
     """Check ``MatMul``: forward ``a @ b``, backward ``(g @ b.T, a.T @ g)``."""
     r = _randn
@@ -2012,6 +2016,7 @@ def _backward_never_frees(root, grad=None, retain_graph=False):  # noqa: ARG001
     _walk(root, grad, _add_new, free=False)
 
 
+@blames(LAB, "topological_sort")
 def backward(student) -> CheckResult:
     """Check ``backward(root, grad=None, retain_graph=False)``: every leaf's
     gradient, accumulated over every use, in an array of its own; none for the
