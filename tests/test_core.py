@@ -428,3 +428,20 @@ def test_an_integration_check_given_reference_pieces_says_so(monkeypatch, capsys
     result = lab1.training(lab1.reference("train_step"))
     assert result.status == core.USED_REFERENCE
     capsys.readouterr()
+
+
+def test_a_quoted_warning_is_never_cut_mid_word():
+    from utils.check.core import _safe_repr, compare
+
+    warning = "overflow encountered in exp; invalid value encountered in divide"
+    problem = compare(warning, "none", "the warnings NumPy raised")
+    assert f"got {warning!r}." in problem.message  # whole
+    words = " ".join(["overflow encountered in exp"] * 5)
+    short = _safe_repr(words, 40)
+    assert short.endswith("...") and len(short) <= 40
+    assert repr(words).startswith(short[:-3]) and short[:-3].split()[-1] in {
+        "overflow",
+        "encountered",
+        "in",
+        "exp",
+    }

@@ -748,6 +748,25 @@ class SoftmaxShiftMean(Layer):
         return s * (dout - np.sum(dout * s, axis=1, keepdims=True))
 
 
+class SoftmaxGlobalMax(Layer):
+    def forward(self, x):
+        e = np.exp(x - x.max())  # the whole array's maximum, not each row's
+        self.s = e / e.sum(axis=1, keepdims=True)
+        return self.s
+
+    def backward(self, dout):
+        s = self.s
+        return s * (dout - np.sum(dout * s, axis=1, keepdims=True))
+
+
+class SCEGlobalMax(ref.SoftmaxCrossEntropy):
+    def forward(self, logits, y):
+        e = np.exp(logits - logits.max())  # the whole array's maximum
+        self.probs = e / e.sum(axis=1, keepdims=True)
+        self.y = y
+        return -np.mean(np.log(self.probs[np.arange(len(y)), y]))
+
+
 class SCEShape1(ref.SoftmaxCrossEntropy):
     def forward(self, logits, y):
         super().forward(logits, y)
@@ -923,6 +942,13 @@ WRONG = [
     Wrong("softmax", SoftmaxSumAxis0, "not over the batch", "axis=0"),
     Wrong("softmax", SoftmaxNaive, "by its own maximum", "overflow"),
     Wrong("softmax", SoftmaxShiftMean, "hundreds apart", "shift by the mean"),
+    Wrong("softmax", SoftmaxGlobalMax, "not by the maximum of the whole", "global max"),
+    Wrong(
+        "softmax_cross_entropy",
+        SCEGlobalMax,
+        "not by the maximum of the whole",
+        "global max",
+    ),
     Wrong("softmax_cross_entropy", SCENoMean, "N times too large", "no 1/N"),
     Wrong("softmax_cross_entropy", SCELossSum, "not the sum", "sum"),
     Wrong("softmax_cross_entropy", SCEMinusOne, "correct class", "p - 1"),

@@ -188,7 +188,13 @@ def _safe_repr(x: Any, limit: int = 60) -> str:
     except Exception:  # noqa: BLE001 - the student's object may raise anything
         return f"a {_type_name(x)} object"
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 3]
+    space = cut.rfind(" ")
+    if space >= limit // 2 and text[limit - 3] != " ":  # never mid-word
+        cut = cut[:space]
+    return cut.rstrip(" ;,") + "..."
 
 
 def _type_name(x: Any) -> str:
@@ -763,7 +769,9 @@ def _compare(got, expected, where, rtol, atol, names, check_dtype) -> Problem | 
         return None
     if isinstance(expected, str):
         if not isinstance(got, str) or got != expected:
-            return Problem(f"{where} should be {expected!r}, got {_safe_repr(got)}.")
+            # a warning's text, in full (up to 300 characters, cut between words)
+            said = _safe_repr(got, 300)
+            return Problem(f"{where} should be {expected!r}, got {said}.")
         return None
     problem = _compare_arrays(got, expected, where, rtol, atol, check_dtype)
     if problem is not None and not problem.hint:

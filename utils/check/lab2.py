@@ -599,6 +599,17 @@ def _logit_cases() -> list[Case]:
     ]
 
 
+GLOBAL_MAX_HINT = (
+    "shift each row by its own maximum (over axis 1, keeping the dimension), not by "
+    "the maximum of the whole array: rows far below it underflow to 0 / 0."
+)  # the words of lab 1's softmax check
+
+
+def _softmax_global_max(z):
+    e = np.exp(z - z.max())  # the whole array's maximum: a mistake
+    return e / e.sum(axis=1, keepdims=True)
+
+
 # rows whose logits are hundreds apart, the largest first, last or in between:
 # shifting by anything but the row's maximum (its mean, its minimum) overflows
 _SPREAD = np.array(
@@ -651,6 +662,15 @@ def softmax(student) -> CheckResult:
             Mistake(
                 "the term sum(dout * s) is missing: dx = s * (dout - sum(dout * s)).",
                 _layer(sm, lambda x, s, dout: s * dout),
+            ),
+            Mistake(
+                GLOBAL_MAX_HINT,
+                _layer(
+                    _softmax_global_max,
+                    lambda x, s, dout: (
+                        s * (dout - np.sum(dout * s, axis=1, keepdims=True))
+                    ),
+                ),
             ),
         ],
         hints=[
@@ -811,6 +831,15 @@ def softmax_cross_entropy(student) -> CheckResult:
             _second_backward_hint,
         ],
         mistakes=[
+            Mistake(
+                GLOBAL_MAX_HINT,
+                _loss(
+                    lambda z, y: (
+                        -np.mean(np.log(_softmax_global_max(z)[np.arange(len(y)), y]))
+                    ),
+                    lambda z, y: (_softmax_global_max(z) - _Y(z, y)) / len(y),
+                ),
+            ),
             Mistake(
                 "backward is N times too large: the loss is a mean over the batch, "
                 "so dlogits = (p - Y) / N.",
