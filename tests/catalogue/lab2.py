@@ -130,6 +130,46 @@ class LinearBackwardNoReturn(ref.Linear):
         self.db = dout.sum(axis=0)
 
 
+class LinearBackwardTransposesCache(ref.Linear):
+    """Caches x transposed at its first backward: a second one reads it wrongly."""
+
+    def backward(self, dout):
+        self.x = self.x.T  # (in, N): the cache rebound
+        self.dW = self.x @ dout
+        self.db = dout.sum(axis=0)
+        return dout @ self.W.T
+
+
+class SigmoidEditsCache(Layer):
+    def forward(self, x):
+        self.out = 1 / (1 + np.exp(-x))
+        return self.out
+
+    def backward(self, dout):
+        self.out *= 1 - self.out  # the cache edited in place: s (1 - s)
+        return dout * self.out
+
+
+class TanhEditsCache(Layer):
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, dout):
+        self.out **= 2  # the cache edited in place
+        return dout * (1 - self.out)
+
+
+class ReLUMaskRebound(Layer):
+    def forward(self, x):
+        self.mask = x > 0
+        return x * self.mask
+
+    def backward(self, dout):
+        self.mask = dout * self.mask  # the cache replaced by the result
+        return self.mask
+
+
 # relu -------------------------------------------------------------------------
 class ReLUMaskOnly(Layer):
     def forward(self, x):
@@ -921,6 +961,15 @@ WRONG = [
     Wrong("linear_backward", LinearDbAxis1, "axis 0", "db = dout.sum(axis=1)"),
     Wrong("linear_backward", LinearDbKeepdims, "keepdims=True", "db (1, out)"),
     Wrong("linear_backward", LinearBackwardCachedOutput, "*input*", "cached output"),
+    Wrong(
+        "linear_backward",
+        LinearBackwardTransposesCache,
+        "a second one on the same forward",
+        "cache transposed in backward",
+    ),
+    Wrong("sigmoid", SigmoidEditsCache, "second backward", "self.out *= 1 - self.out"),
+    Wrong("tanh", TanhEditsCache, "second backward", "self.out **= 2"),
+    Wrong("relu", ReLUMaskRebound, "second backward", "mask rebound to dx"),
     Wrong("linear_backward", LinearBackwardNoReturn, "return", "dx not returned"),
     Wrong("relu", ReLUMaskOnly, "chain rule", "no dout"),
     Wrong("relu", ReLUOutGe0, "must be strict", "out >= 0"),
