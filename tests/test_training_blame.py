@@ -173,6 +173,7 @@ PASSES: dict[tuple[str, str, str], str] = {
         "linear",
         "lazy, silently no params",
     ): "the lazy layer is built before use",
+    ("lab3", "linear", "cache transposed in backward"): _TWICE,
     ("lab3", "weight_decay", "decay in the gradient"): _UNUSED,
     ("lab3", "weight_decay", "decay without lr"): _UNUSED,
     ("lab3", "weight_decay", "decay after"): _UNUSED,

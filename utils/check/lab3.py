@@ -35,6 +35,7 @@ from utils.check.core import (
     Lab,
     Mistake,
     Summary,
+    agrees,
     array_refs,
     rebound,
     require_in_place,
@@ -660,7 +661,8 @@ def _run_linear(cls, sizes, seed, scenario):
     dout = _randn(np.shape(out), seed + 3)
     result["dx returned by backward"] = layer.backward(dout)
     if scenario == "twice":
-        layer.backward(_randn(np.shape(out), seed + 4))
+        result["dx returned by backward"] = _copied(result["dx returned by backward"])
+        result[SECOND_DX] = _backward_again(layer, _randn(np.shape(out), seed + 4))
         result["W.grad after two backward passes"] = layer.W.grad
         result["b.grad after two backward passes"] = layer.b.grad
     else:
@@ -766,6 +768,7 @@ def linear(student) -> CheckResult:
                 _LinearLazySilent,
             ),
         ],
+        hints=[_second_dx_hint],
         record=LAB.record,
     )
 
@@ -1280,9 +1283,53 @@ def _run_dropout(cls, p, seed, scenario):
     if scenario == "twice":
         out["output of a first forward"] = layer(x)
         x = _randn((6, 8), seed + 2, 2.0)
-    out["output of forward"] = layer(x)
-    out["dx returned by backward"] = layer.backward(_randn((6, 8), seed + 3))
+    out["output of forward"] = _copied(layer(x))
+    dout = _randn((6, 8), seed + 3)
+    out["dx returned by backward"] = _copied(layer.backward(dout))
+    out[SECOND_DX] = _backward_again(layer, dout)  # the cache read twice
     return out
+
+
+SECOND_DX = "dx of a second backward on the same forward"
+_SECOND_RAISED = (
+    "the first backward ran, a second one on the same forward raised: backward "
+    "changed what forward cached (the cache transposed, rebound or edited in "
+    "place). Compute into new arrays and leave the cache as forward left it."
+)
+
+
+def _copied(value):
+    """An array copied (a later call may edit it in place), anything else as it is."""
+    return value.copy() if isinstance(value, np.ndarray) else value
+
+
+def _backward_again(layer, dout):
+    """A second backward on the same forward; an error in it says so in its hint."""
+    try:
+        return layer.backward(dout)
+    except Exception as exc:
+        exc.nn_hint = _SECOND_RAISED
+        raise
+
+
+def _second_dx_hint(got, expected, case) -> str:
+    """A diagnoser: the first backward is right, a second one on the same forward is
+    not, so backward edited what forward cached."""
+    if (
+        isinstance(got, dict)
+        and SECOND_DX in got
+        and agrees(
+            got.get("dx returned by backward"), expected["dx returned by backward"]
+        )
+        and not agrees(got.get(SECOND_DX), expected[SECOND_DX])
+    ):
+        return (
+            "a second backward after the same forward gives another dx: backward "
+            "changed what forward cached (an in-place *= on the cached mask or "
+            "input, say, or the cache rebound to a product). Compute dx into a new "
+            "array and leave the cache as forward left it."
+        )
+    return ""
 
 
 class _DropoutNoScale(ref.Dropout):
@@ -1396,6 +1443,7 @@ def dropout(student) -> CheckResult:
                 _DropoutStaleMask,
             ),
         ],
+        hints=[_second_dx_hint],
         record=LAB.record,
     )
 
