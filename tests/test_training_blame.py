@@ -191,6 +191,8 @@ PASSES: dict[tuple[str, str, str], str] = {
     ("lab4", "relu", "grad_output edited"): _HARMLESS,
     ("lab4", "relu", "x edited in forward"): _HARMLESS,
     ("lab4", "relu", "np.zeros float64"): _DTYPE,
+    ("lab4", "relu", "ctx.mask *= grad_output"): _TWICE,
+    ("lab4", "exp", "saved output *= grad_output"): _UNUSED,
     ("lab4", "topological_sort", "revisits shared"): _SHALLOW,
     ("lab4", "topological_sort", "recursive"): _SHALLOW,
     (

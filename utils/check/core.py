@@ -1294,6 +1294,13 @@ def _exception_hint(exc: BaseException) -> str:
             "setattr(self, ...) and self.name = ... call __setattr__ again: store "
             "the attribute through the base class's __setattr__ there."
         )
+    if isinstance(exc, ValueError) and "read-only" in text:
+        return (
+            "that array is read-only: it is what forward saved (ctx.saved_tensors) "
+            "or an input that must stay as it is. Backward must not change what "
+            "forward saved, since a second backward reads it again: compute into a "
+            "new array (grad = probs.copy(), or out = grad_output * saved)."
+        )
     if isinstance(exc, ValueError) and "broadcast" in text:
         return (
             "two arrays' shapes don't broadcast: write the shape of each operand "
