@@ -222,6 +222,7 @@ PASSES: dict[tuple[str, str, str], str] = {
         "grads reset",
     ): "zero_grad before every step makes it harmless",
     ("lab4", "backward", "np.ones seed is float64"): _DTYPE,
+    ("lab4", "backward", "np.ones seed is int"): _DTYPE,
     ("lab4", "cross_entropy", "np.eye one-hot"): _DTYPE,
     ("lab4", "cross_entropy", "float() loss"): _DTYPE,
     ("lab4", "cross_entropy", "no max shift"): _EDGE,

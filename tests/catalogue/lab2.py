@@ -438,6 +438,14 @@ def zeros_float64(fan_in, fan_out, rng=None):
     return np.zeros((fan_in, fan_out))
 
 
+def zeros_int(fan_in, fan_out, rng=None):
+    return np.zeros((fan_in, fan_out), dtype=int)
+
+
+def zeros_bool(fan_in, fan_out, rng=None):
+    return np.zeros((fan_in, fan_out), dtype=bool)
+
+
 def zeros_transposed(fan_in, fan_out, rng=None):
     return np.zeros((fan_out, fan_in), dtype=np.float32)
 
@@ -1017,6 +1025,8 @@ WRONG = [
     Wrong("mse", MSESum, "not their sum", "sum"),
     Wrong("mse", MSEPerExampleSum, "N examples only", "other convention"),
     Wrong("zeros", zeros_float64, "float32", "float64"),
+    Wrong("zeros", zeros_int, "integer or bool", "dtype=int"),
+    Wrong("zeros", zeros_bool, "integer or bool", "dtype=bool"),
     Wrong("zeros", zeros_transposed, "transposed", "(fan_out, fan_in)"),
     Wrong("zeros", zeros_two_args, "raised an error", "np.zeros(a, b)"),
     Wrong("zeros", zeros_list, "NumPy array", "list"),

@@ -647,6 +647,19 @@ def backward_seed_float64(root, grad=None):
                     p.grad = g.copy() if p.grad is None else p.grad + g
 
 
+def backward_seed_int(root, grad=None):
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError("backward needs a gradient for a non-scalar")
+        grad = np.ones(root.shape, dtype=int)  # the seed an integer 1
+    root.grad = grad
+    for t in reversed(ref.topological_sort(root)):
+        if t.grad_fn is not None:
+            for p, g in zip(t.grad_fn.parents, _grads(t.grad_fn, t.grad)):
+                if g is not None and p.requires_grad:
+                    p.grad = g.copy() if p.grad is None else p.grad + g
+
+
 def lab_backward(root, grad=None, retain_graph=False):
     """The solution's backward, as the lab writes it (its names are the notebook's:
     see ``backward_using``)."""
@@ -1225,6 +1238,7 @@ WRONG = [
     Wrong("cross_entropy", CEPythonFloat, "float64", "float() loss"),
     Wrong("backward", backward_no_tuple, "not a tuple", "lone gradient not wrapped"),
     Wrong("backward", backward_seed_float64, "float64", "np.ones seed is float64"),
+    Wrong("backward", backward_seed_int, "float64", "np.ones seed is int"),
     Wrong("cross_entropy", CENoShift, "row's maximum", "no max shift"),
     Wrong("cross_entropy", CEGlobalMax, "own maximum", "global max"),
     Wrong("cross_entropy", CELogOfProbs, "log of a probability", "log(p + 1e-12)"),

@@ -143,6 +143,14 @@ FLOAT64_HINT = (
     "* 1.0 (or np.float64 scalars). Give it the dtype of the data, e.g. "
     ".astype(x.dtype) or dtype=x.dtype."
 )
+OTHER_DTYPE_HINT = (
+    "the inputs are float32 and so is the expected result, but yours holds bools or "
+    "integers (or float16). A comparison such as x > 0 gives a bool array, and "
+    "np.ones(shape, dtype=int) or integer arithmetic an integer one: their values "
+    "may look right, but the next step (an in-place update, a product with float32 "
+    "data) silently changes them or their precision. Give the result the dtype of "
+    "the data, e.g. (x > 0).astype(x.dtype) or dtype=x.dtype."
+)
 IN_PLACE_HINT = (
     "this update is defined as in place: change the values inside the existing "
     "arrays (augmented assignment, or assigning into a slice) instead of binding the "
@@ -883,7 +891,20 @@ def _compare_arrays(
             "like its inputs.",
             FLOAT64_HINT,
         )
+    if check_dtype and _is_float32(expected) and _is_other_kind(got):
+        return Problem(
+            f"{where} has the right values but dtype {got.dtype}; it should be "
+            "float32 like its inputs.",
+            OTHER_DTYPE_HINT,
+        )
     return None
+
+
+def _is_other_kind(x: Any) -> bool:
+    """A bool, integer or float16 array or NumPy scalar (not float32, not float64)."""
+    return isinstance(x, (np.ndarray, np.generic)) and (
+        x.dtype.kind in "biu" or x.dtype == np.float16
+    )
 
 
 def _is_float32(x: Any) -> bool:

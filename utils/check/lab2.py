@@ -1150,7 +1150,11 @@ def _check_initializer(name: str, student, kind: str) -> CheckResult:
                 i,
                 where + f"the result has dtype {W.dtype}; the course works in float32.",
                 "NumPy draws and allocates float64 by default: convert the result to "
-                "float32, or give the dtype when you create the array.",
+                "float32, or give the dtype when you create the array."
+                if W.dtype == np.float64
+                else "the weights must be float32 numbers: an integer or bool array "
+                "(dtype=int, dtype=bool) holds the right zeros but turns every "
+                "update into integer arithmetic; give dtype=np.float32.",
             )
         if not np.all(np.isfinite(W)):
             return _result(name, FAILED, i, where + "the result contains inf or NaN.")
