@@ -445,3 +445,13 @@ def test_a_quoted_warning_is_never_cut_mid_word():
         "in",
         "exp",
     }
+
+
+@pytest.mark.parametrize("dtype", [bool, np.int64, np.float16])
+def test_a_bool_int_or_float16_result_fails_where_float32_is_expected(dtype):
+    from utils.check.core import compare
+
+    expected = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    problem = compare(expected.astype(dtype), expected, "the result")
+    assert problem is not None and str(np.dtype(dtype)) in problem.message
+    assert "(x > 0).astype(x.dtype)" in problem.hint
