@@ -79,9 +79,12 @@ way of being almost right:
 * **State read twice.** Whatever backward reads from a cache, call it twice on the
   same forward and compare the cache afterwards: a backward that edits its cache in
   place (``self.probs[..., y] -= 1``) is right once and wrong the second time.
+  Every layer of lab 2, lab 3's Linear and Dropout and every Function of lab 4 is
+  run backward twice on one forward; a second backward that raises says so.
 * **dtype of every kind.** The result must have the data's dtype: bool, int and
   float64 all fail (and float64 where float64 is promised, a float32 input
-  included), each with its own hint.
+  included), each with its own hint; :func:`compare` fails a bool, integer or
+  float16 result where float32 is expected by itself (:data:`OTHER_DTYPE_HINT`).
 * **Restore after a nudge.** Whatever is changed and put back (a numerical
   gradient's entries) must come back bit for bit: ``x + h - 2h + h`` rounds.
 * **Earlier pieces first.** A check that fails while a piece it calls has failed
