@@ -428,3 +428,30 @@ def test_an_integration_check_given_reference_pieces_says_so(monkeypatch, capsys
     result = lab1.training(lab1.reference("train_step"))
     assert result.status == core.USED_REFERENCE
     capsys.readouterr()
+
+
+def test_a_quoted_warning_is_never_cut_mid_word():
+    from utils.check.core import _safe_repr, compare
+
+    warning = "overflow encountered in exp; invalid value encountered in divide"
+    problem = compare(warning, "none", "the warnings NumPy raised")
+    assert f"got {warning!r}." in problem.message  # whole
+    words = " ".join(["overflow encountered in exp"] * 5)
+    short = _safe_repr(words, 40)
+    assert short.endswith("...") and len(short) <= 40
+    assert repr(words).startswith(short[:-3]) and short[:-3].split()[-1] in {
+        "overflow",
+        "encountered",
+        "in",
+        "exp",
+    }
+
+
+@pytest.mark.parametrize("dtype", [bool, np.int64, np.float16])
+def test_a_bool_int_or_float16_result_fails_where_float32_is_expected(dtype):
+    from utils.check.core import compare
+
+    expected = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    problem = compare(expected.astype(dtype), expected, "the result")
+    assert problem is not None and str(np.dtype(dtype)) in problem.message
+    assert "(x > 0).astype(x.dtype)" in problem.hint

@@ -62,3 +62,72 @@ def test_training_fails_while_a_piece_it_uses_has_failed():
     assert result.hint.startswith("fix relu_grad first")
     lab1.relu_grad(ref.relu_grad)  # fixed: training passes again
     assert lab1.training(ref.train_step).status == PASSED
+
+
+# ------------------------------------------------------------------ labs 2 to 4
+def _first_line(result) -> str:
+    return result.message.splitlines()[0]
+
+
+def test_lab2_train_step_names_a_failed_network_forward_first():
+    from tests.catalogue.lab2 import NetForwardReversed
+    from utils.check import lab2
+
+    assert lab2.network_forward(NetForwardReversed).status == FAILED
+    result = lab2.train_step(NetForwardReversed)  # its train_step calls forward
+    assert result.status == FAILED
+    assert _first_line(result).startswith("network_forward has not passed its own")
+    assert result.hint.startswith("fix network_forward first")
+    lab2.network_forward(lab2.LAB.references["network_forward"])
+
+
+_LAB3_SOURCE = """
+class Sequential(Reference, Module):
+    def __repr__(self):
+        return Module.__repr__(self)
+"""
+
+
+def test_lab3_sequential_names_a_failed_module_first():
+    from tests.catalogue.lab3 import WRONG
+    from utils.check import lab3
+    from utils.reference import stage3
+
+    wrong = next(w.impl for w in WRONG if w.why == "setattr recursion")
+    space = {"Reference": stage3.Sequential, "Module": wrong}
+    exec(_LAB3_SOURCE, space)  # noqa: S102 - a notebook's cell
+    assert lab3.module(wrong).status == FAILED
+    result = lab3.sequential(space["Sequential"])
+    assert result.status == FAILED
+    assert _first_line(result).startswith("module has not passed its own check")
+    lab3.module(stage3.Module)
+    assert lab3.sequential(stage3.Sequential).status == PASSED  # no blame: passes
+
+
+_LAB4_SOURCE = """
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = a.shape, b.shape
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        a_shape, b_shape = ctx.shapes
+        return unbroadcast(grad_output, a_shape), unbroadcast(grad_output, b_shape)
+"""
+
+
+def test_lab4_add_names_a_failed_unbroadcast_first():
+    from tests.catalogue.lab4 import ub_no_keepdims
+    from utils.check import lab4
+    from utils.reference import stage4
+
+    space = {"Function": stage4.Function, "unbroadcast": ub_no_keepdims}
+    exec(_LAB4_SOURCE, space)  # noqa: S102 - a notebook's cell
+    assert lab4.unbroadcast(ub_no_keepdims).status == FAILED
+    result = lab4.add(space["Add"])
+    assert result.status == FAILED
+    assert _first_line(result).startswith("unbroadcast has not passed its own check")
+    assert "fix unbroadcast first" in result.hint
+    lab4.unbroadcast(stage4.unbroadcast)

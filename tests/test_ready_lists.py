@@ -66,23 +66,7 @@ def _closure(names: set[str], deps: dict[str, set[str]]) -> set[str]:
     return seen
 
 
-# labs whose ready lists are not yet complete (issue 17, left open): see the report
-_PENDING = {"02-layered-network", "03-modules-and-optimizers", "04-autograd"}
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(
-            p,
-            marks=pytest.mark.xfail(reason="ready lists not yet complete")
-            if p.stem in _PENDING
-            else (),
-        )
-        for p in SOLUTIONS
-    ],
-    ids=lambda p: p.stem,
-)
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
 def test_ready_lists_every_exercise_the_cell_runs(path):
     deps, checked, ready = _analyse(path.read_text())
     assert ready, f"{path.name}: no check.ready cell"

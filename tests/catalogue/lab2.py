@@ -130,6 +130,46 @@ class LinearBackwardNoReturn(ref.Linear):
         self.db = dout.sum(axis=0)
 
 
+class LinearBackwardTransposesCache(ref.Linear):
+    """Caches x transposed at its first backward: a second one reads it wrongly."""
+
+    def backward(self, dout):
+        self.x = self.x.T  # (in, N): the cache rebound
+        self.dW = self.x @ dout
+        self.db = dout.sum(axis=0)
+        return dout @ self.W.T
+
+
+class SigmoidEditsCache(Layer):
+    def forward(self, x):
+        self.out = 1 / (1 + np.exp(-x))
+        return self.out
+
+    def backward(self, dout):
+        self.out *= 1 - self.out  # the cache edited in place: s (1 - s)
+        return dout * self.out
+
+
+class TanhEditsCache(Layer):
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, dout):
+        self.out **= 2  # the cache edited in place
+        return dout * (1 - self.out)
+
+
+class ReLUMaskRebound(Layer):
+    def forward(self, x):
+        self.mask = x > 0
+        return x * self.mask
+
+    def backward(self, dout):
+        self.mask = dout * self.mask  # the cache replaced by the result
+        return self.mask
+
+
 # relu -------------------------------------------------------------------------
 class ReLUMaskOnly(Layer):
     def forward(self, x):
@@ -396,6 +436,14 @@ class MSEPerExampleSum(ref.MSE):
 # zeros ------------------------------------------------------------------------
 def zeros_float64(fan_in, fan_out, rng=None):
     return np.zeros((fan_in, fan_out))
+
+
+def zeros_int(fan_in, fan_out, rng=None):
+    return np.zeros((fan_in, fan_out), dtype=int)
+
+
+def zeros_bool(fan_in, fan_out, rng=None):
+    return np.zeros((fan_in, fan_out), dtype=bool)
 
 
 def zeros_transposed(fan_in, fan_out, rng=None):
@@ -748,6 +796,25 @@ class SoftmaxShiftMean(Layer):
         return s * (dout - np.sum(dout * s, axis=1, keepdims=True))
 
 
+class SoftmaxGlobalMax(Layer):
+    def forward(self, x):
+        e = np.exp(x - x.max())  # the whole array's maximum, not each row's
+        self.s = e / e.sum(axis=1, keepdims=True)
+        return self.s
+
+    def backward(self, dout):
+        s = self.s
+        return s * (dout - np.sum(dout * s, axis=1, keepdims=True))
+
+
+class SCEGlobalMax(ref.SoftmaxCrossEntropy):
+    def forward(self, logits, y):
+        e = np.exp(logits - logits.max())  # the whole array's maximum
+        self.probs = e / e.sum(axis=1, keepdims=True)
+        self.y = y
+        return -np.mean(np.log(self.probs[np.arange(len(y)), y]))
+
+
 class SCEShape1(ref.SoftmaxCrossEntropy):
     def forward(self, logits, y):
         super().forward(logits, y)
@@ -902,6 +969,15 @@ WRONG = [
     Wrong("linear_backward", LinearDbAxis1, "axis 0", "db = dout.sum(axis=1)"),
     Wrong("linear_backward", LinearDbKeepdims, "keepdims=True", "db (1, out)"),
     Wrong("linear_backward", LinearBackwardCachedOutput, "*input*", "cached output"),
+    Wrong(
+        "linear_backward",
+        LinearBackwardTransposesCache,
+        "a second one on the same forward",
+        "cache transposed in backward",
+    ),
+    Wrong("sigmoid", SigmoidEditsCache, "second backward", "self.out *= 1 - self.out"),
+    Wrong("tanh", TanhEditsCache, "second backward", "self.out **= 2"),
+    Wrong("relu", ReLUMaskRebound, "second backward", "mask rebound to dx"),
     Wrong("linear_backward", LinearBackwardNoReturn, "return", "dx not returned"),
     Wrong("relu", ReLUMaskOnly, "chain rule", "no dout"),
     Wrong("relu", ReLUOutGe0, "must be strict", "out >= 0"),
@@ -923,6 +999,13 @@ WRONG = [
     Wrong("softmax", SoftmaxSumAxis0, "not over the batch", "axis=0"),
     Wrong("softmax", SoftmaxNaive, "by its own maximum", "overflow"),
     Wrong("softmax", SoftmaxShiftMean, "hundreds apart", "shift by the mean"),
+    Wrong("softmax", SoftmaxGlobalMax, "not by the maximum of the whole", "global max"),
+    Wrong(
+        "softmax_cross_entropy",
+        SCEGlobalMax,
+        "not by the maximum of the whole",
+        "global max",
+    ),
     Wrong("softmax_cross_entropy", SCENoMean, "N times too large", "no 1/N"),
     Wrong("softmax_cross_entropy", SCELossSum, "not the sum", "sum"),
     Wrong("softmax_cross_entropy", SCEMinusOne, "correct class", "p - 1"),
@@ -942,6 +1025,8 @@ WRONG = [
     Wrong("mse", MSESum, "not their sum", "sum"),
     Wrong("mse", MSEPerExampleSum, "N examples only", "other convention"),
     Wrong("zeros", zeros_float64, "float32", "float64"),
+    Wrong("zeros", zeros_int, "integer or bool", "dtype=int"),
+    Wrong("zeros", zeros_bool, "integer or bool", "dtype=bool"),
     Wrong("zeros", zeros_transposed, "transposed", "(fan_out, fan_in)"),
     Wrong("zeros", zeros_two_args, "raised an error", "np.zeros(a, b)"),
     Wrong("zeros", zeros_list, "NumPy array", "list"),

@@ -405,6 +405,22 @@ class DropoutBackwardNewMask(Dropout):
         return dout * (keep / (1 - self.p)).astype(dout.dtype)
 
 
+class DropoutScalesCacheInBackward(Dropout):
+    def backward(self, dout):
+        if self._scale is None:
+            return dout
+        self._scale *= dout  # the cached mask edited in place: right only once
+        return self._scale
+
+
+class LinearEditsCachedInput(Linear):
+    def backward(self, dout):
+        self._x = self._x.T  # (in, N): the cache rebound, read wrongly next time
+        self.W.grad += self._x @ dout
+        self.b.grad += dout.sum(axis=0)
+        return dout @ self.W.data.T
+
+
 class DropoutStaleMask(Dropout):
     scale = None
 
@@ -772,6 +788,13 @@ WRONG = [
     Wrong("dropout", DropoutBackwardIdentity, "unchanged", "backward identity"),
     Wrong("dropout", DropoutBackwardNewMask, "new mask", "backward new mask"),
     Wrong("dropout", DropoutStaleMask, "last training forward", "stale mask in eval"),
+    Wrong("dropout", DropoutScalesCacheInBackward, "second backward", "mask *= dout"),
+    Wrong(
+        "linear",
+        LinearEditsCachedInput,
+        "a second one on the same forward",
+        "cache transposed in backward",
+    ),
     Wrong("train_epoch", epoch_no_zero_grad, "zero_grad", "no zero_grad"),
     Wrong("train_epoch", epoch_zero_grad_before_step, "before backward", "zero late"),
     Wrong("train_epoch", epoch_no_shuffle, "shuffle", "no shuffling"),

@@ -310,6 +310,32 @@ class ExpFloat64(Function):
         return grad_output * out
 
 
+class ExpEditsSaved(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = np.exp(x)
+        ctx.save_for_backward(out)
+        return out.copy()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (out,) = ctx.saved_tensors
+        out *= grad_output  # the saved output edited in place: right only once
+        return out
+
+
+class ReluEditsMask(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.mask = (x > 0).astype(x.dtype)  # an attribute of ctx: writeable
+        return x * ctx.mask
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        ctx.mask *= grad_output  # the mask edited in place: right only once
+        return ctx.mask
+
+
 class LogGradTimes(Function):
     @staticmethod
     def forward(ctx, x):
@@ -621,6 +647,19 @@ def backward_seed_float64(root, grad=None):
                     p.grad = g.copy() if p.grad is None else p.grad + g
 
 
+def backward_seed_int(root, grad=None):
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError("backward needs a gradient for a non-scalar")
+        grad = np.ones(root.shape, dtype=int)  # the seed an integer 1
+    root.grad = grad
+    for t in reversed(ref.topological_sort(root)):
+        if t.grad_fn is not None:
+            for p, g in zip(t.grad_fn.parents, _grads(t.grad_fn, t.grad)):
+                if g is not None and p.requires_grad:
+                    p.grad = g.copy() if p.grad is None else p.grad + g
+
+
 def lab_backward(root, grad=None, retain_graph=False):
     """The solution's backward, as the lab writes it (its names are the notebook's:
     see ``backward_using``)."""
@@ -742,6 +781,21 @@ class CEOneHotFloat64(Function):
         probs, y = ctx.saved_tensors
         onehot = np.eye(probs.shape[1])[y]
         return grad_output * (probs - onehot) / len(y)
+
+
+class CEEditsSavedProbs(Function):
+    @staticmethod
+    def forward(ctx, logits, y):
+        z = logits - logits.max(axis=1, keepdims=True)
+        log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        ctx.save_for_backward(np.exp(log_probs), y)
+        return -log_probs[np.arange(len(y)), y].mean()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        probs, y = ctx.saved_tensors
+        probs[np.arange(len(y)), y] -= 1  # the saved probabilities edited in place
+        return probs * (grad_output / len(y))
 
 
 class CEPythonFloat(Function):
@@ -1103,11 +1157,13 @@ WRONG = [
     Wrong("exp", ExpGradX, "not x", "x instead of exp(x)"),
     Wrong("exp", ExpNoGradOutput, "chain rule", "no grad_output"),
     Wrong("exp", ExpFloat64, "float64", "float64"),
+    Wrong("exp", ExpEditsSaved, "what forward saved", "saved output *= grad_output"),
     Wrong("log", LogGradTimes, "divide grad_output by x", "times x"),
     Wrong("log", LogEpsilon, "no epsilon", "log(x + eps)"),
     Wrong("log", LogNoGradOutput, "chain rule", "no grad_output"),
     Wrong("relu", ReluGe, "exactly x = 0", "mask x >= 0"),
     Wrong("relu", ReluGradInPlace, "`grad_output` in place", "grad_output edited"),
+    Wrong("relu", ReluEditsMask, "second backward", "ctx.mask *= grad_output"),
     Wrong("relu", ReluForwardInPlace, "`x` in place", "x edited in forward"),
     Wrong("relu", ReluMaskOnly, "chain rule", "mask only"),
     Wrong("relu", ReluFloat64, "float64", "np.zeros float64"),
@@ -1173,9 +1229,16 @@ WRONG = [
     Wrong("backward", backward_ignores_grad, "grad is given", "grad ignored"),
     Wrong("backward", backward_zeroes_first, "across backward calls", "grads reset"),
     Wrong("cross_entropy", CEOneHotFloat64, "float64", "np.eye one-hot"),
+    Wrong(
+        "cross_entropy",
+        CEEditsSavedProbs,
+        "what forward saved",
+        "probs edited in place",
+    ),
     Wrong("cross_entropy", CEPythonFloat, "float64", "float() loss"),
     Wrong("backward", backward_no_tuple, "not a tuple", "lone gradient not wrapped"),
     Wrong("backward", backward_seed_float64, "float64", "np.ones seed is float64"),
+    Wrong("backward", backward_seed_int, "float64", "np.ones seed is int"),
     Wrong("cross_entropy", CENoShift, "row's maximum", "no max shift"),
     Wrong("cross_entropy", CEGlobalMax, "own maximum", "global max"),
     Wrong("cross_entropy", CELogOfProbs, "log of a probability", "log(p + 1e-12)"),

@@ -79,9 +79,12 @@ way of being almost right:
 * **State read twice.** Whatever backward reads from a cache, call it twice on the
   same forward and compare the cache afterwards: a backward that edits its cache in
   place (``self.probs[..., y] -= 1``) is right once and wrong the second time.
+  Every layer of lab 2, lab 3's Linear and Dropout and every Function of lab 4 is
+  run backward twice on one forward; a second backward that raises says so.
 * **dtype of every kind.** The result must have the data's dtype: bool, int and
   float64 all fail (and float64 where float64 is promised, a float32 input
-  included), each with its own hint.
+  included), each with its own hint; :func:`compare` fails a bool, integer or
+  float16 result where float32 is expected by itself (:data:`OTHER_DTYPE_HINT`).
 * **Restore after a nudge.** Whatever is changed and put back (a numerical
   gradient's entries) must come back bit for bit: ``x + h - 2h + h`` rounds.
 * **Earlier pieces first.** A check that fails while a piece it calls has failed
@@ -143,6 +146,14 @@ FLOAT64_HINT = (
     "* 1.0 (or np.float64 scalars). Give it the dtype of the data, e.g. "
     ".astype(x.dtype) or dtype=x.dtype."
 )
+OTHER_DTYPE_HINT = (
+    "the inputs are float32 and so is the expected result, but yours holds bools or "
+    "integers (or float16). A comparison such as x > 0 gives a bool array, and "
+    "np.ones(shape, dtype=int) or integer arithmetic an integer one: their values "
+    "may look right, but the next step (an in-place update, a product with float32 "
+    "data) silently changes them or their precision. Give the result the dtype of "
+    "the data, e.g. (x > 0).astype(x.dtype) or dtype=x.dtype."
+)
 IN_PLACE_HINT = (
     "this update is defined as in place: change the values inside the existing "
     "arrays (augmented assignment, or assigning into a slice) instead of binding the "
@@ -188,7 +199,13 @@ def _safe_repr(x: Any, limit: int = 60) -> str:
     except Exception:  # noqa: BLE001 - the student's object may raise anything
         return f"a {_type_name(x)} object"
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 3]
+    space = cut.rfind(" ")
+    if space >= limit // 2 and text[limit - 3] != " ":  # never mid-word
+        cut = cut[:space]
+    return cut.rstrip(" ;,") + "..."
 
 
 def _type_name(x: Any) -> str:
@@ -763,7 +780,9 @@ def _compare(got, expected, where, rtol, atol, names, check_dtype) -> Problem | 
         return None
     if isinstance(expected, str):
         if not isinstance(got, str) or got != expected:
-            return Problem(f"{where} should be {expected!r}, got {_safe_repr(got)}.")
+            # a warning's text, in full (up to 300 characters, cut between words)
+            said = _safe_repr(got, 300)
+            return Problem(f"{where} should be {expected!r}, got {said}.")
         return None
     problem = _compare_arrays(got, expected, where, rtol, atol, check_dtype)
     if problem is not None and not problem.hint:
@@ -875,7 +894,20 @@ def _compare_arrays(
             "like its inputs.",
             FLOAT64_HINT,
         )
+    if check_dtype and _is_float32(expected) and _is_other_kind(got):
+        return Problem(
+            f"{where} has the right values but dtype {got.dtype}; it should be "
+            "float32 like its inputs.",
+            OTHER_DTYPE_HINT,
+        )
     return None
+
+
+def _is_other_kind(x: Any) -> bool:
+    """A bool, integer or float16 array or NumPy scalar (not float32, not float64)."""
+    return isinstance(x, (np.ndarray, np.generic)) and (
+        x.dtype.kind in "biu" or x.dtype == np.float16
+    )
 
 
 def _is_float32(x: Any) -> bool:
@@ -1011,6 +1043,7 @@ def run_check(
     rtol: float = RTOL,
     atol: float = ATOL,
     record: Callable[[CheckResult], None] | None = None,
+    hints_first: bool = False,
 ) -> CheckResult:
     """Compare ``student`` with ``reference`` on every case; report the first problem.
 
@@ -1030,6 +1063,9 @@ def run_check(
         rtol: relative tolerance for values.
         atol: absolute tolerance for values.
         record: called with the result (a lab's summary table uses it).
+        hints_first: ask ``hints`` even where the problem brings its own hint (a
+            loss that is not a number, an array rebound), and put theirs first: an
+            integration check names the piece that causes it.
 
     Returns:
         The :class:`CheckResult`; ``"used the reference"`` when ``student`` is what
@@ -1056,6 +1092,7 @@ def run_check(
             output_names,
             rtol,
             atol,
+            hints_first,
         ),
     )
     return finish(result, record)
@@ -1117,6 +1154,7 @@ def _run(
     output_names,
     rtol,
     atol,
+    hints_first=False,
 ):
     total = len(cases)
     if not callable(student):
@@ -1155,7 +1193,7 @@ def _run(
                 passed,
                 total,
                 f"Case '{case.name}': {_exception_text(exc).partition(': ')[2]}",
-                IN_PLACE_HINT,
+                _joined(getattr(exc, "nn_hint", None), IN_PLACE_HINT),
             )
         except Exception as exc:  # noqa: BLE001 - the student's code may raise anything
             return CheckResult(
@@ -1177,13 +1215,24 @@ def _run(
             problem = _mutation_problem(case, run.args, run.kwargs, arg_names)
         if problem is None:
             continue
-        hint = problem.hint or _diagnose(
-            run.out, expected, case, mistakes, hints, problem
-        )
+        if hints_first and problem.hint:
+            first = _diagnose(run.out, expected, case, (), hints, Problem(""))
+            hint = _joined(first, problem.hint)
+        else:
+            hint = problem.hint or _diagnose(
+                run.out, expected, case, mistakes, hints, problem
+            )
         return CheckResult(
             name, FAILED, passed, total, f"Case '{case.name}': {problem.message}", hint
         )
     return CheckResult(name, PASSED, total, total)
+
+
+def _joined(first: Any, then: str) -> str:
+    """``first`` (a piece named by an integration check), then ``then``."""
+    if not isinstance(first, str) or not first:
+        return then
+    return f"{first.rstrip()} {then[:1].upper()}{then[1:]}"
 
 
 def _in_place_problem(case: Case, run: Execution, arg_names) -> Problem | None:
@@ -1268,6 +1317,13 @@ def _exception_hint(exc: BaseException) -> str:
             "a function calls itself without end. Inside __setattr__, both "
             "setattr(self, ...) and self.name = ... call __setattr__ again: store "
             "the attribute through the base class's __setattr__ there."
+        )
+    if isinstance(exc, ValueError) and "read-only" in text:
+        return (
+            "that array is read-only: it is what forward saved (ctx.saved_tensors) "
+            "or an input that must stay as it is. Backward must not change what "
+            "forward saved, since a second backward reads it again: compute into a "
+            "new array (grad = probs.copy(), or out = grad_output * saved)."
         )
     if isinstance(exc, ValueError) and "broadcast" in text:
         return (

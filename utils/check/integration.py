@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from utils.check.core import Case, agrees
+from utils.check.core import Case, NotInPlace, agrees
 
 Pieces = dict[str, Any]
 
@@ -48,6 +48,7 @@ def find_global(obj: Any, name: str, default: Any, kind: type | None = None) -> 
         spaces.append(glob)
     for klass in getattr(obj, "__mro__", ()):
         for attr in vars(klass).values():
+            attr = getattr(attr, "__func__", attr)  # a staticmethod's function
             glob = getattr(attr, "__globals__", None)
             if isinstance(glob, dict):
                 spaces.append(glob)
@@ -104,6 +105,8 @@ def first_divergent_piece(
         try:
             with np.errstate(all="ignore"):
                 got = run(mixed, *args, **kwargs)
+        except NotInPlace:
+            return name, "it replaced an array instead of updating it in place"
         except Exception as exc:  # noqa: BLE001 - the student's code may raise anything
             return name, f"it raised {type(exc).__name__}: {str(exc).strip()}"
         if not agrees(got, expected):

@@ -1213,6 +1213,7 @@ def _training_result(student, cases, record) -> CheckResult:
             )
         ],
         record=record,
+        hints_first=True,
     )
 
 

@@ -46,6 +46,7 @@ from utils.check.core import (
     Lab,
     Mistake,
     Summary,
+    agrees,
     array_refs,
     describe_exception,
     finish,
@@ -58,6 +59,7 @@ from utils.check.integration import (
     diverged_hint,
     explain_errors,
 )
+from utils.check.prereq import blames
 from utils.reference import stage2 as ref
 
 LAB = Lab(
@@ -197,8 +199,10 @@ def _what(cached, x, out) -> str:
 def _run_linear_backward(cls, x, W, b, dout):
     layer = _make_linear(cls, W, b)
     layer.forward(x)
-    dx = layer.backward(dout)
-    return {"dx": dx, "dW": layer.dW, "db": layer.db}
+    dx = _copied(layer.backward(dout))
+    dW, db = _copied(layer.dW), _copied(layer.db)
+    again = _backward_again(layer, dout)  # the cache read twice: never edited in place
+    return {"dx": dx, "dW": dW, "db": db, SECOND_DX: again}
 
 
 def _run_linear_twice(cls, x, W, b, dout):
@@ -404,6 +408,7 @@ def linear_backward(student) -> CheckResult:
             ),
         ],
         output_names=["dx", "dW", "db"],
+        hints=[_second_dx_hint],
         record=LAB.record,
     )
 
@@ -433,12 +438,54 @@ def _activation_cases() -> list[Case]:
 
 
 def _run_layer(cls, x, dout):
-    """Build a parameter-free layer, run forward then backward; note any warning."""
+    """Build a parameter-free layer, run forward then backward, then backward again
+    on the same forward (the cache read twice); note any warning."""
     layer = cls()
     with _fp_warnings() as found:
-        out = layer.forward(x)
-        dx = layer.backward(dout)
-    return {WARNINGS: _warning_text(found), "output": out, "dx": dx}
+        out = _copied(layer.forward(x))
+        dx = _copied(layer.backward(dout))
+        again = _backward_again(layer, dout)  # the cache must not have been edited
+    return {WARNINGS: _warning_text(found), "output": out, "dx": dx, SECOND_DX: again}
+
+
+def _copied(value):
+    """An array copied (a later call may edit it in place), anything else as it is."""
+    return value.copy() if isinstance(value, np.ndarray) else value
+
+
+SECOND_DX = "dx of a second backward on the same forward"
+_SECOND_RAISED = (
+    "the first backward ran, a second one on the same forward raised: backward "
+    "changed what forward cached (the cache transposed, rebound or edited in "
+    "place). Compute into new arrays and leave the cache as forward left it."
+)
+
+
+def _backward_again(layer, dout):
+    """A second backward on the same forward; an error in it says so in its hint."""
+    try:
+        return layer.backward(dout)
+    except Exception as exc:
+        exc.nn_hint = _SECOND_RAISED
+        raise
+
+
+def _second_dx_hint(got, expected, case) -> str:
+    """A diagnoser: the first backward is right, a second one on the same forward is
+    not, so backward edited what forward cached."""
+    if (
+        isinstance(got, dict)
+        and SECOND_DX in got
+        and agrees(got.get("dx"), expected["dx"])
+        and not agrees(got.get(SECOND_DX), expected[SECOND_DX])
+    ):
+        return (
+            "a second backward after the same forward gives another dx: backward "
+            "changed what forward cached (an in-place *=, -= or a slice assignment "
+            "on self.out, say, or the cache rebound to a product). Compute dx into "
+            "a new array and leave the cache as forward left it."
+        )
+    return ""
 
 
 def _layer(forward: Callable, backward: Callable) -> type:
@@ -500,6 +547,7 @@ def relu(student) -> CheckResult:
                 _layer(np.abs, lambda x, out, dout: dout * np.sign(x)),
             ),
         ],
+        hints=[_second_dx_hint],
         record=LAB.record,
     )
 
@@ -513,6 +561,7 @@ def sigmoid(student) -> CheckResult:
         [Case(c.name, c.args, run=_run_layer) for c in _activation_cases()],
         arg_names=["x", "dout"],
         hints=[
+            _second_dx_hint,
             _overflow_hint(
                 "np.exp(-x) overflows for x = -1000 (NumPy warns even when the "
                 "result is thrown away afterwards, e.g. in a branch of np.where, "
@@ -520,7 +569,7 @@ def sigmoid(student) -> CheckResult:
                 "exponentiate a number <= 0 (minus the absolute value of x), and "
                 "write the sigmoid of positive and of negative x from it, as the "
                 "exercise shows."
-            )
+            ),
         ],
         mistakes=[
             Mistake(
@@ -551,11 +600,12 @@ def tanh(student) -> CheckResult:
         [Case(c.name, c.args, run=_run_layer) for c in _activation_cases()],
         arg_names=["x", "dout"],
         hints=[
+            _second_dx_hint,
             _overflow_hint(
                 "np.exp(1000) overflows, and (exp(x) - exp(-x)) / (exp(x) + exp(-x)) "
                 "becomes inf / inf = NaN at ±1000: use np.tanh, which saturates at ±1 "
                 "(or build tanh from np.exp(-2 * np.abs(x)), which never overflows)."
-            )
+            ),
         ],
         mistakes=[
             Mistake(
@@ -596,6 +646,17 @@ def _logit_cases() -> list[Case]:
             (_SPREAD, _randn((3, 4), 74)),
         ),
     ]
+
+
+GLOBAL_MAX_HINT = (
+    "shift each row by its own maximum (over axis 1, keeping the dimension), not by "
+    "the maximum of the whole array: rows far below it underflow to 0 / 0."
+)  # the words of lab 1's softmax check
+
+
+def _softmax_global_max(z):
+    e = np.exp(z - z.max())  # the whole array's maximum: a mistake
+    return e / e.sum(axis=1, keepdims=True)
 
 
 # rows whose logits are hundreds apart, the largest first, last or in between:
@@ -651,14 +712,24 @@ def softmax(student) -> CheckResult:
                 "the term sum(dout * s) is missing: dx = s * (dout - sum(dout * s)).",
                 _layer(sm, lambda x, s, dout: s * dout),
             ),
+            Mistake(
+                GLOBAL_MAX_HINT,
+                _layer(
+                    _softmax_global_max,
+                    lambda x, s, dout: (
+                        s * (dout - np.sum(dout * s, axis=1, keepdims=True))
+                    ),
+                ),
+            ),
         ],
         hints=[
+            _second_dx_hint,
             _overflow_hint(
                 "exp overflows to inf and inf / inf is NaN: shift each row by its own "
                 "maximum before the exponential (softmax does not change when a row "
                 "is shifted; shifting by the mean or the minimum is not enough when "
                 "a row's values are hundreds apart)."
-            )
+            ),
         ],
         record=LAB.record,
     )
@@ -810,6 +881,15 @@ def softmax_cross_entropy(student) -> CheckResult:
             _second_backward_hint,
         ],
         mistakes=[
+            Mistake(
+                GLOBAL_MAX_HINT,
+                _loss(
+                    lambda z, y: (
+                        -np.mean(np.log(_softmax_global_max(z)[np.arange(len(y)), y]))
+                    ),
+                    lambda z, y: (_softmax_global_max(z) - _Y(z, y)) / len(y),
+                ),
+            ),
             Mistake(
                 "backward is N times too large: the loss is a mean over the batch, "
                 "so dlogits = (p - Y) / N.",
@@ -1070,7 +1150,11 @@ def _check_initializer(name: str, student, kind: str) -> CheckResult:
                 i,
                 where + f"the result has dtype {W.dtype}; the course works in float32.",
                 "NumPy draws and allocates float64 by default: convert the result to "
-                "float32, or give the dtype when you create the array.",
+                "float32, or give the dtype when you create the array."
+                if W.dtype == np.float64
+                else "the weights must be float32 numbers: an integer or bool array "
+                "(dtype=int, dtype=bool) holds the right zeros but turns every "
+                "update into integer arithmetic; give dtype=np.float32.",
             )
         if not np.all(np.isfinite(W)):
             return _result(name, FAILED, i, where + "the result contains inf or NaN.")
@@ -1448,6 +1532,9 @@ def _step(order: str = "fbu", loss_after: bool = False, softmax_first: bool = Fa
     return train_step
 
 
+@blames(
+    LAB, ("network_forward", None), ("network_backward", None), ("network_update", None)
+)
 def train_step(student) -> CheckResult:
     """Check ``Network.train_step``: forward, loss, backward, update; the loss."""
     return run_check(
@@ -1759,6 +1846,7 @@ def training(student) -> CheckResult:
             )
         ],
         record=LAB.record,
+        hints_first=True,
     )
 
 

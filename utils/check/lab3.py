@@ -35,12 +35,14 @@ from utils.check.core import (
     Lab,
     Mistake,
     Summary,
+    agrees,
     array_refs,
     rebound,
     require_in_place,
     run_check,
 )
 from utils.check.integration import diverged_hint, explain_errors, find_global
+from utils.check.prereq import blames
 from utils.reference import stage3 as ref
 
 LAB = Lab(
@@ -395,6 +397,7 @@ class _ModuleAllInParameters(ref.Module):
         return list(self._parameters.values())
 
 
+@blames(LAB, ("parameter", "Parameter"))
 def module(student, parameter_cls=None) -> CheckResult:
     """Check ``Module.__setattr__`` (registration) and ``Module.parameters()``.
 
@@ -575,6 +578,7 @@ class _SeqForwardNoChain(ref.Sequential):
         return out
 
 
+@blames(LAB, ("parameter", "Parameter"), ("module", "Module"))
 def sequential(student) -> CheckResult:
     """Check ``Sequential.forward`` and ``Sequential.backward``."""
     cases = [
@@ -657,7 +661,8 @@ def _run_linear(cls, sizes, seed, scenario):
     dout = _randn(np.shape(out), seed + 3)
     result["dx returned by backward"] = layer.backward(dout)
     if scenario == "twice":
-        layer.backward(_randn(np.shape(out), seed + 4))
+        result["dx returned by backward"] = _copied(result["dx returned by backward"])
+        result[SECOND_DX] = _backward_again(layer, _randn(np.shape(out), seed + 4))
         result["W.grad after two backward passes"] = layer.W.grad
         result["b.grad after two backward passes"] = layer.b.grad
     else:
@@ -707,6 +712,7 @@ class _LinearDbMean(ref.Linear):
         return dout @ self.W.data.T
 
 
+@blames(LAB, ("parameter", "Parameter"), ("module", "Module"))
 def linear(student) -> CheckResult:
     """Check the lazy ``Linear``: ``forward`` (building W and b at the first call)
     and ``backward`` (adding into ``W.grad`` and ``b.grad``, returning dx)."""
@@ -762,6 +768,7 @@ def linear(student) -> CheckResult:
                 _LinearLazySilent,
             ),
         ],
+        hints=[_second_dx_hint],
         record=LAB.record,
     )
 
@@ -948,6 +955,7 @@ class _MomentumStaleVelocity(ref.SGD):
             v += p.grad
 
 
+@blames(LAB, ("sgd", None))
 def momentum(student) -> CheckResult:
     """Check ``SGD(params, lr, momentum).step()``: ``v = mu v + g; p -= lr v``."""
     return run_check(
@@ -1189,6 +1197,7 @@ _ADAM_OF = {
 }
 
 
+@blames(LAB, ("sgd", None), ("momentum", None), ("adam", "Adam"))
 def weight_decay(student, adam_cls=None) -> CheckResult:
     """Check decoupled weight decay (``weight_decay=``) in ``SGD`` and ``Adam``.
 
@@ -1274,9 +1283,53 @@ def _run_dropout(cls, p, seed, scenario):
     if scenario == "twice":
         out["output of a first forward"] = layer(x)
         x = _randn((6, 8), seed + 2, 2.0)
-    out["output of forward"] = layer(x)
-    out["dx returned by backward"] = layer.backward(_randn((6, 8), seed + 3))
+    out["output of forward"] = _copied(layer(x))
+    dout = _randn((6, 8), seed + 3)
+    out["dx returned by backward"] = _copied(layer.backward(dout))
+    out[SECOND_DX] = _backward_again(layer, dout)  # the cache read twice
     return out
+
+
+SECOND_DX = "dx of a second backward on the same forward"
+_SECOND_RAISED = (
+    "the first backward ran, a second one on the same forward raised: backward "
+    "changed what forward cached (the cache transposed, rebound or edited in "
+    "place). Compute into new arrays and leave the cache as forward left it."
+)
+
+
+def _copied(value):
+    """An array copied (a later call may edit it in place), anything else as it is."""
+    return value.copy() if isinstance(value, np.ndarray) else value
+
+
+def _backward_again(layer, dout):
+    """A second backward on the same forward; an error in it says so in its hint."""
+    try:
+        return layer.backward(dout)
+    except Exception as exc:
+        exc.nn_hint = _SECOND_RAISED
+        raise
+
+
+def _second_dx_hint(got, expected, case) -> str:
+    """A diagnoser: the first backward is right, a second one on the same forward is
+    not, so backward edited what forward cached."""
+    if (
+        isinstance(got, dict)
+        and SECOND_DX in got
+        and agrees(
+            got.get("dx returned by backward"), expected["dx returned by backward"]
+        )
+        and not agrees(got.get(SECOND_DX), expected[SECOND_DX])
+    ):
+        return (
+            "a second backward after the same forward gives another dx: backward "
+            "changed what forward cached (an in-place *= on the cached mask or "
+            "input, say, or the cache rebound to a product). Compute dx into a new "
+            "array and leave the cache as forward left it."
+        )
+    return ""
 
 
 class _DropoutNoScale(ref.Dropout):
@@ -1329,6 +1382,7 @@ class _DropoutNewMask(ref.Dropout):
         return dout * (keep / (1.0 - self.p)).astype(dout.dtype)
 
 
+@blames(LAB, ("parameter", "Parameter"), ("module", "Module"))
 def dropout(student) -> CheckResult:
     """Check ``Dropout(p, seed=...)``: inverted dropout.
 
@@ -1389,6 +1443,7 @@ def dropout(student) -> CheckResult:
                 _DropoutStaleMask,
             ),
         ],
+        hints=[_second_dx_hint],
         record=LAB.record,
     )
 

@@ -69,6 +69,7 @@ from utils.check.core import (
     run_check,
 )
 from utils.check.integration import copy_params, diverged_hint, explain_errors
+from utils.check.prereq import blames
 from utils.reference import stage3 as _s3
 from utils.reference import stage4 as ref
 
@@ -381,7 +382,9 @@ def _function_runner(names: tuple[str, ...], views: tuple[str, ...], kwargs: dic
         arrays = [_view(a, how) for a, how in zip(arrays, views, strict=True)]
         ctx = ref.Context((True,) * len(arrays), True)
         out = _as_apply_does(fn.forward(ctx, *arrays, **kwargs))
+        pristine = _plain(grad_output)
         grads = fn.backward(ctx, grad_output)
+        grads = tuple(map(_plain, grads)) if isinstance(grads, (tuple, list)) else grads
         result: dict[str, Any] = {"the output of forward": _plain(out)}
         if len(names) == 1 and not isinstance(grads, (tuple, list)):
             grads = (grads,)
@@ -398,9 +401,57 @@ def _function_runner(names: tuple[str, ...], views: tuple[str, ...], kwargs: dic
         )
         for name, g in zip(names, grads, strict=True):
             result[f"the gradient backward returns for {name}"] = _plain(g)
+        again = _backward_again(fn, ctx, pristine)  # what forward saved, read twice
+        if len(names) == 1 and not isinstance(again, (tuple, list)):
+            again = (again,)
+        if isinstance(again, (tuple, list)) and len(again) == len(names):
+            for name, g in zip(names, again, strict=True):
+                result[f"{SECOND} for {name}"] = _plain(g)
+        else:
+            result[f"{SECOND}"] = _safe_count(again)
         return result
 
     return run
+
+
+SECOND = "the gradient a second backward on the same forward returns"
+_SECOND_RAISED = (
+    "the first backward ran, a second one on the same forward raised: backward "
+    "changed what forward saved in ctx (rebound, transposed or edited in place). "
+    "Compute into new arrays and leave ctx as forward left it."
+)
+
+
+def _backward_again(fn, ctx, grad_output):
+    """A second backward on the same context; an error in it says so in its hint."""
+    try:
+        return fn.backward(ctx, grad_output)
+    except Exception as exc:
+        exc.nn_hint = _SECOND_RAISED
+        raise
+
+
+def _safe_count(grads: Any) -> str:
+    count = len(grads) if isinstance(grads, (tuple, list)) else 1
+    return f"{count} gradient(s)"
+
+
+def _hint_second(got, expected, case) -> str:  # noqa: ARG001
+    """The first backward right, a second one on the same ctx not: ctx was edited."""
+    if not isinstance(got, dict) or not isinstance(expected, dict):
+        return ""
+    first = [k for k in expected if "backward returns for" in k or "(backward)" in k]
+    second = [k for k in expected if k.startswith(SECOND)]
+    if not second or not all(agrees(got.get(k), expected[k]) for k in first):
+        return ""
+    if all(agrees(got.get(k), expected[k]) for k in second):
+        return ""
+    return (
+        "a second backward on the same forward returns other gradients: backward "
+        "changed what forward saved in ctx (an in-place -=, *= or slice assignment "
+        "on a saved array, say). Compute the gradients into new arrays and leave "
+        "ctx as forward left it."
+    )
 
 
 def _hint_entries(got, expected, case) -> str:  # noqa: ARG001
@@ -670,6 +721,7 @@ _NO_UNBROADCAST = (
 )
 
 
+@blames(LAB, "unbroadcast")
 def add(student) -> CheckResult:
     """Check ``Add``: forward ``a + b``, backward one gradient per input."""
     return run_check(
@@ -678,7 +730,7 @@ def add(student) -> CheckResult:
         ref.Add,
         _function_cases(_binary_specs(0), ("a", "b"), _broadcast_shape),
         arg_names=("a", "b", "grad_output"),
-        hints=[_hint_entries],
+        hints=[_hint_entries, _hint_second],
         mistakes=[
             Mistake(_NO_UNBROADCAST, _AddNoUnbroadcast),
             Mistake(
@@ -740,6 +792,7 @@ class _MulNoUnbroadcast(ref.Function):
         return grad_output * b, grad_output * a
 
 
+@blames(LAB, "unbroadcast")
 def mul(student) -> CheckResult:
     """Check ``Mul``: forward ``a * b``, backward ``(g * b, g * a)`` summed back."""
     return run_check(
@@ -748,7 +801,7 @@ def mul(student) -> CheckResult:
         ref.Mul,
         _function_cases(_binary_specs(20), ("a", "b"), _broadcast_shape),
         arg_names=("a", "b", "grad_output"),
-        hints=[_hint_entries],
+        hints=[_hint_entries, _hint_second],
         mistakes=[
             Mistake(
                 "the gradient for a is grad_output times the other factor, b (and "
@@ -807,6 +860,7 @@ def _matmul_shape(a, b, **_):
     return (a.shape[0], b.shape[1])
 
 
+@blames(LAB, "unbroadcast")
 def matmul(student) -> CheckResult:
     """Check ``MatMul``: forward ``a @ b``, backward ``(g @ b.T, a.T @ g)``."""
     r = _randn
@@ -861,7 +915,7 @@ def matmul(student) -> CheckResult:
         ref.MatMul,
         _function_cases(specs, ("a", "b"), _matmul_shape),
         arg_names=("a", "b", "grad_output"),
-        hints=[_hint_entries],
+        hints=[_hint_entries, _hint_second],
         mistakes=[
             Mistake(
                 "a transpose is missing: the gradient for a (N, D) comes from "
@@ -955,7 +1009,7 @@ def sum(student) -> CheckResult:  # noqa: A001 - the exercise is called sum
         ref.Sum,
         _function_cases(specs, ("x",), _sum_shape),
         arg_names=("x", "grad_output"),
-        hints=[_hint_entries],
+        hints=[_hint_entries, _hint_second],
         mistakes=[
             Mistake(
                 "without keepdims the summed axes are gone from grad_output: put them "
@@ -1043,7 +1097,7 @@ def exp(student) -> CheckResult:
         ref.Exp,
         _function_cases(specs, ("x",), _same_shape),
         arg_names=("x", "grad_output"),
-        hints=[_hint_entries],
+        hints=[_hint_entries, _hint_second],
         mistakes=[
             Mistake(
                 "the derivative of exp is exp itself, the output of forward (save "
@@ -1126,7 +1180,7 @@ def log(student) -> CheckResult:
         ref.Log,
         _function_cases(specs, ("x",), _same_shape),
         arg_names=("x", "grad_output"),
-        hints=[_hint_entries],
+        hints=[_hint_entries, _hint_second],
         mistakes=[
             Mistake(
                 "d log(x)/dx = 1/x: divide grad_output by x, don't multiply.",
@@ -1207,7 +1261,7 @@ def relu(student) -> CheckResult:
         ref.Relu,
         _function_cases(specs, ("x",), _same_shape),
         arg_names=("x", "grad_output"),
-        hints=[_hint_entries],
+        hints=[_hint_entries, _hint_second],
         mistakes=[
             Mistake(
                 "at exactly x = 0 the gradient is 0 (as in PyTorch): the entries "
@@ -2012,6 +2066,7 @@ def _backward_never_frees(root, grad=None, retain_graph=False):  # noqa: ARG001
     _walk(root, grad, _add_new, free=False)
 
 
+@blames(LAB, "topological_sort")
 def backward(student) -> CheckResult:
     """Check ``backward(root, grad=None, retain_graph=False)``: every leaf's
     gradient, accumulated over every use, in an array of its own; none for the
@@ -2199,12 +2254,18 @@ def _hint_backward_flags(got, expected, case) -> str:  # noqa: ARG001
 def _run_cross_entropy(fn, logits, y, grad_output):
     ctx = ref.Context((True,), True)
     out = _as_apply_does(fn.forward(ctx, logits, y=y))
+    pristine = _plain(grad_output)
     grads = fn.backward(ctx, grad_output)
     if isinstance(grads, (tuple, list)) and len(grads) >= 1:
         grads = grads[0]
+    grads = _plain(grads)
+    again = _backward_again(fn, ctx, pristine)  # what forward saved, read twice
+    if isinstance(again, (tuple, list)) and len(again) >= 1:
+        again = again[0]
     return {
         "the loss (forward)": _plain(out),
-        "the gradient for the logits (backward)": _plain(grads),
+        "the gradient for the logits (backward)": grads,
+        f"{SECOND} for the logits": _plain(again),
     }
 
 
@@ -2335,7 +2396,7 @@ def cross_entropy(student) -> CheckResult:
         ref.CrossEntropy,
         cases,
         arg_names=("logits", "y", "grad_output"),
-        hints=[_hint_ce],
+        hints=[_hint_ce, _hint_second],
         mistakes=[
             Mistake(
                 "e^1000 overflows float32: subtract each row's maximum from the "

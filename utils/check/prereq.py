@@ -7,11 +7,30 @@ message then begins with that, and keeps what it found below.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from utils.check.core import FAILED, CheckFailed, CheckResult, Lab, finish
 from utils.check.integration import find_global
+
+Piece = str | tuple[str, str | None]
+"""An exercise that a checked one may use: its name when the notebook's global has
+the same name (``"relu_grad"``); ``(exercise, global)`` when not (``("module",
+"Module")``: called, or a base class); ``(exercise, None)`` for another exercise of
+the same class (``("network_forward", None)`` for ``Network.train_step``)."""
+
+
+def _uses(student: Any, piece: Piece) -> tuple[str, bool]:
+    """The piece's exercise, and whether ``student`` uses it."""
+    if isinstance(piece, str):
+        return piece, _calls(student, piece)
+    exercise, name = piece
+    if name is None:
+        return exercise, True
+    base = find_global(student, name, None)
+    inherits = base is not None and base in getattr(student, "__mro__", ())[1:]
+    return exercise, inherits or _calls(student, name)
 
 
 def _calls(student: Any, name: str) -> bool:
@@ -23,6 +42,7 @@ def _calls(student: Any, name: str) -> bool:
         codes.append(code)
     for klass in getattr(student, "__mro__", ()):
         for attr in vars(klass).values():
+            attr = getattr(attr, "__func__", attr)  # a staticmethod's function
             code = getattr(attr, "__code__", None)
             if code is not None:
                 codes.append(code)
@@ -42,7 +62,7 @@ def blame_earlier(
     lab: Lab,
     name: str,
     student: Any,
-    pieces: Sequence[str],
+    pieces: Sequence[Piece],
     run: Callable[[Callable[[CheckResult], None]], CheckResult],
 ) -> CheckResult:
     """Run a check (``run(record)``) and, when it fails while one of ``pieces`` that
@@ -52,7 +72,8 @@ def blame_earlier(
         lab: the lab whose results say which pieces failed.
         name: the exercise checked (for the message).
         student: the student's function or class.
-        pieces: the exercises that ``student`` may call, in the lab's order.
+        pieces: the exercises that ``student`` may use, in the lab's order (see
+            :data:`Piece`).
         run: runs the check, recording its result with the function it is given.
 
     Returns:
@@ -61,9 +82,13 @@ def blame_earlier(
     got: list[CheckResult] = []
     try:
         result = run(got.append)
-    except CheckFailed:
-        result = got[-1]
-    failed = [p for p in pieces if lab.status(p) == FAILED and _calls(student, p)]
+    except CheckFailed:  # strict mode: the result was recorded before the raise
+        result = got[-1] if got else lab.results[name]
+    failed = []
+    for piece in pieces:
+        exercise, used = _uses(student, piece)
+        if used and lab.status(exercise) == FAILED:
+            failed.append(exercise)
     if result.status == FAILED and failed:
         first = failed[0]
         why = _what_failed(lab.results[first])
@@ -73,9 +98,33 @@ def blame_earlier(
             result.status,
             result.cases_passed,
             result.cases_total,
-            f"{first} has not passed its own check{said}: {name} calls it, so fix "
+            f"{first} has not passed its own check{said}: {name} uses it, so fix "
             f"{first} first, then run this check again.\n{result.message}",
             f"fix {first} first (its check cell says what is wrong); if {name} still "
             "fails afterwards: " + (result.hint or "see the message above."),
         )
     return finish(result, lab.record)
+
+
+def blames(lab: Lab, *pieces: Piece) -> Callable[[Callable], Callable]:
+    """A check function decorated so that it names a failed piece first
+    (:func:`blame_earlier`); the check records its result as usual.
+
+    ``@blames(LAB, "unbroadcast")`` above ``def add(student)``: when ``add`` fails
+    while the ``unbroadcast`` it calls has failed, the message says so first.
+    """
+
+    def decorate(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
+        @functools.wraps(check)
+        def checked(student: Any, *args: Any, **kwargs: Any) -> CheckResult:
+            return blame_earlier(
+                lab,
+                check.__name__,
+                student,
+                pieces,
+                lambda record: check(student, *args, **kwargs),
+            )
+
+        return checked
+
+    return decorate
