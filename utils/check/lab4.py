@@ -2447,6 +2447,11 @@ class _LinearRowBias(ref.Linear):
         super().reset_parameters(in_features)
         self.b = ref.Parameter(np.zeros((1, self.out_features), np.float32))
 
+    def forward(self, x):  # the lab's two operations (the reference's fused one
+        if self.W is None:  # would reject the (1, out) bias)
+            self.reset_parameters(x.shape[1])
+        return x @ self.W + self.b
+
 
 def _hint_linear(got, expected, case) -> str:  # noqa: ARG001
     if isinstance(got, dict) and got.get("forward returns a tensor") is False:
