@@ -72,6 +72,18 @@ from utils.check.integration import copy_params, diverged_hint, explain_errors
 from utils.reference import stage3 as _s3
 from utils.reference import stage4 as ref
 
+
+class LabLinear(ref.Linear):
+    """The reference ``Linear`` as the lab writes it, ``x @ W + b``: two operations
+    of the run's tensors, so that a run exercises the lab's ``MatMul`` and ``Add``
+    (the course's ``Linear`` records one fused ``Affine``, which the lab has not)."""
+
+    def forward(self, x):
+        if self.W is None:
+            self.reset_parameters(x.shape[1])
+        return x @ self.W + self.b  # (N, out)
+
+
 LAB = Lab(
     "Lab 4: autograd",
     [
@@ -102,7 +114,7 @@ LAB = Lab(
         "topological_sort": ref.topological_sort,
         "backward": ref.backward,
         "cross_entropy": ref.CrossEntropy,
-        "linear": ref.Linear,
+        "linear": LabLinear,
         "train_epoch": ref.train_epoch,
     },
     module=__name__,
@@ -2681,6 +2693,8 @@ def _pieces(impl: Any) -> dict[str, Any]:
     found: dict[str, Any] = {}
     space = getattr(impl, "__globals__", None)
     space = space if isinstance(space, dict) else {}
+    if str(space.get("__name__", "")).startswith("utils."):  # the course's loop:
+        return _with(train_epoch=impl)  # the reference pieces, LabLinear among them
     for piece, name in _GLOBAL_NAMES.items():
         value = space.get(name)
         found[piece] = value if callable(value) else _REFERENCE_PIECES[piece]
