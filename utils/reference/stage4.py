@@ -989,7 +989,7 @@ class CrossEntropy(Function):
         N = logits.shape[0]
         log_probs, probs = _log_softmax(logits, 1)  # (N, C) each, finite
         if y.ndim == 1:  # labels: pick one entry per row, no one-hot matrix
-            loss = -log_probs[np.arange(N), y].mean()
+            loss = -log_probs[np.arange(N), y].sum() / N
         else:  # (N, C) target probabilities
             loss = -(y * log_probs).sum() / N
         ctx.save_for_backward(probs, y)
@@ -1054,7 +1054,7 @@ def cross_entropy(logits: Tensor, y: Any) -> Tensor:
     if N == 0:
         raise ValueError("cross_entropy got an empty batch (N = 0).")
     if y.shape == (N,):
-        if not np.issubdtype(y.dtype, np.integer):
+        if y.dtype.kind not in "iu":  # signed or unsigned integers
             raise TypeError(
                 f"integer class labels expected, got dtype {y.dtype}; for "
                 "probabilities pass an (N, C) array."
@@ -1230,7 +1230,7 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                 f"{len(ctx.parents)} input(s): one per input (None where no input "
                 "gradient is needed)."
             )
-        handed: list[np.ndarray] = []  # the arrays given to this op's inputs so far
+        handed: list[int] = []  # ids of the arrays given to this op's inputs so far
         for parent, g, needed in zip(
             ctx.parents, grads, ctx.needs_input_grad, strict=True
         ):
@@ -1250,7 +1250,7 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                     and g.base is None
                     and g is not grad_output
                     and g.flags.writeable
-                    and not any(other is g for other in handed)
+                    and id(g) not in handed
                 )
                 _accumulate(parent, g, fn, fresh=fresh)
             else:  # an intermediate: held for this pass only
@@ -1259,7 +1259,7 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                 # a second use adds into a new array: g may be shared (Add hands
                 # one array to both inputs), so it is never changed in place
                 pending[key] = g if key not in pending else pending[key] + g
-            handed.append(g)
+            handed.append(id(g))
         if not retain_graph:
             ctx.free()
 
