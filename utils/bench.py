@@ -91,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         kwargs = dict(n_batches=1, repeats=args.repeats or 150, mnist=mnist)
     impls, results, text = throughput.run(threads=args.threads, **kwargs)
     sys.stdout.write(f"{text}\n{throughput.format_table(impls, results)}\n")
+    sys.stdout.write(f"{throughput.closing_note(results)}\n")
     sys.stdout.write(f"{load_average()} (after the table)\n")
 
     _section("Where a step's time goes: best µs of each phase (1 BLAS thread)")
