@@ -742,9 +742,8 @@ class Affine(Function):
     def forward(
         ctx: Context, X: np.ndarray, W: np.ndarray, b: np.ndarray
     ) -> np.ndarray:
-        if X.ndim != 2 or W.ndim != 2 or b.shape != W.shape[1:] or (
-            X.shape[1] != W.shape[0]
-        ):
+        shapes_fit = X.ndim == W.ndim == 2 and X.shape[1] == W.shape[0]
+        if not shapes_fit or b.shape != W.shape[1:]:
             raise ValueError(
                 f"Affine needs X (N, in), W (in, out) and b (out,); got shapes "
                 f"{X.shape}, {W.shape} and {b.shape}."
