@@ -187,7 +187,7 @@ class Context:
         when no input requires a gradient).
         """
         if self._record:
-            self._saved = tuple(_read_only(a) for a in arrays)
+            self._saved = tuple([_read_only(a) for a in arrays])
 
     @property
     def saved_tensors(self) -> tuple[Any, ...]:
