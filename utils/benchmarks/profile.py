@@ -51,7 +51,7 @@ def _stage2(weights, X, y) -> Callable[[], Phases]:
 def _stage3(weights, X, y) -> Callable[[], Phases]:
     from utils.reference import stage3
 
-    model, loss_fn, opt = throughput.sequential_mlp(
+    model, loss_fn, opt = throughput.chapter_mlp(
         stage3, weights, throughput.LR, input_grad=False
     )
     box: dict[str, object] = {}
@@ -71,7 +71,7 @@ def _stage3(weights, X, y) -> Callable[[], Phases]:
 def _stage4(weights, X, y) -> Callable[[], Phases]:
     from utils.reference import stage4
 
-    model, loss_fn, opt = throughput.sequential_mlp(stage4, weights, throughput.LR)
+    model, loss_fn, opt = throughput.chapter_mlp(stage4, weights, throughput.LR)
     box: dict[str, object] = {}
 
     def phases() -> Phases:

@@ -230,10 +230,6 @@ def chapter_mlp(
     return model, nn.CrossEntropyLoss(), nn.SGD(model.parameters(), lr=lr)
 
 
-# the name of the earlier versions (profile.py and tests use it)
-sequential_mlp = chapter_mlp
-
-
 def stage3_step(weights: Weights, lr: float = LR, *, input_grad: bool = False) -> Step:
     """Stage 3's model as chapter 3 builds it (first ``Linear`` with
     ``input_grad=False``) + ``CrossEntropyLoss`` + ``SGD``: one loop body of
