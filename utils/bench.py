@@ -1,8 +1,10 @@
 """``make bench``: the course's timings, measured in one run and printed as tables.
 
 1. Training throughput (samples/s) of the same MLP in a plain fused NumPy loop and
-   in every stage's framework, with 1 and 2 BLAS threads, each row with its ratio
-   to the plain loop (:mod:`utils.benchmarks.throughput`).
+   in every stage's framework, each model built as its chapter builds it, with 1
+   and 2 BLAS threads, each row with its ratio to the plain loop and, when PyTorch
+   is installed (it is not a dependency), to PyTorch; a closing note sums up
+   stages 2-4 with the load average (:mod:`utils.benchmarks.throughput`).
 2. Where the time of one training step goes, phase by phase, in stages 2-4
    (:mod:`utils.benchmarks.profile`).
 3. Stage 4's backward pass on chains and diamonds of 10 to 10,000 nodes: nodes
