@@ -1389,7 +1389,8 @@ class Linear(Module, _s3.Linear):
     Same signature: ``Linear(in_features, out_features)``, or lazy
     ``Linear(out_features)``; ``W`` is (in, out), ``b`` is (out,). The input may be
     a tensor or an array (the data, which requires no gradient, so ``dL/dx`` is
-    never computed for it).
+    never computed for it). ``forward`` records one :class:`Affine` operation, as
+    PyTorch's ``nn.Linear`` records ``F.linear``.
     """
 
     def reset_parameters(self, in_features: int) -> None:
