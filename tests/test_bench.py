@@ -32,6 +32,7 @@ def test_every_framework_trains_like_the_plain_loop():
     }
     with contextlib.suppress(ImportError):  # stage 4 is optional here
         steps["stage 4"] = throughput.stage4_step(weights, lr=0.1)
+        steps["stage 4 unfused"] = throughput.stage4_step(weights, lr=0.1, fused=False)
     for X, y in batches:
         expected = plain(X, y)
         for name, step in steps.items():
@@ -62,6 +63,33 @@ def test_throughput_table_on_a_tiny_model():
         assert label in table
     assert "1.00x (a)" in table
     assert "20-12-8-3" in text
+
+
+def test_table_has_a_pytorch_column_and_a_closing_note_when_torch_ran():
+    """PyTorch is not a dependency: its row is faked here, to check the columns."""
+    impls = [
+        throughput.Impl("a", "(a) plain", None),
+        throughput.Impl("c", "(c) stage 2", None),
+        throughput.Impl("g", "(g) cnn", None, baseline="g"),
+        throughput.Impl("f", "(f) PyTorch (CPU)", None),
+    ]
+    results = [
+        throughput.Result(n, {"a": 1000.0, "c": 970.0, "g": 50.0, "f": 800.0})
+        for n in (1, 2)
+    ]
+    table = throughput.format_table(impls, results)
+    assert "vs torch" in table and "1.21x" in table  # stage 2 / PyTorch
+    assert "0.97x (a)" in table and "1.25x" in table  # plain / PyTorch
+    cnn = next(line for line in table.splitlines() if line.startswith("(g)"))
+    assert cnn.count("x") == 2 * 1  # its own ratio only: not the MLP of PyTorch
+    note = throughput.closing_note(results)
+    assert "1 BLAS thread: stage 2 0.97x (1.21x PyTorch)" in note
+    assert "2 BLAS threads" in note
+    no_torch = [throughput.Result(1, {"a": 1000.0, "c": 970.0})]
+    assert "vs torch" not in throughput.format_table(impls[:2], no_torch)
+    assert throughput.closing_note(no_torch) == (
+        "1 BLAS thread: stage 2 0.97x of the plain loop"
+    )
 
 
 def test_stage4_backward_visits_each_node_once():

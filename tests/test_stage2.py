@@ -515,3 +515,19 @@ def test_fit_records_validation_and_test_separately():
     )  # fmt: skip
     assert set(both) == {"train_loss", "train_acc", "val_loss", "val_acc",
                          "test_loss", "test_acc"}  # fmt: skip
+
+
+def test_train_step_skips_the_input_gradient_by_default():
+    """The default network trains on the fast path: train_step never computes
+    dL/dX (nothing reads it), and backward on its own still returns it."""
+    net = Network([4, 5, 3], seed=7)
+    X = _rng(28).standard_normal((6, 4)).astype(np.float32)
+    y = _rng(29).integers(0, 3, 6)
+    first = net.layers[0]
+    calls = []
+    original = first.backward
+    first.backward = lambda dout: calls.append(first.input_grad) or original(dout)
+    net.train_step(X, y, lr=0.1)
+    assert calls == [False] and first.input_grad is True
+    net.loss(X, y)
+    assert net.backward(net.loss_layer.backward()).shape == X.shape

@@ -77,6 +77,16 @@ def _cases():
         ("matmul vector left", lambda a, b: a @ b, (_leaf((4,)), _leaf((4, 2), 1))),
         ("matmul dot", lambda a, b: a @ b, (_leaf((4,)), _leaf((4,), 1))),
         ("matmul batched", lambda a, b: a @ b, (_leaf((2, 3, 4)), _leaf((4, 2), 1))),
+        (
+            "linear (Affine)",
+            lambda x, W, b: nn.linear(x, W, b),
+            (_leaf((5, 3)), _leaf((3, 2), 1), _leaf((2,), 2)),
+        ),
+        (
+            "linear, N=1, data input",
+            lambda W, b: nn.linear(_randn((1, 4), 3, F64), W, b),
+            (_leaf((4, 3), 1), _leaf((3,), 2)),
+        ),
         ("sum all", lambda a: a.sum(), (_leaf((3, 4)),)),
         ("sum axis 0", lambda a: a.sum(axis=0), (_leaf((3, 4)),)),
         ("sum keepdims", lambda a: a.sum(axis=-1, keepdims=True), (_leaf((3, 4)),)),
@@ -130,7 +140,7 @@ def test_every_function_subclass_is_covered():
         and getattr(nn, name) is not Function
     }
     assert functions == {
-        "Add", "Sub", "Neg", "Mul", "Div", "Pow", "MatMul", "Sum", "Mean",
+        "Add", "Sub", "Neg", "Mul", "Div", "Pow", "MatMul", "Affine", "Sum", "Mean",
         "Reshape", "Transpose", "Index", "Exp", "Log", "Relu", "Sigmoid", "Tanh",
         "LogSoftmax", "CrossEntropy", "MSE",
     }  # fmt: skip
@@ -358,6 +368,8 @@ def test_no_two_tensors_share_a_gradient_array():
     a, b = _leaf((3,)), _leaf((3,), 1)
     c = a + b  # Add returns the same array for both inputs
     d = c * 1.0
+    c.retain_grad()
+    d.retain_grad()
     d.sum().backward()
     grads = [a.grad, b.grad, c.grad, d.grad]
     for i, g in enumerate(grads):
@@ -365,6 +377,45 @@ def test_no_two_tensors_share_a_gradient_array():
             assert not np.shares_memory(g, h)
     a.grad += 1  # must not change b's
     np.testing.assert_allclose(b.grad, np.ones(3))
+
+
+def test_only_leaves_keep_their_gradient_unless_retained():
+    """PyTorch's rule: an intermediate's gradient is dropped once passed on;
+    retain_grad() keeps it, and it then accumulates like a leaf's."""
+    x = _leaf((3,))
+    h = x * 2
+    y = h.exp()
+    y.retain_grad()
+    (y * 1.0).sum().backward(retain_graph=True)
+    assert h.grad is None and not h.retains_grad
+    assert y.retains_grad and not x.retains_grad
+    np.testing.assert_allclose(y.grad, np.ones(3))
+    np.testing.assert_allclose(x.grad, 2 * np.exp(2 * x.data))
+    (y * 1.0).sum().backward()
+    np.testing.assert_allclose(y.grad, np.full(3, 2.0))  # added to, as a leaf's
+    np.testing.assert_allclose(x.grad, 4 * np.exp(2 * x.data))
+    x.retain_grad()  # a leaf: nothing changes
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        Tensor(np.ones(2)).retain_grad()
+
+
+def test_linear_records_one_operation_and_no_gradient_for_the_data():
+    layer = Linear(4, 3)
+    X = _randn((5, 4), 1)
+    out = layer(X)
+    assert out.grad_fn.fn is nn.Affine and out.grad_fn.needs_input_grad == (
+        False,
+        True,
+        True,
+    )
+    X_saved, W_saved = out.grad_fn.saved_tensors
+    assert W_saved is None and np.shares_memory(X_saved, X)  # W is not needed
+    np.testing.assert_allclose(out.data, X @ layer.W.data + layer.b.data, rtol=1e-6)
+    x = Tensor(X, requires_grad=True)
+    cross_entropy(layer(x), _labels(5, 3)).backward()
+    assert x.grad.shape == (5, 4) and x.grad.dtype == np.float32
+    with pytest.raises(ValueError, match="Affine needs"):
+        nn.linear(Tensor(np.ones((2, 3))), layer.W, layer.b)
 
 
 def test_non_scalar_backward_needs_a_gradient():

@@ -1,8 +1,10 @@
 """``make bench``: the course's timings, measured in one run and printed as tables.
 
 1. Training throughput (samples/s) of the same MLP in a plain fused NumPy loop and
-   in every stage's framework, with 1 and 2 BLAS threads, each row with its ratio
-   to the plain loop (:mod:`utils.benchmarks.throughput`).
+   in every stage's framework, each model built as its chapter builds it, with 1
+   and 2 BLAS threads, each row with its ratio to the plain loop and, when PyTorch
+   is installed (it is not a dependency), to PyTorch; a closing note sums up
+   stages 2-4 with the load average (:mod:`utils.benchmarks.throughput`).
 2. Where the time of one training step goes, phase by phase, in stages 2-4
    (:mod:`utils.benchmarks.profile`).
 3. Stage 4's backward pass on chains and diamonds of 10 to 10,000 nodes: nodes
@@ -91,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         kwargs = dict(n_batches=1, repeats=args.repeats or 150, mnist=mnist)
     impls, results, text = throughput.run(threads=args.threads, **kwargs)
     sys.stdout.write(f"{text}\n{throughput.format_table(impls, results)}\n")
+    sys.stdout.write(f"{throughput.closing_note(results)}\n")
     sys.stdout.write(f"{load_average()} (after the table)\n")
 
     _section("Where a step's time goes: best µs of each phase (1 BLAS thread)")

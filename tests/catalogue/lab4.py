@@ -1116,7 +1116,7 @@ def lab_using(**pieces):
         "topological_sort": ref.topological_sort,
         "backward": ref.backward,
         "CrossEntropy": ref.CrossEntropy,
-        "Linear": ref.Linear,
+        "Linear": LAB.LabLinear,  # x @ W + b, the lab's operations
     }
     space.update(pieces)
     epoch = pieces.get("train_epoch", lab_train_epoch)

@@ -33,7 +33,8 @@ def _timed(phases_of_step: Callable[[], Phases]) -> dict[str, float]:
 
 
 def _stage2(weights, X, y) -> Callable[[], Phases]:
-    net = throughput.stage2_network(weights)
+    # built without dL/dX, which train_step (row c of the throughput) skips too
+    net = throughput.stage2_network(weights, input_grad=False)
     box: dict[str, object] = {}
 
     def phases() -> Phases:
@@ -50,7 +51,7 @@ def _stage2(weights, X, y) -> Callable[[], Phases]:
 def _stage3(weights, X, y) -> Callable[[], Phases]:
     from utils.reference import stage3
 
-    model, loss_fn, opt = throughput.sequential_mlp(
+    model, loss_fn, opt = throughput.chapter_mlp(
         stage3, weights, throughput.LR, input_grad=False
     )
     box: dict[str, object] = {}
@@ -70,13 +71,13 @@ def _stage3(weights, X, y) -> Callable[[], Phases]:
 def _stage4(weights, X, y) -> Callable[[], Phases]:
     from utils.reference import stage4
 
-    model, loss_fn, opt = throughput.sequential_mlp(stage4, weights, throughput.LR)
+    model, loss_fn, opt = throughput.chapter_mlp(stage4, weights, throughput.LR)
     box: dict[str, object] = {}
 
     def phases() -> Phases:
         return [
             ("zero_grad", lambda: opt.zero_grad(set_to_none=True)),
-            ("forward", lambda: box.__setitem__("logits", model(stage4.Tensor(X)))),
+            ("forward", lambda: box.__setitem__("logits", model(X))),
             ("loss", lambda: box.__setitem__("loss", loss_fn(box["logits"], y))),
             ("backward", lambda: box["loss"].backward()),
             ("step", opt.step),

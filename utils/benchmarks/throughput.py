@@ -9,15 +9,23 @@ batches, and :func:`measure` reports samples per second:
   It is the baseline of every ratio.
 * (b) stage 1's ``train_step``, which is fixed at two layers (784-256-10); its ratio
   is taken to the same plain loop on 784-256-10.
-* (c) stage 2's ``Network(..., input_grad=False)`` and its ``train_step``.
-* (d) stage 3's ``Sequential`` (first ``Linear`` with ``input_grad=False``),
-  ``CrossEntropyLoss`` and ``SGD``.
-* (e) stage 4's autograd ``Sequential`` and ``SGD`` (the input is a constant tensor,
-  so its gradient is never computed).
+Every stage is measured as its chapter builds and trains it, with the defaults a
+reader gets (only the optimizer is plain ``SGD`` everywhere, for the same
+arithmetic):
 
-  Both reset the gradients with ``zero_grad(set_to_none=True)``, as their
+* (c) stage 2's ``Network(sizes, "relu")`` and its ``train_step`` (which ``fit``
+  calls, and which never computes the data's gradient).
+* (d) stage 3's ``Sequential(Linear(D, H1, input_grad=False), ReLU(), Linear(H2),
+  ReLU(), Linear(C))`` as chapter 3 writes it, ``CrossEntropyLoss`` and ``SGD``.
+* (e) stage 4's ``Sequential(Linear(D, H1), ReLU(), Linear(H2), ReLU(),
+  Linear(C))`` as chapter 4 writes it, ``CrossEntropyLoss`` and ``SGD``; the batch
+  is an array, data, so its gradient is never computed.
+
+  Stages 3 and 4 reset the gradients with ``zero_grad(set_to_none=True)``, as their
   ``train_epoch`` does: backward then assigns each gradient instead of adding it to
   zeros, so neither a zero fill nor a ``+=`` pass is left that the plain loop lacks.
+  Indented rows under (c), (d) and (e) show what a design choice costs: the
+  input's gradient computed, and ``x @ W + b`` recorded as two operations.
 * (f) PyTorch on the CPU, only if it is installed (it is not a dependency).
 * (g) stage 5's CNN (not the MLP: samples/s of the chapter's convolutional
   network on the same images, its ratio to itself).
@@ -165,12 +173,14 @@ def stage1_step(weights: Weights, lr: float = LR) -> Step:
     return lambda X, y: stage1.train_step(X, y, params, lr)
 
 
-def stage2_network(weights: Weights, *, input_grad: bool = False) -> Any:
-    """Stage 2's ``Network`` of the benchmark's sizes, holding ``weights``."""
+def stage2_network(weights: Weights, *, input_grad: bool = True) -> Any:
+    """Stage 2's ``Network(sizes, "relu")`` of the benchmark's sizes, built with its
+    defaults as chapter 2's reader would (``input_grad`` is the constructor's),
+    holding ``weights``."""
     from utils.reference import stage2
 
     sizes = [weights[0][0].shape[0]] + [W.shape[1] for W, _ in weights]
-    net = stage2.Network(sizes, input_grad=input_grad)
+    net = stage2.Network(sizes, "relu", input_grad=input_grad)
     linears = [layer for layer in net.layers if isinstance(layer, stage2.Linear)]
     for layer, (W, b) in zip(linears, weights, strict=True):
         layer.W[...] = W
@@ -179,36 +189,55 @@ def stage2_network(weights: Weights, *, input_grad: bool = False) -> Any:
 
 
 def stage2_step(weights: Weights, lr: float = LR, *, input_grad: bool = False) -> Step:
-    """Stage 2's ``Network.train_step``."""
-    net = stage2_network(weights, input_grad=input_grad)
-    return lambda X, y: net.train_step(X, y, lr)
+    """Stage 2's default ``Network`` and its ``train_step`` (which ``fit`` calls).
+
+    ``input_grad=True``: the loop written out instead, ``loss``, ``backward`` and
+    ``update``, where ``backward`` returns dL/dX as it does when called on its own:
+    the row that shows what the input's gradient costs.
+    """
+    net = stage2_network(weights)
+    if not input_grad:
+        return lambda X, y: net.train_step(X, y, lr)
+
+    def step(X: np.ndarray, y: np.ndarray) -> float:
+        loss = net.loss(X, y)
+        net.backward(net.loss_layer.backward())  # returns dL/dX, unused
+        net.update(lr)
+        return loss
+
+    return step
 
 
-def sequential_mlp(
+def chapter_mlp(
     nn: ModuleType, weights: Weights, lr: float, **first_layer: Any
 ) -> tuple[Any, Any, Any]:
-    """``(model, loss_fn, optimizer)``: ``nn``'s (stage 3's or stage 4's)
-    ``Sequential`` of ``Linear`` and ``ReLU`` holding ``weights``, its
-    ``CrossEntropyLoss`` and ``SGD``; ``first_layer`` are extra arguments of the
-    first ``Linear`` (stage 3's ``input_grad``)."""
-    layers: list = []
-    for i, (W, b) in enumerate(weights):
-        linear = nn.Linear(*W.shape, **(first_layer if i == 0 else {}))
+    """``(model, loss_fn, optimizer)`` built as chapters 3 and 4 build their MNIST
+    model: ``Sequential(Linear(D, H1), ReLU(), Linear(H2), ReLU(), Linear(C))``
+    (the later layers lazy, built by a first forward on one row), ``nn``'s
+    ``CrossEntropyLoss`` and plain ``SGD``; then ``weights`` are copied in.
+    ``first_layer`` are extra arguments of the first ``Linear`` (chapter 3 passes
+    ``input_grad=False``)."""
+    (W0, _), *rest = weights
+    layers: list = [nn.Linear(*W0.shape, **first_layer)]
+    for W, _ in rest:
+        layers += [nn.ReLU(), nn.Linear(W.shape[1])]  # lazy: in_features inferred
+    model = nn.Sequential(*layers)
+    model(np.zeros((1, W0.shape[0]), dtype=np.float32))  # builds the lazy layers
+    linears = [layer for layer in layers if isinstance(layer, nn.Linear)]
+    for linear, (W, b) in zip(linears, weights, strict=True):
         linear.W.data[...] = W
         linear.b.data[...] = b
-        layers += [linear, nn.ReLU()]
-    model = nn.Sequential(*layers[:-1])
     return model, nn.CrossEntropyLoss(), nn.SGD(model.parameters(), lr=lr)
 
 
 def stage3_step(weights: Weights, lr: float = LR, *, input_grad: bool = False) -> Step:
-    """Stage 3's ``Sequential`` + ``CrossEntropyLoss`` + ``SGD``, one loop body of
-    ``train_epoch``."""
+    """Stage 3's model as chapter 3 builds it (first ``Linear`` with
+    ``input_grad=False``) + ``CrossEntropyLoss`` + ``SGD``: one loop body of
+    ``train_epoch``. ``input_grad=True``: the first ``Linear`` left at its default,
+    which computes dL/dX."""
     from utils.reference import stage3
 
-    model, loss_fn, optimizer = sequential_mlp(
-        stage3, weights, lr, input_grad=input_grad
-    )
+    model, loss_fn, optimizer = chapter_mlp(stage3, weights, lr, input_grad=input_grad)
 
     def step(X: np.ndarray, y: np.ndarray) -> float:
         optimizer.zero_grad(set_to_none=True)  # backward assigns grads
@@ -220,19 +249,25 @@ def stage3_step(weights: Weights, lr: float = LR, *, input_grad: bool = False) -
     return step
 
 
-def stage4_step(weights: Weights, lr: float = LR) -> Step:
-    """Stage 4's autograd ``Sequential`` + ``CrossEntropyLoss`` + ``SGD``.
+def stage4_step(weights: Weights, lr: float = LR, *, fused: bool = True) -> Step:
+    """Stage 4's model as chapter 4 builds it + ``CrossEntropyLoss`` + ``SGD``: one
+    loop body of ``train_epoch``, which passes the batch as an array (data: no
+    gradient, so the first ``Linear`` never computes dL/dX).
 
-    The input is wrapped as a constant ``Tensor`` (no gradient required), so the
-    first layer's ``MatMul`` never computes the gradient of the data.
+    ``fused=False``: every ``Linear`` records ``x @ W + b`` as two operations
+    (``MatMul`` and ``Add``) instead of one ``Affine``: what the fusion saves.
     """
     from utils.reference import stage4
 
-    model, loss_fn, optimizer = sequential_mlp(stage4, weights, lr)
+    model, loss_fn, optimizer = chapter_mlp(stage4, weights, lr)
+    if not fused:
+        for layer in model:
+            if isinstance(layer, stage4.Linear):
+                layer.forward = lambda x, layer=layer: x @ layer.W + layer.b
 
     def step(X: np.ndarray, y: np.ndarray) -> float:
         optimizer.zero_grad(set_to_none=True)  # backward assigns grads
-        loss = loss_fn(model(stage4.Tensor(X)), y)
+        loss = loss_fn(model(X), y)
         loss.backward()
         optimizer.step()
         return loss.item()
@@ -317,16 +352,16 @@ def implementations(sizes: Sequence[int] = SIZES, lr: float = LR) -> list[Impl]:
             lambda: stage1_step(two, lr),
             baseline="a2",
         ),
-        Impl("c", "(c) stage 2 Network", lambda: stage2_step(weights, lr)),
+        Impl("c", "(c) stage 2 Network.train_step", lambda: stage2_step(weights, lr)),
         Impl(
             "c0",
-            "    stage 2, first layer computes dX",
+            "    stage 2, backward returns dX",
             lambda: stage2_step(weights, lr, input_grad=True),
         ),
         Impl("d", "(d) stage 3 Sequential + SGD", lambda: stage3_step(weights, lr)),
         Impl(
             "d0",
-            "    stage 3, first layer computes dX",
+            "    stage 3, no input_grad=False: dX",
             lambda: stage3_step(weights, lr, input_grad=True),
         ),
     ]
@@ -342,6 +377,13 @@ def implementations(sizes: Sequence[int] = SIZES, lr: float = LR) -> list[Impl]:
                 "e",
                 "(e) stage 4 autograd Sequential + SGD",
                 lambda: stage4_step(weights, lr),
+            )
+        )
+        impls.append(
+            Impl(
+                "e0",
+                "    stage 4, x @ W + b unfused",
+                lambda: stage4_step(weights, lr, fused=False),
             )
         )
     if sizes[0] == 784:  # the CNN needs 28x28 images
@@ -474,14 +516,20 @@ def run(
 
 
 def format_table(impls: Sequence[Impl], results: Sequence[Result]) -> str:
-    """The table: a row per implementation, samples/s and the ratio per thread
-    count."""
+    """The table: a row per implementation; for each thread count its samples/s,
+    its ratio to its baseline (the plain loop) and, when PyTorch was measured, its
+    ratio to PyTorch (row f) on the same MLP."""
     width = max(len(impl.label) for impl in impls) + 2
+    torch = any("f" in r.samples_per_s for r in results)
+    cell = 36 if torch else 26
     head = "".join(
-        f"{f'{r.threads} BLAS thread' + ('s' if r.threads > 1 else ''):>26}"
+        f"{f'{r.threads} BLAS thread' + ('s' if r.threads > 1 else ''):>{cell}}"
         for r in results
     )
-    sub = "".join(f"{'samples/s':>14}{'ratio':>12}" for _ in results)
+    sub = "".join(
+        f"{'samples/s':>14}{'ratio':>12}" + (f"{'vs torch':>10}" if torch else "")
+        for _ in results
+    )
     lines = [f"{'':<{width}}{head}", f"{'':<{width}}{sub}"]
     for impl in impls:
         cells = ""
@@ -490,12 +538,37 @@ def format_table(impls: Sequence[Impl], results: Sequence[Result]) -> str:
             base = res.samples_per_s.get(impl.baseline)
             if sps is None:
                 why = impl.note or res.errors.get(impl.key, "failed")
-                cells += f"{why[:24]:>26}"
-            else:
-                ratio = f"{sps / base:.2f}x ({impl.baseline})" if base else ""
-                cells += f"{sps:>14,.0f}{ratio:>12}"
+                cells += f"{why[: cell - 2]:>{cell}}"
+                continue
+            ratio = f"{sps / base:.2f}x ({impl.baseline})" if base else ""
+            cells += f"{sps:>14,.0f}{ratio:>12}"
+            if torch:
+                ref = res.samples_per_s.get("f")
+                same_model = impl.baseline == "a"  # rows on the MLP of row f
+                cells += f"{sps / ref:>9.2f}x" if ref and same_model else f"{'':>10}"
         lines.append(f"{impl.label:<{width}}{cells}")
     for res in results:
         for key, err in res.errors.items():
             lines.append(f"  row {key}, {res.threads} thread(s): {err}")
+    return "\n".join(lines)
+
+
+def closing_note(
+    results: Sequence[Result], keys: Sequence[str] = ("c", "d", "e")
+) -> str:
+    """One line per thread count: stages 2, 3 and 4 (rows c, d, e) as a ratio of
+    the plain loop, and of PyTorch when it was measured."""
+    names = {"c": "stage 2", "d": "stage 3", "e": "stage 4"}
+    lines = []
+    for res in results:
+        sps = res.samples_per_s
+        plain, torch = sps.get("a"), sps.get("f")
+        parts = [
+            f"{names.get(k, k)} {sps[k] / plain:.2f}x"
+            + (f" ({sps[k] / torch:.2f}x PyTorch)" if torch else "")
+            for k in keys
+            if k in sps and plain
+        ]
+        threads = f"{res.threads} BLAS thread" + ("s" if res.threads > 1 else "")
+        lines.append(f"{threads}: " + ", ".join(parts) + " of the plain loop")
     return "\n".join(lines)

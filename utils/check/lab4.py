@@ -73,6 +73,18 @@ from utils.check.prereq import blames
 from utils.reference import stage3 as _s3
 from utils.reference import stage4 as ref
 
+
+class LabLinear(ref.Linear):
+    """The reference ``Linear`` as the lab writes it, ``x @ W + b``: two operations
+    of the run's tensors, so that a run exercises the lab's ``MatMul`` and ``Add``
+    (the course's ``Linear`` records one fused ``Affine``, which the lab has not)."""
+
+    def forward(self, x):
+        if self.W is None:
+            self.reset_parameters(x.shape[1])
+        return x @ self.W + self.b  # (N, out)
+
+
 LAB = Lab(
     "Lab 4: autograd",
     [
@@ -103,7 +115,7 @@ LAB = Lab(
         "topological_sort": ref.topological_sort,
         "backward": ref.backward,
         "cross_entropy": ref.CrossEntropy,
-        "linear": ref.Linear,
+        "linear": LabLinear,
         "train_epoch": ref.train_epoch,
     },
     module=__name__,
@@ -2508,6 +2520,11 @@ class _LinearRowBias(ref.Linear):
         super().reset_parameters(in_features)
         self.b = ref.Parameter(np.zeros((1, self.out_features), np.float32))
 
+    def forward(self, x):  # the lab's two operations (the reference's fused one
+        if self.W is None:  # would reject the (1, out) bias)
+            self.reset_parameters(x.shape[1])
+        return x @ self.W + self.b
+
 
 def _hint_linear(got, expected, case) -> str:  # noqa: ARG001
     if isinstance(got, dict) and got.get("forward returns a tensor") is False:
@@ -2737,6 +2754,8 @@ def _pieces(impl: Any) -> dict[str, Any]:
     found: dict[str, Any] = {}
     space = getattr(impl, "__globals__", None)
     space = space if isinstance(space, dict) else {}
+    if str(space.get("__name__", "")).startswith("utils."):  # the course's loop:
+        return _with(train_epoch=impl)  # the reference pieces, LabLinear among them
     for piece, name in _GLOBAL_NAMES.items():
         value = space.get(name)
         found[piece] = value if callable(value) else _REFERENCE_PIECES[piece]

@@ -235,7 +235,9 @@ class Linear(Layer):
             (N, out).
         """
         self.x = x  # (N, in)
-        return x @ self.W + self.b  # (N, out)
+        z = x @ self.W  # (N, out), a new array
+        z += self.b  # in place: no second (N, out) array
+        return z
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         """Store ``dW = x.T @ dout`` and ``db = sum_i dout[i]``; return ``dout @ W.T``.
@@ -245,7 +247,7 @@ class Linear(Layer):
 
         Returns:
             (N, in) gradient with respect to the input x; ``None`` when the layer
-            was built with ``input_grad=False``.
+            has ``input_grad=False``.
         """
         self.dW = self.x.T @ dout  # (in, out)
         self.db = dout.sum(axis=0)  # (out,)
@@ -520,9 +522,20 @@ class Network:
         return self.loss_layer.forward(self.forward(X), y)
 
     def train_step(self, X: np.ndarray, y: np.ndarray, lr: float) -> float:
-        """Forward, loss, backward, update. Returns the loss *before* the update."""
+        """Forward, loss, backward, update. Returns the loss *before* the update.
+
+        Training never uses dL/dX (X is the data), so the first layer skips it
+        during this backward whatever ``input_grad`` says: the fast path is the
+        default, and ``backward`` called on its own still returns dL/dX.
+        """
         loss = self.loss(X, y)
-        self.backward(self.loss_layer.backward())
+        first = self.layers[0]
+        saved = first.input_grad
+        first.input_grad = False  # for this step only: no one reads dL/dX here
+        try:
+            self.backward(self.loss_layer.backward())
+        finally:
+            first.input_grad = saved
         self.update(lr)
         return loss
 

@@ -16,10 +16,12 @@ backward pass by hand; here values remember how they were made, and one
   gradient, records the context (the function and the parent tensors).
 * :func:`backward` sorts the graph topologically (iteratively: a chain 10,000
   operations deep works), then visits each tensor once, from the root to the
-  leaves, and *adds* each gradient into the parent's ``grad``: a tensor used twice
-  gets both contributions. For the root the seed is ``dL/dL = 1``. The saved arrays
-  are freed afterwards, as PyTorch does; a second ``backward()`` through the same
-  graph raises.
+  leaves, and *adds* each gradient into the parent's: a tensor used twice gets both
+  contributions. For the root the seed is ``dL/dL = 1``. As in PyTorch, only the
+  leaves (the parameters, and any tensor made with ``requires_grad=True``) keep
+  their ``grad``; an intermediate result's gradient is dropped once passed on,
+  unless :meth:`Tensor.retain_grad` was called on it. The saved arrays are freed
+  afterwards; a second ``backward()`` through the same graph raises.
 * Broadcasting: an input broadcast in forward (a bias ``(H,)`` added to ``(N, H)``)
   gets a gradient summed back to its own shape by :func:`unbroadcast`.
 
@@ -60,6 +62,7 @@ __all__ = [
     "SGD",
     "Adam",
     "Add",
+    "Affine",
     "Context",
     "CrossEntropy",
     "CrossEntropyLoss",
@@ -97,6 +100,7 @@ __all__ = [
     "fit",
     "gradcheck",
     "is_grad_enabled",
+    "linear",
     "manual_seed",
     "mse_loss",
     "no_grad",
@@ -164,11 +168,13 @@ class Context:
     arrays go through :meth:`save_for_backward`.
     """
 
-    # class-level defaults: creating a context sets two attributes, not six
+    # class-level defaults: creating a context sets two attributes, not seven
     fn: type[Function] | None = None
     parents: tuple[Tensor, ...] = ()
     _saved: tuple[Any, ...] = ()
     _freed = False
+    # set by Tensor.retain_grad() on the operation's result (one result per context)
+    retains_grad = False
 
     def __init__(self, needs_input_grad: tuple[bool, ...], record: bool) -> None:
         self.needs_input_grad = needs_input_grad
@@ -181,7 +187,7 @@ class Context:
         when no input requires a gradient).
         """
         if self._record:
-            self._saved = tuple(_read_only(a) for a in arrays)
+            self._saved = tuple([_read_only(a) for a in arrays])
 
     @property
     def saved_tensors(self) -> tuple[Any, ...]:
@@ -294,9 +300,10 @@ class Tensor:
     Attributes:
         data: the values.
         grad: ``dL/d data``, same shape and dtype; ``None`` until backward reaches
-            this tensor. A leaf's gradient is *added to* by every backward that
-            reaches it (zero it between steps); an intermediate tensor's holds the
-            gradient of the last backward through it.
+            this tensor. Kept for leaves only (as in PyTorch), and *added to* by
+            every backward that reaches them (zero it between steps). An
+            intermediate result's stays ``None``, unless :meth:`retain_grad` asks
+            for it.
         requires_grad: whether gradients flow to this tensor.
         grad_fn: the :class:`Context` of the operation that made it, or ``None``.
     """
@@ -370,6 +377,31 @@ class Tensor:
     def zero_grad(self) -> None:
         """Forget the gradient (it is recreated by the next backward)."""
         self.grad = None
+
+    def retain_grad(self) -> None:
+        """Keep this intermediate result's gradient in ``grad`` (as PyTorch's).
+
+        By default :func:`backward` drops an intermediate's gradient as soon as it
+        has been passed on to its parents: nothing learns an intermediate, and
+        keeping every one would hold an array the size of each activation until the
+        next step. A retained gradient is added to by every backward, like a leaf's.
+        On a leaf this does nothing (a leaf always keeps its gradient).
+
+        Raises:
+            RuntimeError: if the tensor does not require a gradient.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "retain_grad() on a tensor that does not require grad: no gradient "
+                "reaches it."
+            )
+        if self.grad_fn is not None:
+            self.grad_fn.retains_grad = True
+
+    @property
+    def retains_grad(self) -> bool:
+        """Whether :meth:`retain_grad` was called on this intermediate result."""
+        return self.grad_fn is not None and self.grad_fn.retains_grad
 
     def argmax(self, axis: int | None = None) -> np.ndarray:
         """Indices of the largest values (not differentiable): a plain array."""
@@ -695,6 +727,49 @@ class MatMul(Function):
         return da, db
 
 
+class Affine(Function):
+    # Y = X @ W + b:  dX = dY @ W^T,  dW = X^T @ dY,  db = dY summed over the rows
+    """``Linear``'s operation, recorded as one node (PyTorch's ``F.linear``).
+
+    ``X @ W + b`` as two operations would make a node more, a second (N, out)
+    array for the sum, and a bias gradient summed back by ``unbroadcast``; fused,
+    the bias is added in place and ``db`` is one sum. Only the gradients that are
+    needed are computed: for the data (``X`` requires no gradient) ``dX`` is
+    skipped, the largest product of backward for 784-pixel images.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Context, X: np.ndarray, W: np.ndarray, b: np.ndarray
+    ) -> np.ndarray:
+        shapes_fit = X.ndim == W.ndim == 2 and X.shape[1] == W.shape[0]
+        if not shapes_fit or b.shape != W.shape[1:]:
+            raise ValueError(
+                f"Affine needs X (N, in), W (in, out) and b (out,); got shapes "
+                f"{X.shape}, {W.shape} and {b.shape}."
+            )
+        need_X, need_W, _ = ctx.needs_input_grad
+        ctx.save_for_backward(X if need_W else None, W if need_X else None)
+        out = X @ W  # (N, out), a new array
+        out += b  # in place: no second (N, out) array
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad_output: np.ndarray) -> tuple:
+        X, W = ctx.saved_tensors
+        need_X, need_W, need_b = ctx.needs_input_grad
+        return (
+            grad_output @ W.T if need_X else None,  # (N, in)
+            X.T @ grad_output if need_W else None,  # (in, out)
+            grad_output.sum(axis=0) if need_b else None,  # (out,)
+        )
+
+
+def linear(x: Tensor | np.ndarray, W: Tensor, b: Tensor) -> Tensor:
+    """``x @ W + b`` as one recorded operation, :class:`Affine`."""
+    return Affine.apply(x, W, b)
+
+
 def _norm_axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...] | None:
     if axis is None:
         return None
@@ -840,14 +915,16 @@ class Relu(Function):
     # c = max(a, 0):  da = dc where a > 0, else 0
     @staticmethod
     def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
-        mask = a > 0
+        mask = a > 0  # (N, H) booleans: a byte per entry, all backward needs
         ctx.save_for_backward(mask)
-        return np.where(mask, a, a.dtype.type(0))  # a * mask is nan at a = -inf
+        # maximum, not a * mask (nan at a = -inf) nor np.where(mask, a, 0), which
+        # picks entry by entry and is several times slower on a random mask
+        return np.maximum(a, 0)
 
     @staticmethod
     def backward(ctx: Context, grad_output: np.ndarray) -> np.ndarray:
         (mask,) = ctx.saved_tensors
-        return np.where(mask, grad_output, grad_output.dtype.type(0))
+        return grad_output * mask  # a vectorised product (True is 1, False 0)
 
 
 class Sigmoid(Function):
@@ -911,7 +988,7 @@ class CrossEntropy(Function):
         N = logits.shape[0]
         log_probs, probs = _log_softmax(logits, 1)  # (N, C) each, finite
         if y.ndim == 1:  # labels: pick one entry per row, no one-hot matrix
-            loss = -log_probs[np.arange(N), y].mean()
+            loss = -log_probs[np.arange(N), y].sum() / N
         else:  # (N, C) target probabilities
             loss = -(y * log_probs).sum() / N
         ctx.save_for_backward(probs, y)
@@ -976,7 +1053,7 @@ def cross_entropy(logits: Tensor, y: Any) -> Tensor:
     if N == 0:
         raise ValueError("cross_entropy got an empty batch (N = 0).")
     if y.shape == (N,):
-        if not np.issubdtype(y.dtype, np.integer):
+        if y.dtype.kind not in "iu":  # signed or unsigned integers
             raise TypeError(
                 f"integer class labels expected, got dtype {y.dtype}; for "
                 "probabilities pass an (N, C) array."
@@ -1041,21 +1118,15 @@ def topological_sort(root: Tensor) -> list[Tensor]:
     return order
 
 
-def _accumulate(
-    t: Tensor, grad: Any, source: str | type[Function], *, fresh: bool = False
-) -> None:
-    """The one place where gradients are stored: ``t.grad += grad``.
-
-    The first gradient is copied (in ``t``'s dtype), so two tensors never share a
-    gradient array; later ones are added to it. A ``fresh`` gradient, an array that
-    the operation's backward has just created and handed to no one else, is stored
-    as it is: copying it would only cost time (a copy of every gradient, every step).
+def _checked(grad: Any, t: Tensor, source: str | type[Function]) -> np.ndarray:
+    """``grad`` as an array of ``t``'s dtype, after checking that it has ``t``'s
+    shape.
 
     Raises:
         ValueError: if the shape is not ``t``'s, naming the operation (``source``:
             the :class:`Function` whose backward returned it, or a description).
     """
-    if not isinstance(grad, np.ndarray):
+    if type(grad) is not np.ndarray:
         grad = np.asarray(grad)
     if grad.shape != t.data.shape:
         if isinstance(source, type):
@@ -1065,22 +1136,42 @@ def _accumulate(
             f"shape {t.data.shape}: a gradient must have its input's shape (sum a "
             "broadcast gradient back with unbroadcast)."
         )
+    if grad.dtype != t.data.dtype:  # float32 tensors keep float32 gradients
+        grad = grad.astype(t.data.dtype)
+    return grad
+
+
+def _accumulate(
+    t: Tensor, grad: Any, source: str | type[Function], *, fresh: bool = False
+) -> None:
+    """Where the gradients that are kept are stored: ``t.grad += grad``.
+
+    For a leaf, or an intermediate that :meth:`Tensor.retain_grad` keeps. The first
+    gradient is copied, so two tensors never share a gradient array; later ones are
+    added to it. A ``fresh`` gradient, an array that the operation's backward has
+    just created and handed to no one else, is stored as it is: copying it would
+    only cost time (a copy of every gradient, every step).
+
+    Raises:
+        ValueError: if the shape is not ``t``'s (see :func:`_checked`).
+    """
+    checked = _checked(grad, t, source)
     if t.grad is None:
-        if fresh and grad.dtype == t.data.dtype:
-            t.grad = grad
-        else:
-            t.grad = np.array(grad, dtype=t.data.dtype)
+        t.grad = checked if fresh and checked is grad else checked.copy()
     else:
-        t.grad += grad
+        t.grad += checked
 
 
 def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> None:
-    """Reverse-mode differentiation: ``t.grad += d root / d t`` for every tensor
-    ``t`` of the graph that requires a gradient.
+    """Reverse-mode differentiation: ``t.grad += d root / d t`` for every leaf ``t``
+    of the graph that requires a gradient.
 
     Each tensor is visited once, in reverse topological order, so that its
     gradient has received the contributions of all its uses before its own
-    operation's backward passes it on.
+    operation's backward passes it on. The gradients of intermediate results are
+    held in a dictionary for this pass only and dropped once passed on (PyTorch's
+    rule): only the leaves, which an optimizer updates, keep ``grad``, and an
+    intermediate keeps it only after :meth:`Tensor.retain_grad`.
 
     Args:
         root: the tensor to differentiate, usually a scalar loss.
@@ -1110,19 +1201,25 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
             )
         grad = np.ones_like(root.data)
     order = topological_sort(root)
+    for t in order:
+        ctx = t.grad_fn
+        if ctx is not None and ctx._freed:
+            raise RuntimeError(_FREED_MESSAGE.format(op=ctx.fn.__name__))
+    # dL/dt of this pass for the intermediate results t, by id(t): a tensor's entry
+    # is complete when the loop reaches it, and removed there
+    pending: dict[int, np.ndarray] = {}
+    if root.grad_fn is None:  # a leaf differentiated with respect to itself
+        _accumulate(root, _value(grad), "backward(grad=...)")
+        return
+    pending[id(root)] = _checked(_value(grad), root, "backward(grad=...)")
     for t in reversed(order):
         ctx = t.grad_fn
-        if ctx is not None:
-            if ctx._freed:
-                raise RuntimeError(_FREED_MESSAGE.format(op=ctx.fn.__name__))
-            t.grad = None  # an intermediate holds this pass's gradient only
-    _accumulate(root, _value(grad), "backward(grad=...)")
-    for t in reversed(order):
-        ctx = t.grad_fn
-        if ctx is None:  # a leaf: its gradient is complete
+        if ctx is None:  # a leaf: its gradient is complete, in t.grad
             continue
         fn = ctx.fn
-        grad_output = t.grad
+        grad_output = pending.pop(id(t))
+        if ctx.retains_grad:
+            _accumulate(t, grad_output, fn)  # a copy: grad_output is passed on
         grads = fn.backward(ctx, grad_output)
         if type(grads) is not tuple:
             grads = (grads,)
@@ -1132,7 +1229,7 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                 f"{len(ctx.parents)} input(s): one per input (None where no input "
                 "gradient is needed)."
             )
-        stored: list[np.ndarray] = []
+        handed: list[int] = []  # ids of the arrays given to this op's inputs so far
         for parent, g, needed in zip(
             ctx.parents, grads, ctx.needs_input_grad, strict=True
         ):
@@ -1143,20 +1240,25 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                     f"{fn.__name__}.backward returned None for an input that "
                     "requires a gradient."
                 )
-            # fresh: a new writeable array (not a view, not t's own gradient passed
-            # on, as Add does, and not given to another input of this operation)
-            fresh = (
-                type(g) is np.ndarray
-                and g.base is None
-                and g is not grad_output
-                and g.flags.writeable
-            )
-            if fresh and stored:
-                for other in stored:
-                    if other is g:
-                        fresh = False
-            _accumulate(parent, g, fn, fresh=fresh)
-            stored.append(g)
+            if parent.grad_fn is None:  # a leaf keeps its gradient: t.grad += g
+                # fresh: a new writeable array (not a view, not t's own gradient
+                # passed on, as Add does, and not given to another input of this
+                # operation), which the leaf may keep without a copy
+                fresh = (
+                    type(g) is np.ndarray
+                    and g.base is None
+                    and g is not grad_output
+                    and g.flags.writeable
+                    and id(g) not in handed
+                )
+                _accumulate(parent, g, fn, fresh=fresh)
+            else:  # an intermediate: held for this pass only
+                g = _checked(g, parent, fn)
+                key = id(parent)
+                # a second use adds into a new array: g may be shared (Add hands
+                # one array to both inputs), so it is never changed in place
+                pending[key] = g if key not in pending else pending[key] + g
+            handed.append(id(g))
         if not retain_graph:
             ctx.free()
 
@@ -1287,7 +1389,8 @@ class Linear(Module, _s3.Linear):
     Same signature: ``Linear(in_features, out_features)``, or lazy
     ``Linear(out_features)``; ``W`` is (in, out), ``b`` is (out,). The input may be
     a tensor or an array (the data, which requires no gradient, so ``dL/dx`` is
-    never computed for it).
+    never computed for it). ``forward`` records one :class:`Affine` operation, as
+    PyTorch's ``nn.Linear`` records ``F.linear``.
     """
 
     def reset_parameters(self, in_features: int) -> None:
@@ -1312,7 +1415,9 @@ class Linear(Module, _s3.Linear):
                 f"{self.out_features}) got an input with {shape[1]} features, "
                 f"shape {shape}."
             )
-        return x @ self.W + self.b  # (N, out): two recorded operations
+        # x @ W + b as one recorded operation (as PyTorch's F.linear): a node
+        # instead of two, the bias added in place, and no dx when x is the data
+        return Affine.apply(x, self.W, self.b)  # (N, out)
 
 
 class ReLU(Module):
