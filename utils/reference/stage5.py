@@ -119,7 +119,8 @@ def im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0):
         stride, padding: as in :class:`Conv2d`.
 
     Returns:
-        ``(N * Ho * Wo, C * kh * kw)``, a new array in ``x``'s dtype.
+        ``(N * Ho * Wo, C * kh * kw)``, a new array in ``x``'s dtype (stored in
+        column-major order, which is faster to fill and to multiply).
     """
     N, C, H, W = x.shape
     Ho = conv_output_size(H, kh, stride, padding)
@@ -131,8 +132,11 @@ def im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0):
     windows = windows[
         :, :, : (Ho - 1) * stride + 1 : stride, : (Wo - 1) * stride + 1 : stride
     ]
-    # (N, Ho, Wo, C, kh, kw) -> one row per patch: the copy happens here, once
-    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, C * kh * kw)
+    # the copy happens here, once, laid out (C, kh, kw, N, Ho, Wo) so that it copies
+    # whole image rows at a time; its transpose is the (N Ho Wo, C kh kw) matrix
+    # (a view in column-major order: the same entries, the same row order)
+    cols_t = windows.transpose(1, 4, 5, 0, 2, 3).reshape(C * kh * kw, N * Ho * Wo)
+    return cols_t.T
 
 
 def col2im(
@@ -161,13 +165,13 @@ def col2im(
     N, C, H, W = x_shape
     Ho = conv_output_size(H, kh, stride, padding)
     Wo = conv_output_size(W, kw, stride, padding)
-    patches = cols.reshape(N, Ho, Wo, C, kh, kw).transpose(0, 3, 4, 5, 1, 2)
-    # (N, C, kh, kw, Ho, Wo): entry [.., a, b, i, j] belongs at (i s + a, j s + b)
+    # (C, kh, kw, N, Ho, Wo): entry [c, a, b, n, i, j] goes to [n, c, i s + a, j s + b]
+    patches = cols.T.reshape(C, kh, kw, N, Ho, Wo)
     out = np.zeros((N, C, H + 2 * padding, W + 2 * padding), dtype=cols.dtype)
     for a in range(kh):
         for b in range(kw):
             out[:, :, a : a + stride * Ho : stride, b : b + stride * Wo : stride] += (
-                patches[:, :, a, b]
+                patches[:, a, b].transpose(1, 0, 2, 3)
             )
     if padding:
         out = out[:, :, padding:-padding, padding:-padding]
@@ -198,13 +202,13 @@ class Conv2dFunction(Function):
         Wo = conv_output_size(W, kw, stride, padding)
         cols = im2col(x, kh, kw, stride, padding)  # (N Ho Wo, C kh kw)
         Wm = weight.reshape(F, -1)  # (F, C kh kw): one filter per row
-        out = cols @ Wm.T + bias  # (N Ho Wo, F)
+        out = Wm @ cols.T + bias[:, None]  # (F, N Ho Wo), = (cols @ Wm^T + b)^T
         need_x, need_w, _ = ctx.needs_input_grad
         ctx.geometry = (x.shape, kh, kw, stride, padding)
         # cols only for dW, the weight only for dX: nothing nobody uses
         ctx.save_for_backward(cols if need_w else None, Wm if need_x else None)
-        # (N, Ho, Wo, F) -> NCHW, made contiguous for the next layer's windows
-        return np.ascontiguousarray(out.reshape(N, Ho, Wo, F).transpose(0, 3, 1, 2))
+        # (F, N, Ho, Wo) -> NCHW, made contiguous for the next layer's windows
+        return np.ascontiguousarray(out.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3))
 
     @staticmethod
     def backward(ctx: Context, grad_output: np.ndarray) -> tuple:
@@ -212,14 +216,15 @@ class Conv2dFunction(Function):
         x_shape, kh, kw, stride, padding = ctx.geometry
         need_x, need_w, need_b = ctx.needs_input_grad
         F = grad_output.shape[1]
-        dY = grad_output.transpose(0, 2, 3, 1).reshape(-1, F)  # (N Ho Wo, F)
+        dY_t = grad_output.transpose(1, 0, 2, 3).reshape(F, -1)  # (F, N Ho Wo) = dY^T
         dx = dW = db = None
         if need_w:
-            dW = (dY.T @ cols).reshape(F, x_shape[1], kh, kw)  # (F, C, kh, kw)
+            dW = (dY_t @ cols).reshape(F, x_shape[1], kh, kw)  # (F, C, kh, kw)
         if need_b:
-            db = dY.sum(axis=0)  # (F,)
+            db = dY_t.sum(axis=1)  # (F,)
         if need_x:
-            dx = col2im(dY @ Wm, x_shape, kh, kw, stride, padding)  # (N, C, H, W)
+            dcols = (Wm.T @ dY_t).T  # (N Ho Wo, C kh kw) = dY Wm, column-major
+            dx = col2im(dcols, x_shape, kh, kw, stride, padding)  # (N, C, H, W)
         return dx, dW, db
 
 
@@ -247,13 +252,13 @@ def conv2d(
 
 
 # --------------------------------------------------------------------------- pooling
-def _windows_2x2(x: np.ndarray) -> np.ndarray:
-    """``(N, C, H, W) -> (N, C, H // 2, W // 2, 4)``: the 2x2 windows, row-major
-    inside each (an odd last row or column dropped). A copy."""
+def _corners_2x2(x: np.ndarray) -> np.ndarray:
+    """``(N, C, H, W) -> (N, C, H // 2, 2, W // 2, 2)``: entry ``[n, c, i, a, j, b]``
+    is ``x[n, c, 2 i + a, 2 j + b]`` (an odd last row or column dropped). A view when
+    ``H`` and ``W`` are even, a copy otherwise."""
     N, C, H, W = x.shape
     Ho, Wo = H // 2, W // 2
-    x = x[:, :, : 2 * Ho, : 2 * Wo].reshape(N, C, Ho, 2, Wo, 2)
-    return x.transpose(0, 1, 2, 4, 3, 5).reshape(N, C, Ho, Wo, 4)
+    return x[:, :, : 2 * Ho, : 2 * Wo].reshape(N, C, Ho, 2, Wo, 2)
 
 
 class MaxPool(Function):
@@ -265,20 +270,30 @@ class MaxPool(Function):
                 f"max pooling 2x2 needs an input (N, C, H, W) with H, W >= 2, got "
                 f"{x.shape}."
             )
-        windows = _windows_2x2(x)  # (N, C, Ho, Wo, 4)
-        first_max = windows.argmax(axis=-1)[..., None]  # ties: the first, row-major
+        w = _corners_2x2(x)  # (N, C, Ho, 2, Wo, 2)
+        # the four corners of every window, each a strided view of the whole batch
+        tl, tr, bl, br = (w[:, :, :, a, :, b] for a in (0, 1) for b in (0, 1))
+        out = np.maximum(np.maximum(tl, tr), np.maximum(bl, br))  # (N, C, Ho, Wo)
+        # one-hot of the first maximum in row-major order (ties: the first wins)
+        mask = np.empty(w.shape, dtype=bool)
+        taken = tl == out
+        mask[:, :, :, 0, :, 0] = taken
+        for (a, b), corner in (((0, 1), tr), ((1, 0), bl)):
+            m = (corner == out) & ~taken
+            mask[:, :, :, a, :, b] = m
+            taken |= m
+        mask[:, :, :, 1, :, 1] = ~taken
         ctx.shape = x.shape
-        ctx.save_for_backward(first_max.astype(np.uint8))
-        return np.take_along_axis(windows, first_max, axis=-1)[..., 0]
+        ctx.save_for_backward(mask)
+        return out
 
     @staticmethod
     def backward(ctx: Context, grad_output: np.ndarray) -> np.ndarray:
-        (first_max,) = ctx.saved_tensors
+        (mask,) = ctx.saved_tensors  # (N, C, Ho, 2, Wo, 2)
         N, C, H, W = ctx.shape
         Ho, Wo = grad_output.shape[2:]
-        dwin = np.zeros((N, C, Ho, Wo, 4), dtype=grad_output.dtype)
-        np.put_along_axis(dwin, first_max.astype(np.intp), grad_output[..., None], -1)
-        dwin = dwin.reshape(N, C, Ho, Wo, 2, 2).transpose(0, 1, 2, 4, 3, 5)
+        # each output's gradient broadcast over its window, kept at the maximum only
+        dwin = mask * grad_output[:, :, :, None, :, None]  # (N, C, Ho, 2, Wo, 2)
         if (2 * Ho, 2 * Wo) == (H, W):
             return dwin.reshape(N, C, H, W)
         dx = np.zeros((N, C, H, W), dtype=grad_output.dtype)  # dropped rows: 0
