@@ -274,30 +274,34 @@ class MaxPool(Function):
         # the four corners of every window, each a strided view of the whole batch
         tl, tr, bl, br = (w[:, :, :, a, :, b] for a in (0, 1) for b in (0, 1))
         out = np.maximum(np.maximum(tl, tr), np.maximum(bl, br))  # (N, C, Ho, Wo)
-        # one-hot of the first maximum in row-major order (ties: the first wins)
-        mask = np.empty(w.shape, dtype=bool)
-        taken = tl == out
-        mask[:, :, :, 0, :, 0] = taken
-        for (a, b), corner in (((0, 1), tr), ((1, 0), bl)):
-            m = (corner == out) & ~taken
-            mask[:, :, :, a, :, b] = m
-            taken |= m
-        mask[:, :, :, 1, :, 1] = ~taken
+        # one mask per corner: is it the window's first maximum in row-major order?
+        masks = [tl == out]  # (ties: the first of the equal entries wins)
+        taken = masks[0].copy()
+        for corner in (tr, bl):
+            first = corner == out
+            first &= ~taken
+            masks.append(first)
+            taken |= first
+        masks.append(~taken)
         ctx.shape = x.shape
-        ctx.save_for_backward(mask)
+        ctx.save_for_backward(*masks)
         return out
 
     @staticmethod
     def backward(ctx: Context, grad_output: np.ndarray) -> np.ndarray:
-        (mask,) = ctx.saved_tensors  # (N, C, Ho, 2, Wo, 2)
+        masks = ctx.saved_tensors  # 4 x (N, C, Ho, Wo), bool
         N, C, H, W = ctx.shape
         Ho, Wo = grad_output.shape[2:]
-        # each output's gradient broadcast over its window, kept at the maximum only
-        dwin = mask * grad_output[:, :, :, None, :, None]  # (N, C, Ho, 2, Wo, 2)
-        if (2 * Ho, 2 * Wo) == (H, W):
-            return dwin.reshape(N, C, H, W)
-        dx = np.zeros((N, C, H, W), dtype=grad_output.dtype)  # dropped rows: 0
-        dx[:, :, : 2 * Ho, : 2 * Wo] = dwin.reshape(N, C, 2 * Ho, 2 * Wo)
+        even = (2 * Ho, 2 * Wo) == (H, W)
+        # every entry of dx is written below when H and W are even
+        dx = (np.empty if even else np.zeros)((N, C, H, W), dtype=grad_output.dtype)
+        # (N, C, Ho, 2, Wo, 2): a view of dx, or for odd sizes a buffer copied in
+        dwin = _corners_2x2(dx) if even else np.empty((N, C, Ho, 2, Wo, 2), dx.dtype)
+        # each corner gets the output's gradient where it was the maximum, else 0
+        for (a, b), mask in zip(((0, 0), (0, 1), (1, 0), (1, 1)), masks, strict=True):
+            np.multiply(grad_output, mask, out=dwin[:, :, :, a, :, b])
+        if not even:
+            dx[:, :, : 2 * Ho, : 2 * Wo] = dwin.reshape(N, C, 2 * Ho, 2 * Wo)
         return dx
 
 
