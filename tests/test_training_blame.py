@@ -233,10 +233,6 @@ _NOT_MINE = (
     "the core's own hint (a loss that is not a number, an array rebound) stands "
     "where the piece should be named: lab1.py / lab2.py, issue 23's part for them"
 )
-_LAB5 = (
-    "lab 5's training does not attach the piece to an exception of the student's "
-    "code (integration.explain_errors, as labs 1 to 4 do): lab5.py"
-)
 # entries whose blame is still missing, in files outside this change
 KNOWN: dict[tuple[str, str, str], str] = {
     ("lab1", "cross_entropy", "per-example"): _NOT_MINE,
@@ -245,8 +241,6 @@ KNOWN: dict[tuple[str, str, str], str] = {
     ("lab2", "softmax_cross_entropy", "per example"): _NOT_MINE,
     ("lab2", "softmax_cross_entropy", "loss of shape (1,)"): _NOT_MINE,
     ("lab2", "network_update", "params[name] = ..."): _NOT_MINE,
-    ("lab5", "conv2d", "padding forgotten in backward"): _LAB5,
-    ("lab5", "flatten", "flattened to one vector"): _LAB5,
 }
 
 
