@@ -168,15 +168,15 @@ def col2im(
     Wo = conv_output_size(W, kw, stride, padding)
     # (C, kh, kw, N, Ho, Wo): entry [c, a, b, n, i, j] goes to [n, c, i s + a, j s + b]
     patches = cols.T.reshape(C, kh, kw, N, Ho, Wo)
-    out = np.zeros((N, C, H + 2 * padding, W + 2 * padding), dtype=cols.dtype)
+    # summed channel-major, as the patches are laid out: (C, N, H + 2p, W + 2p)
+    out = np.zeros((C, N, H + 2 * padding, W + 2 * padding), dtype=cols.dtype)
     for a in range(kh):
         for b in range(kw):
             out[:, :, a : a + stride * Ho : stride, b : b + stride * Wo : stride] += (
-                patches[:, a, b].transpose(1, 0, 2, 3)
+                patches[:, a, b]
             )
-    if padding:
-        out = out[:, :, padding:-padding, padding:-padding]
-    return out
+    out = out[:, :, padding : padding + H, padding : padding + W]  # padding cut off
+    return np.ascontiguousarray(out.transpose(1, 0, 2, 3))  # (N, C, H, W)
 
 
 # --------------------------------------------------------------------------- Conv2d
