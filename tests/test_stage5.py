@@ -162,3 +162,27 @@ def test_bench_cnn_row_trains():
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     rows = {i.key: i for i in throughput.implementations()}
     assert rows["g"].make is not None and rows["g"].baseline == "g"
+
+
+def test_random_shift_moves_each_image_by_at_most_max_shift():
+    rng = np.random.default_rng(0)
+    X = rng.random((50, 6 * 7), dtype=np.float32) + 1  # no zero pixels
+    out = stage5.random_shift(X, (6, 7), 1, np.random.default_rng(1))
+    assert out.shape == X.shape and out.dtype == X.dtype
+    imgs, moved = X.reshape(-1, 6, 7), out.reshape(-1, 6, 7)
+    seen = set()
+    for img, m in zip(imgs, moved, strict=True):
+        found = [
+            (dy, dx)
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+            if np.array_equal(
+                m[max(dy, 0) : 6 + min(dy, 0), max(dx, 0) : 7 + min(dx, 0)],
+                img[max(-dy, 0) : 6 + min(-dy, 0), max(-dx, 0) : 7 + min(-dx, 0)],
+            )
+            and np.count_nonzero(m == 0) == (6 * abs(dx) + 7 * abs(dy) - abs(dx * dy))
+        ]
+        assert len(found) == 1
+        seen.add(found[0])
+    assert len(seen) == 9  # every move is drawn
+    assert stage5.random_shift(X, (6, 7), 0, rng) is X

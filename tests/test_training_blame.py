@@ -245,15 +245,8 @@ PASSES: dict[tuple[str, str, str], str] = {
     ): "the model's pooled maps have even sizes",
 }
 
-_LAB5 = (
-    "lab 5's training does not attach the piece to an exception of the student's "
-    "code (integration.explain_errors, as labs 1 to 4 do): lab5.py"
-)
-# entries whose blame is still missing, in files outside this change
-KNOWN: dict[tuple[str, str, str], str] = {
-    ("lab5", "conv2d", "padding forgotten in backward"): _LAB5,
-    ("lab5", "flatten", "flattened to one vector"): _LAB5,
-}
+# entries whose blame is still missing (none now)
+KNOWN: dict[tuple[str, str, str], str] = {}
 
 
 def _entries():

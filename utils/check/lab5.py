@@ -45,7 +45,7 @@ from utils.check.core import (
     run_check,
     used_reference,
 )
-from utils.check.integration import copy_params, diverged_hint
+from utils.check.integration import copy_params, diverged_hint, explain_errors
 from utils.reference import stage4 as nn
 from utils.reference import stage5 as ref
 
@@ -650,12 +650,16 @@ def training(student) -> CheckResult:
         return finish(used_reference("training"), LAB.record)
     X = _randn((14, 1, 6, 6), 700)
     y = _inputs.rng(701).integers(0, 3, size=14)
+    # an exception of the student's code names the piece that raises alone
+    run = explain_errors(
+        _run_training, student, _ORDER, _pieces, _reference_cnn, _ADVICE
+    )
     cases = [
         Case(
             "a CNN (1, 6, 6) → conv 3 → pool → conv 4, stride 2 → 3 classes, 14 "
             "images in batches of 4, 2 epochs",
             (X, y, 4, 2, 0),
-            run=_run_training,
+            run=run,
         )
     ]
     return run_check(

@@ -77,6 +77,7 @@ __all__ = [
     "flatten",
     "im2col",
     "max_pool2d",
+    "random_shift",
 ]
 
 
@@ -119,7 +120,8 @@ def im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0):
         stride, padding: as in :class:`Conv2d`.
 
     Returns:
-        ``(N * Ho * Wo, C * kh * kw)``, a new array in ``x``'s dtype.
+        ``(N * Ho * Wo, C * kh * kw)``, a new array in ``x``'s dtype (stored in
+        column-major order, which is faster to fill and to multiply).
     """
     N, C, H, W = x.shape
     Ho = conv_output_size(H, kh, stride, padding)
@@ -131,8 +133,11 @@ def im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0):
     windows = windows[
         :, :, : (Ho - 1) * stride + 1 : stride, : (Wo - 1) * stride + 1 : stride
     ]
-    # (N, Ho, Wo, C, kh, kw) -> one row per patch: the copy happens here, once
-    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, C * kh * kw)
+    # the copy happens here, once, laid out (C, kh, kw, N, Ho, Wo) so that it copies
+    # whole image rows at a time; its transpose is the (N Ho Wo, C kh kw) matrix
+    # (a view in column-major order: the same entries, the same row order)
+    cols_t = windows.transpose(1, 4, 5, 0, 2, 3).reshape(C * kh * kw, N * Ho * Wo)
+    return cols_t.T
 
 
 def col2im(
@@ -161,17 +166,17 @@ def col2im(
     N, C, H, W = x_shape
     Ho = conv_output_size(H, kh, stride, padding)
     Wo = conv_output_size(W, kw, stride, padding)
-    patches = cols.reshape(N, Ho, Wo, C, kh, kw).transpose(0, 3, 4, 5, 1, 2)
-    # (N, C, kh, kw, Ho, Wo): entry [.., a, b, i, j] belongs at (i s + a, j s + b)
-    out = np.zeros((N, C, H + 2 * padding, W + 2 * padding), dtype=cols.dtype)
+    # (C, kh, kw, N, Ho, Wo): entry [c, a, b, n, i, j] goes to [n, c, i s + a, j s + b]
+    patches = cols.T.reshape(C, kh, kw, N, Ho, Wo)
+    # summed channel-major, as the patches are laid out: (C, N, H + 2p, W + 2p)
+    out = np.zeros((C, N, H + 2 * padding, W + 2 * padding), dtype=cols.dtype)
     for a in range(kh):
         for b in range(kw):
             out[:, :, a : a + stride * Ho : stride, b : b + stride * Wo : stride] += (
-                patches[:, :, a, b]
+                patches[:, a, b]
             )
-    if padding:
-        out = out[:, :, padding:-padding, padding:-padding]
-    return out
+    out = out[:, :, padding : padding + H, padding : padding + W]  # padding cut off
+    return np.ascontiguousarray(out.transpose(1, 0, 2, 3))  # (N, C, H, W)
 
 
 # --------------------------------------------------------------------------- Conv2d
@@ -198,13 +203,13 @@ class Conv2dFunction(Function):
         Wo = conv_output_size(W, kw, stride, padding)
         cols = im2col(x, kh, kw, stride, padding)  # (N Ho Wo, C kh kw)
         Wm = weight.reshape(F, -1)  # (F, C kh kw): one filter per row
-        out = cols @ Wm.T + bias  # (N Ho Wo, F)
+        out = Wm @ cols.T + bias[:, None]  # (F, N Ho Wo), = (cols @ Wm^T + b)^T
         need_x, need_w, _ = ctx.needs_input_grad
         ctx.geometry = (x.shape, kh, kw, stride, padding)
         # cols only for dW, the weight only for dX: nothing nobody uses
         ctx.save_for_backward(cols if need_w else None, Wm if need_x else None)
-        # (N, Ho, Wo, F) -> NCHW, made contiguous for the next layer's windows
-        return np.ascontiguousarray(out.reshape(N, Ho, Wo, F).transpose(0, 3, 1, 2))
+        # (F, N, Ho, Wo) -> NCHW, made contiguous for the next layer's windows
+        return np.ascontiguousarray(out.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3))
 
     @staticmethod
     def backward(ctx: Context, grad_output: np.ndarray) -> tuple:
@@ -212,14 +217,15 @@ class Conv2dFunction(Function):
         x_shape, kh, kw, stride, padding = ctx.geometry
         need_x, need_w, need_b = ctx.needs_input_grad
         F = grad_output.shape[1]
-        dY = grad_output.transpose(0, 2, 3, 1).reshape(-1, F)  # (N Ho Wo, F)
+        dY_t = grad_output.transpose(1, 0, 2, 3).reshape(F, -1)  # (F, N Ho Wo) = dY^T
         dx = dW = db = None
         if need_w:
-            dW = (dY.T @ cols).reshape(F, x_shape[1], kh, kw)  # (F, C, kh, kw)
+            dW = (dY_t @ cols).reshape(F, x_shape[1], kh, kw)  # (F, C, kh, kw)
         if need_b:
-            db = dY.sum(axis=0)  # (F,)
+            db = dY_t.sum(axis=1)  # (F,)
         if need_x:
-            dx = col2im(dY @ Wm, x_shape, kh, kw, stride, padding)  # (N, C, H, W)
+            dcols = (Wm.T @ dY_t).T  # (N Ho Wo, C kh kw) = dY Wm, column-major
+            dx = col2im(dcols, x_shape, kh, kw, stride, padding)  # (N, C, H, W)
         return dx, dW, db
 
 
@@ -247,13 +253,13 @@ def conv2d(
 
 
 # --------------------------------------------------------------------------- pooling
-def _windows_2x2(x: np.ndarray) -> np.ndarray:
-    """``(N, C, H, W) -> (N, C, H // 2, W // 2, 4)``: the 2x2 windows, row-major
-    inside each (an odd last row or column dropped). A copy."""
+def _corners_2x2(x: np.ndarray) -> np.ndarray:
+    """``(N, C, H, W) -> (N, C, H // 2, 2, W // 2, 2)``: entry ``[n, c, i, a, j, b]``
+    is ``x[n, c, 2 i + a, 2 j + b]`` (an odd last row or column dropped). A view when
+    ``H`` and ``W`` are even, a copy otherwise."""
     N, C, H, W = x.shape
     Ho, Wo = H // 2, W // 2
-    x = x[:, :, : 2 * Ho, : 2 * Wo].reshape(N, C, Ho, 2, Wo, 2)
-    return x.transpose(0, 1, 2, 4, 3, 5).reshape(N, C, Ho, Wo, 4)
+    return x[:, :, : 2 * Ho, : 2 * Wo].reshape(N, C, Ho, 2, Wo, 2)
 
 
 class MaxPool(Function):
@@ -265,24 +271,38 @@ class MaxPool(Function):
                 f"max pooling 2x2 needs an input (N, C, H, W) with H, W >= 2, got "
                 f"{x.shape}."
             )
-        windows = _windows_2x2(x)  # (N, C, Ho, Wo, 4)
-        first_max = windows.argmax(axis=-1)[..., None]  # ties: the first, row-major
+        w = _corners_2x2(x)  # (N, C, Ho, 2, Wo, 2)
+        # the four corners of every window, each a strided view of the whole batch
+        tl, tr, bl, br = (w[:, :, :, a, :, b] for a in (0, 1) for b in (0, 1))
+        out = np.maximum(np.maximum(tl, tr), np.maximum(bl, br))  # (N, C, Ho, Wo)
+        # one mask per corner: is it the window's first maximum in row-major order?
+        masks = [tl == out]  # (ties: the first of the equal entries wins)
+        taken = masks[0].copy()
+        for corner in (tr, bl):
+            first = corner == out
+            first &= ~taken
+            masks.append(first)
+            taken |= first
+        masks.append(~taken)
         ctx.shape = x.shape
-        ctx.save_for_backward(first_max.astype(np.uint8))
-        return np.take_along_axis(windows, first_max, axis=-1)[..., 0]
+        ctx.save_for_backward(*masks)
+        return out
 
     @staticmethod
     def backward(ctx: Context, grad_output: np.ndarray) -> np.ndarray:
-        (first_max,) = ctx.saved_tensors
+        masks = ctx.saved_tensors  # 4 x (N, C, Ho, Wo), bool
         N, C, H, W = ctx.shape
         Ho, Wo = grad_output.shape[2:]
-        dwin = np.zeros((N, C, Ho, Wo, 4), dtype=grad_output.dtype)
-        np.put_along_axis(dwin, first_max.astype(np.intp), grad_output[..., None], -1)
-        dwin = dwin.reshape(N, C, Ho, Wo, 2, 2).transpose(0, 1, 2, 4, 3, 5)
-        if (2 * Ho, 2 * Wo) == (H, W):
-            return dwin.reshape(N, C, H, W)
-        dx = np.zeros((N, C, H, W), dtype=grad_output.dtype)  # dropped rows: 0
-        dx[:, :, : 2 * Ho, : 2 * Wo] = dwin.reshape(N, C, 2 * Ho, 2 * Wo)
+        even = (2 * Ho, 2 * Wo) == (H, W)
+        # every entry of dx is written below when H and W are even
+        dx = (np.empty if even else np.zeros)((N, C, H, W), dtype=grad_output.dtype)
+        # (N, C, Ho, 2, Wo, 2): a view of dx, or for odd sizes a buffer copied in
+        dwin = _corners_2x2(dx) if even else np.empty((N, C, Ho, 2, Wo, 2), dx.dtype)
+        # each corner gets the output's gradient where it was the maximum, else 0
+        for (a, b), mask in zip(((0, 0), (0, 1), (1, 0), (1, 1)), masks, strict=True):
+            np.multiply(grad_output, mask, out=dwin[:, :, :, a, :, b])
+        if not even:
+            dx[:, :, : 2 * Ho, : 2 * Wo] = dwin.reshape(N, C, 2 * Ho, 2 * Wo)
         return dx
 
 
@@ -416,6 +436,36 @@ def cnn(
         features = hidden
     layers.append(Linear(features, num_classes))  # (N, classes)
     return Sequential(*layers)
+
+
+# --------------------------------------------------------------------------- data
+def random_shift(
+    X: np.ndarray,
+    image_shape: tuple[int, int],
+    max_shift: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Every image moved by its own random whole number of pixels, at most
+    ``max_shift`` up or down and left or right, zeros filled in (data augmentation:
+    a digit moved by a pixel is the same digit).
+
+    Args:
+        X: ``(N, H * W)`` rows of pixels or ``(N, 1, H, W)`` images.
+        image_shape: ``(H, W)``.
+        max_shift: the largest move, in pixels (0: ``X`` is returned as it is).
+        rng: draws the moves.
+
+    Returns:
+        A new array of ``X``'s shape and dtype (``X`` itself when ``max_shift`` is 0).
+    """
+    if max_shift == 0:
+        return X
+    N, (H, W), k = len(X), image_shape, max_shift
+    padded = np.pad(X.reshape(N, H, W), ((0, 0), (k, k), (k, k)))  # (N, H+2k, W+2k)
+    # (N, 2k+1, 2k+1, H, W): every placement of an H x W window, a view
+    placements = sliding_window_view(padded, (H, W), axis=(1, 2))
+    dy, dx = rng.integers(0, 2 * k + 1, size=(2, N))  # one move per image
+    return placements[np.arange(N), dy, dx].reshape(X.shape)
 
 
 # --------------------------------------------------------------------------- testing
