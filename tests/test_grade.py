@@ -14,6 +14,7 @@ import contextlib
 import copy
 import csv
 import io
+import json
 import os
 import signal
 import subprocess
@@ -400,6 +401,79 @@ def test_kernel_output_is_capped(graded):
     assert (out / "chatty.md").stat().st_size < 100_000
     grown = report.max_rss_growth
     assert grown < 50 * 2**20, f"the grader grew by {grown / 2**20:.0f} MB"
+
+
+# output that bypasses the kernel's cap, in one huge message and in many small ones
+BYPASS = {
+    "relu": "from IPython.display import display\n\n"
+    'display("x" * 50_000_000)\nfor _ in range(40):\n    display("d" * 50_000)\n',
+    "softmax": 'import os\n\nos.write(1, b"o" * 50_000_000)\n',
+    "cross_entropy": "import sys\n\nfor _ in range(40):\n"
+    '    type(sys.stdout).write(sys.stdout, "w" * 50_000)\n    sys.stdout.flush()\n',
+}
+CELL, TOTAL = 100_000, 250_000  # the third cell meets the submission's limit
+GRADE_IN_A_PROCESS = f"""\
+import sys
+from utils import grade as G
+
+limits = G.Limits(cell_timeout=10, total_timeout=240, memory=2 * 2**30,
+                  cell_output={CELL}, total_output={TOTAL})
+report = G.grade(sys.argv[1], sys.argv[2], sys.argv[3], jobs=1, limits=limits,
+                 progress=False)
+print(report.max_rss_growth)
+"""
+
+
+def _kept(cell) -> int:
+    """Characters of a cell's output the grader counts (not its own results)."""
+    size = 0
+    for out in cell.get("outputs", []):
+        data = {k: v for k, v in out.get("data", {}).items() if k != G.MIME}
+        size += len(str(out.get("text", ""))) + sum(len(str(v)) for v in data.values())
+    return size
+
+
+def test_output_past_the_kernels_cap_is_capped_by_the_grader(small, tmp_path):
+    """display() of 50 MB, os.write(1, 50 MB) (which ipykernel forwards) and the
+    stream's own write, in a process of its own (a fresh peak memory, and a kernel
+    that captures fd 1 as outside pytest): each cell keeps at most the cell limit,
+    the notes say so, and the grader's memory grows by less than one such message
+    read a few times, not by what was printed."""
+    lab, solution, _ = small
+    nb = solution
+    for name, extra in BYPASS.items():
+        nb = _append(nb, name, extra)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    jupytext.write(nb, subs / "loud.md")
+    out = tmp_path / "out" / "grades.csv"
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    run = subprocess.run(
+        [sys.executable, "-c", GRADE_IN_A_PROCESS, str(lab.path), str(subs), str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    grown = int(run.stdout.split()[-1])
+    import shutil
+
+    shutil.copy(out.parent / "feedback" / "loud.ipynb", "/tmp/loud.ipynb")
+    row = _rows(out)["loud"]
+    assert row["total"] == str(len(lab.exercises)), row["notes"]
+    for words in ("relu, relu_grad", "softmax", "cross_entropy"):
+        assert f"output capped: the cell for {words} printed too much" in row["notes"]
+    executed = nbformat.read(out.parent / "feedback" / "loud.ipynb", as_version=4)
+    sizes = [_kept(cell) for cell in executed.cells]
+    assert max(sizes) < CELL + 200, sizes
+    assert sum(sizes) < TOTAL + 3 * 200, sizes
+    (last,) = [c for c in executed.cells if "type(sys.stdout)" in c.source]
+    assert G.CAPPED.format(TOTAL) in json.dumps(last.outputs)  # the submission's
+    assert (out.parent / "feedback" / "loud.md").stat().st_size < 100_000
+    print(f"[grade] the grader grew by {grown / 2**20:.0f} MB")
+    assert grown < 200 * 2**20, f"the grader grew by {grown / 2**20:.0f} MB"
 
 
 def test_colliding_names_keep_their_own_files(graded):

@@ -96,7 +96,6 @@ MIME = "application/vnd.nn-grade+json"
 GRADER = "__nn_grade__"  # the grader's object inside the kernel
 NOTEBOOK_SUFFIXES = (".md", ".ipynb")
 MAX_FILE_BYTES = 50 * 2**20
-MAX_OUTPUT_CHARS = 1_000_000  # per cell: a print in an endless loop stays bounded
 PASSED = "passed"
 NOT_RUN = "not run"
 
@@ -907,7 +906,7 @@ del _nn_cap
 
 def output_notes(nb: Any, lab: LabSpec) -> list[str]:
     """A note for each cell whose output was cut (in the kernel or by the grader)."""
-    marks = (CAPPED.split("{}")[0], "[the rest of this cell's output was left out")
+    marks = (CAPPED.split("{}")[0],)
     notes = []
     for i, cell in enumerate(nb.cells):
         text = "".join(str(out.get("text", "")) for out in cell.get("outputs", []))
@@ -1119,31 +1118,129 @@ def _signal_name(code: int | None) -> str:
 
 
 def _make_client_class() -> type:
-    import nbformat
     from nbclient import NotebookClient
 
     class _Client(NotebookClient):
-        """Caps each cell's output, so an endless print cannot fill the memory.
+        """Keeps at most :class:`OutputCap`'s share of each cell's output.
 
-        Errors and the grader's own results are always kept.
+        Errors and the grader's own results are kept (bounded too, see the cap).
         """
 
         def output(self, outs, msg, display_id, cell_index):  # noqa: ANN001
-            content = msg.get("content", {})
-            data = content.get("data", {})
-            if msg.get("msg_type") == "error" or MIME in data:
+            cap = self.__dict__.get("_nn_cap")
+            if cap is None:
                 return super().output(outs, msg, display_id, cell_index)
-            sizes = self.__dict__.setdefault("_nn_sizes", {})
-            size = len(str(content.get("text", ""))) + len(json.dumps(data))
-            sizes[cell_index] = sizes.get(cell_index, 0) + size
-            if sizes[cell_index] <= MAX_OUTPUT_CHARS:
-                return super().output(outs, msg, display_id, cell_index)
-            if sizes[cell_index] - size <= MAX_OUTPUT_CHARS:  # the first one over
-                note = "\n[the rest of this cell's output was left out by the grader]\n"
-                outs.append(nbformat.v4.new_output("stream", name="stderr", text=note))
-            return None
+            kept, note = cap.admit(msg, cell_index)
+            out = None
+            if kept is not None:
+                out = super().output(outs, kept, display_id, cell_index)
+            if note is not None:
+                outs.append(note)
+            return out
+
+        def _update_display_id(self, display_id, msg):  # noqa: ANN001
+            cap = self.__dict__.get("_nn_cap")
+            if cap is None or cap.fits_update(msg):
+                super()._update_display_id(display_id, msg)
 
     return _Client
+
+
+def _size_of(data: Any) -> int:
+    """Characters in a display message's data (a MIME bundle)."""
+    if not isinstance(data, dict):
+        return len(str(data))
+    return sum(
+        len(v) if isinstance(v, str) else len(json.dumps(v, default=str))
+        for v in data.values()
+    )
+
+
+class OutputCap:
+    """The grader's own cap on the output it keeps of one kernel run (issue 22).
+
+    The kernel caps what it prints (see ``_CAP``), but output that bypasses that cap
+    (``display()`` of a huge object, ``os.write(1, ...)``, a ``sys.stdout.write`` put
+    back) still arrives: of it the grader keeps at most ``cell_limit`` characters a
+    cell and ``total_limit`` a run, and drops the rest with the note :data:`CAPPED`,
+    so its memory stays bounded whatever a kernel prints (one huge message is read
+    in full before it can be dropped, but nothing accumulates). A cell's first error
+    is always kept (its value and traceback cut to ``cell_limit`` characters); the
+    grader's results (:data:`MIME`) have a budget of their own, ``total_limit``.
+    """
+
+    def __init__(self, cell_limit: int, total_limit: int) -> None:
+        self.cell_limit = cell_limit
+        self.total_limit = total_limit
+        self.cells: dict[int, int] = {}  # characters kept per cell
+        self.total = 0  # characters kept in all
+        self.results = 0  # characters of the grader's results kept
+        self.noted: set[int | str] = set()  # cells (or "total") already noted
+        self.errors: set[int] = set()  # cells whose first error was kept
+
+    def fits_update(self, msg: dict[str, Any]) -> bool:
+        """Whether an update of an earlier display is small enough to keep."""
+        return _size_of(msg.get("content", {}).get("data", {})) <= self.cell_limit
+
+    def admit(self, msg: dict[str, Any], cell: int) -> tuple[Any, Any]:
+        """The message to keep (cut, or None: dropped) and a note to add (or None)."""
+        kind = msg.get("msg_type")
+        content = msg.get("content", {})
+        if kind == "error" and cell not in self.errors:
+            self.errors.add(cell)
+            return self._cut_error(msg), None
+        data = content.get("data", {})
+        if isinstance(data, dict) and MIME in data:
+            size = _size_of(data)
+            if self.results + size <= self.total_limit:
+                self.results += size
+                return msg, None
+            return None, self._note("results", self.total_limit)
+        if kind == "stream":
+            size = len(str(content.get("text", "")))
+        elif kind == "error":
+            size = len(str(content.get("evalue", ""))) + sum(
+                len(str(line)) for line in content.get("traceback", [])
+            )
+        else:
+            size = _size_of(data)
+        used = self.cells.get(cell, 0)
+        room = min(self.cell_limit - used, self.total_limit - self.total)
+        if size <= room:
+            self.cells[cell] = used + size
+            self.total += size
+            return msg, None
+        # the cell's limit: noted in each cell; the submission's: once, where it ran out
+        by_cell = self.cell_limit - used <= self.total_limit - self.total
+        key, limit = (cell, self.cell_limit) if by_cell else ("total", self.total_limit)
+        kept = None
+        if kind == "stream" and room > 0:  # the part that fits
+            kept = {**msg, "content": {**content, "text": str(content["text"])[:room]}}
+            self.cells[cell] = used + room
+            self.total += room
+        return kept, self._note(key, limit)
+
+    def _note(self, key: int | str, limit: int) -> Any:
+        import nbformat
+
+        if key in self.noted:
+            return None
+        self.noted.add(key)
+        text = "\n" + CAPPED.format(limit) + "\n"
+        return nbformat.v4.new_output("stream", name="stderr", text=text)
+
+    def _cut_error(self, msg: dict[str, Any]) -> dict[str, Any]:
+        content = msg.get("content", {})
+        room = self.cell_limit
+        evalue = str(content.get("evalue", ""))[:room]
+        room -= len(evalue)
+        trace = []
+        for line in content.get("traceback", []):
+            if room <= 0:
+                break
+            trace.append(str(line)[:room])
+            room -= len(trace[-1])
+        return {**msg, "content": {**content, "evalue": evalue, "traceback": trace}}
 
 
 async def _probe(client: Any, timeout: float) -> bool:
@@ -1189,6 +1286,7 @@ async def _run_once(
         iopub_timeout=10,
         resources={"metadata": {"path": str(workdir)}},
     )
+    client._nn_cap = OutputCap(limits.cell_output, limits.total_output)
     if sandbox is not None:  # --- issue 21: the kernel runs under bwrap
         client.km = sandbox.kernel_manager(workdir)
     try:
