@@ -205,7 +205,9 @@ def _crafted(lab: G.LabSpec, solution, untouched) -> dict[str, object]:
 # may fail with it, as they would in the student's notebook: "" accepts any status
 ANY = ""
 EXPECTED = {  # student -> {exercise: status}; every other exercise "passed"
-    "untouched": "not implemented yet",
+    # the training check waits (check.ready) for the exercises it uses: not run
+    "untouched": {ex: "not implemented yet" for ex in G.load_lab(1).exercises}
+    | {"training": "not run"},
     "wrong": {"softmax": "failed", "forward": ANY, "train_step": ANY, "training": ANY},
     "tampered": {
         "relu": "failed",
@@ -243,6 +245,13 @@ NOTES = {  # student -> words its notes must contain
     f"{LAB1}.md (the lab as handed out, no work in it); {LAB1}.new.md (a newer "
     "version `make lab` offered)",
 }
+UNGRADED = {  # student -> words of the feedback's "what to do"
+    "other-lab": "This is another lab's file",
+    "notes": "Hand in the lab as the `.md` file",
+    "broken": "open it in Jupyter to see that it opens",
+    "empty-folder": "in your folder",
+    "malformed": "This is not the lab",
+}
 ANSWERS = {  # student -> the CSV's `answers` and words its notes must contain
     "full": ("3 of 3", ""),
     "tampered": ("3 of 3", ""),
@@ -276,6 +285,7 @@ def _write_submissions(folder: Path, lab, solution, untouched, n_total: int) -> 
     )
     (folder / "notes.txt").write_text("not a notebook\n")
     (folder / "broken.ipynb").write_text("{ this is not json")
+    (folder / "malformed.md").write_text("# My lab\n\nOnly prose, the code lost.\n")
     (folder / ".DS_Store").write_text("ignored")
     # names that one sanitised name would merge, and one a spreadsheet would run
     jupytext.write(solution, folder / "eve smith.md")
@@ -355,7 +365,7 @@ def test_crafted_submissions(graded):
             assert row[ex].startswith(want), (student, ex, row[ex], row["notes"])
     for student, words in NOTES.items():
         assert words in rows[student]["notes"], (student, rows[student]["notes"])
-    for student in ("other-lab", "notes", "broken", "empty-folder"):
+    for student in UNGRADED:
         assert all(rows[student][ex] == "error: not graded" for ex in lab.exercises)
     assert all(rows["dave"][ex] == "passed" for ex in lab.exercises)
     for student, (answers, words) in ANSWERS.items():
@@ -783,6 +793,42 @@ def test_feedback_markdown_for_an_ungraded_submission(small, tmp_path):
     text = G.feedback_markdown(grade, lab)
     assert "error: not graded" in text and "x.pdf is not a notebook" in text
     assert nbformat  # the notebooks written beside it are nbformat 4
+
+
+def test_ungraded_submissions_get_feedback_saying_why(graded):
+    """Not a notebook, unreadable, another lab, no code cells, an empty folder: a
+    feedback file says why and what to do (no check's section)."""
+    lab, report, *_ = graded
+    by = {g.student: g for g in report.grades}
+    for student, advice in UNGRADED.items():
+        text = (report.feedback_dir / f"{by[student].file_name}.md").read_text()
+        reason = G.ungraded_reason(by[student])
+        assert f"## Not graded\n\n**Why**: {reason}\n" in text, text
+        assert "**What to do**: " in text and advice in text, (student, text)
+        assert "## What each check said" not in text
+        assert not (report.feedback_dir / f"{by[student].file_name}.ipynb").exists()
+
+
+def test_ungraded_feedback_replaces_an_earlier_notebook(small, tmp_path):
+    """A kernel that did not start: the feedback says it is the grader's side; the
+    executed notebook an earlier run wrote for that student goes, nothing else."""
+    lab, solution, _ = small
+    settings = G.Settings(lab, tmp_path)
+    reason = "the kernel did not start (RuntimeError: x); is --memory too small?"
+    grade = G.Grade("zoe", "zoe.md", {}, notes=[f"not graded: {reason}"])
+    grade.file_name = "zoe"
+    earlier = G.build_notebook(lab, G.match_exercises(lab, solution)[0], "n", set())
+    nbformat.write(earlier, tmp_path / "zoe.ipynb")
+    nbformat.write(solution, tmp_path / "zoe2.ipynb")  # a person's notebook
+    G.write_ungraded_feedback(grade, settings)
+    text = (tmp_path / "zoe.md").read_text()
+    assert "Nothing was found wrong with your file" in text
+    assert not (tmp_path / "zoe.ipynb").exists()
+    assert (tmp_path / "zoe2.ipynb").exists()
+    graded = G.Grade("ann", "ann.md", {"relu": "passed"})
+    graded.file_name = "ann"
+    G.write_ungraded_feedback(graded, settings)  # a graded one: nothing written
+    assert not (tmp_path / "ann.md").exists()
 
 
 def test_written_answers_found_by_text_number_or_not_at_all(small):

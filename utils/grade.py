@@ -1792,6 +1792,124 @@ def _ungraded(sub: Submission, shown: str, reason: str, start: float) -> Grade:
 
 
 # ------------------------------------------------------------------ output
+# what a student can do about each reason a submission was not graded (issue 22)
+_ADVICE = (
+    (
+        "holds no notebook",
+        "Put the lab's file (the `.md` you worked in, or an `.ipynb`) in your folder "
+        "and hand it in again.",
+    ),
+    (
+        "is not a notebook",
+        "Hand in the lab as the `.md` file you worked in (or as an `.ipynb` from "
+        "Jupyter): one file per student, or a folder holding it.",
+    ),
+    (
+        "cannot be read as a notebook",
+        "The file is damaged, or its notebook format was broken by an edit: open it "
+        "in Jupyter to see that it opens, save it, and hand that in again. In a `.md`, "
+        "keep the lines that came with the lab around each code cell "
+        "(```` ```{code-cell} ```` and ```` ``` ````).",
+    ),
+    (
+        "too large",
+        "Clear the outputs (Kernel, Restart Kernel and Clear Outputs), save, and hand "
+        "in the lab's file alone.",
+    ),
+    (
+        "no code cells",
+        "This is not the lab: hand in the lab file you worked in (it has code cells).",
+    ),
+    (
+        "this is a submission of",
+        "This is another lab's file: hand in the file of this lab (its name starts "
+        "with the lab's number).",
+    ),
+    (
+        "does not look like",
+        "No cell defines this lab's exercises: hand in this lab's file, with your code "
+        "in its exercise cells (the ones with `# YOUR CODE HERE`), the functions "
+        "keeping their names.",
+    ),
+    (
+        "kernel did not start",
+        "Nothing was found wrong with your file: the grader could not start Python "
+        "for it. Your instructor grades it again; ask them if this note stays.",
+    ),
+    (
+        "the grader's setup",
+        "The grader's own cells could not run (its limits, not your code): your "
+        "instructor grades it again; ask them if this note stays.",
+    ),
+    (
+        "grader error",
+        "This is a fault of the grader, not of your file: your instructor grades it "
+        "again; ask them if this note stays.",
+    ),
+)
+NOT_GRADED = "not graded: "
+
+
+def ungraded_reason(grade: Grade) -> str | None:
+    """Why ``grade``'s submission was not graded (None: it was graded)."""
+    if grade.statuses:
+        return None
+    for note in grade.notes:
+        if note.startswith(NOT_GRADED):
+            return note[len(NOT_GRADED) :]
+    return "no notebook"
+
+
+def ungraded_advice(reason: str) -> str:
+    """What a student can do about ``reason`` (see :data:`_ADVICE`)."""
+    for words, advice in _ADVICE:
+        if words in reason:
+            return advice
+    return "Fix what the reason says and hand it in again, or ask your instructor."
+
+
+def _ungraded_markdown(reason: str) -> list[str]:
+    """The feedback's section saying why a submission was not graded."""
+    return [
+        "## Not graded",
+        "",
+        f"**Why**: {reason}",
+        "",
+        f"**What to do**: {ungraded_advice(reason)}",
+        "",
+    ]
+
+
+def _is_graders_notebook(path: Path) -> bool:
+    """Whether ``path`` is an executed notebook the grader wrote (its cells are
+    marked ``nn_grade``)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            nb = json.load(f)
+        cells = nb.get("cells", []) if isinstance(nb, dict) else []
+        return bool(cells) and all(
+            "nn_grade" in c.get("metadata", {})
+            for c in cells
+            if c.get("cell_type") == "code"
+        )
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def write_ungraded_feedback(grade: Grade, settings: Settings) -> None:
+    """The feedback file of a submission that was not graded: why, and what to do.
+
+    An executed notebook the grader wrote for this student in an earlier run is
+    removed (it would stand beside this feedback, stale).
+    """
+    if ungraded_reason(grade) is None:
+        return
+    _write_outputs(grade, settings, None)
+    old = settings.out_dir / f"{grade.file_name}.ipynb"
+    if old.is_file() and _is_graders_notebook(old):
+        old.unlink()
+
+
 def feedback_markdown(grade: Grade, lab: LabSpec) -> str:
     """The feedback file: the table, each check's message, and what else went wrong."""
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -1807,8 +1925,12 @@ def feedback_markdown(grade: Grade, lab: LabSpec) -> str:
     ]
     for k, ex in enumerate(lab.exercises, 1):
         lines.append(f"| {k} | `{ex}` | {statuses[ex]} |")
-    lines += ["", "## What each check said", ""]
-    for k, ex in enumerate(lab.exercises, 1):
+    reason = ungraded_reason(grade)
+    if reason is not None:  # no check ran: why, and what to do, instead
+        lines += ["", *_ungraded_markdown(reason)]
+    else:
+        lines += ["", "## What each check said", ""]
+    for k, ex in enumerate(lab.exercises if reason is None else [], 1):
         text = grade.texts.get(ex, "")
         if statuses[ex].startswith("error:"):
             said = f"\n\nThe check, run on what your cell defined anyway:\n{text}"
@@ -2253,6 +2375,7 @@ def _grade_all(
                     _ungraded(sub, str(sub.path or ""), f"grader error: {exc!r}", start)
                 )
             grades[-1].fingerprint = prints[sub.student]
+            write_ungraded_feedback(grades[-1], settings)  # issue 22: why, what to do
             rows.add(grades[-1])
             bar.update(1)
         bar.close()
