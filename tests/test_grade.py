@@ -831,6 +831,53 @@ def test_ungraded_feedback_replaces_an_earlier_notebook(small, tmp_path):
     assert not (tmp_path / "ann.md").exists()
 
 
+def test_stale_feedback_of_students_who_left_is_removed(small, tmp_path, capsys):
+    """A run removes the feedback the grader wrote for this lab of students no
+    longer in the folder, and nothing else: a person's file, another lab's feedback,
+    a file named outside the grader's scheme; a shard keeps the other shards'."""
+    lab, solution, _ = small
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("bob", "cy"):  # not notebooks: graded without a kernel
+        (subs / f"{name}.txt").write_text("my lab\n")
+    out = tmp_path / "out"
+    feedback = out / "feedback"
+    feedback.mkdir(parents=True)
+    ann = G.Grade("ann", "ann.md", {ex: "passed" for ex in lab.exercises})
+    (feedback / "ann.md").write_text(G.feedback_markdown(ann, lab))
+    earlier = G.build_notebook(lab, G.match_exercises(lab, solution)[0], "n", set())
+    nbformat.write(earlier, feedback / "ann.ipynb")
+    kept = {
+        "notes.md": "# My notes on the class\n",
+        "carl.md": f"# {G.load_lab(2).title}: feedback for carl\n",
+        "dan smith.md": f"# {lab.title}: feedback for dan smith\n",
+        "bob.md": f"# {lab.title}: feedback for bob\n\nan earlier run\n",
+    }
+    for name, text in kept.items():
+        (feedback / name).write_text(text)
+    nbformat.write(solution, feedback / "mine.ipynb")
+    argv = [str(lab.path), str(subs), "--out", str(out / "grades.csv"), "--quiet"]
+    assert G.main(argv) == 0
+    assert "removed 2 feedback file(s) of students no longer in" in (
+        capsys.readouterr().err
+    )
+    assert not (feedback / "ann.md").exists() and not (feedback / "ann.ipynb").exists()
+    for name, text in kept.items():
+        if name != "bob.md":
+            assert (feedback / name).read_text() == text
+    assert (feedback / "mine.ipynb").exists()
+    assert "## Not graded" in (feedback / "bob.md").read_text()  # graded again
+    (subs / "bob.txt").unlink()
+    (subs / "dee.txt").write_text("my lab\n")
+    csv_path = out / "grades.csv"
+    report = G.grade(lab.path, subs, csv_path, shard=(2, 2), progress=False)
+    assert [g.student for g in report.grades] == ["dee"]
+    assert report.stale == ["bob.md"]  # bob left
+    report = G.grade(lab.path, subs, csv_path, shard=(1, 2), progress=False)
+    assert [g.student for g in report.grades] == ["cy"] and report.stale == []
+    assert (feedback / "dee.md").exists()  # shard 2's feedback stays
+
+
 def test_written_answers_found_by_text_number_or_not_at_all(small):
     lab, solution, untouched = small
     assert [q.label for q in lab.questions] == [1, 2, 3]

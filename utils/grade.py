@@ -30,7 +30,8 @@ and cannot be changed by editing check cells:
    the notebook runs again, first with only the definitions of that exercise cell
    (imports, functions, classes, constants), then without that cell, so the same
    mistake gets the same grade whichever way it fails. What the kernel prints is
-   capped in the kernel (per cell and per submission), before it reaches the grader.
+   capped in the kernel (per cell and per submission), before it reaches the grader,
+   and again where the grader collects it (:class:`OutputCap`).
 3. Results are read as data: a grader cell after the lab's imports makes the lab's
    ``LAB.record`` also emit every check result as a JSON output of the cell that
    produced it, and a last cell emits ``check.results_as_dict()``. No printed text is
@@ -44,7 +45,9 @@ cells that a spreadsheet would run as a formula are escaped (:func:`csv_cell`). 
 are written as each submission finishes (:class:`RowWriter`). Each student also gets
 a Markdown feedback file with every check's message as the notebook shows it and each
 written question with their answer, and the executed notebook, in the feedback
-folder, named by :func:`unique_file_names`.
+folder, named by :func:`unique_file_names`; a submission that was not graded gets
+one saying why and what to do (:func:`write_ungraded_feedback`). A run removes the
+feedback it wrote of students no longer in the folder (:func:`remove_stale_feedback`).
 
 Each kernel runs under bubblewrap where it can (:mod:`utils.grading.sandbox`); the
 checks still decide inside the kernel (see the README, "For instructors").
@@ -2226,10 +2229,62 @@ class Report:
     reused: int = 0  # rows taken from an earlier run (--resume)
     max_rss_growth: int = 0  # bytes the grader's peak memory grew by in the run
     sandbox_note: str = ""  # one line when the kernels ran without a sandbox
+    stale: list[str] = field(default_factory=list)  # feedback files removed
 
     @property
     def per_submission(self) -> float:
         return self.seconds / max(1, len(self.grades))
+
+
+_FILE_NAME = re.compile(r"[A-Za-z0-9_~-]+")  # what file_name and unique_file_names give
+
+
+def _graders_feedback(path: Path, lab: LabSpec) -> bool:
+    """Whether ``path`` is a feedback file the grader wrote for ``lab``: named by
+    :func:`file_name`, and a feedback page of this lab (its title line) or an
+    executed notebook of it (the grader's cells, with the lab's import cell)."""
+    if not (path.is_file() and _FILE_NAME.fullmatch(path.stem)):
+        return False
+    if path.suffix == ".md":
+        try:
+            with open(path, encoding="utf-8") as f:
+                first = f.readline()
+        except (OSError, UnicodeDecodeError):
+            return False
+        return first.startswith(f"# {lab.title}: feedback for ")
+    if path.suffix == ".ipynb" and _is_graders_notebook(path):
+        imports = lab.nb.cells[lab.import_cell].source
+        with contextlib.suppress(OSError, ValueError):
+            nb = json.loads(path.read_text(encoding="utf-8"))
+            return any(
+                "".join(c.get("source", "")) == imports for c in nb.get("cells", [])
+            )
+    return False
+
+
+def remove_stale_feedback(
+    feedback_dir: Path, lab: LabSpec, subs: Sequence[Submission]
+) -> list[str]:
+    """Remove the feedback of students no longer in the submissions folder.
+
+    Only files the grader wrote for this lab go (see :func:`_graders_feedback`):
+    anything else in the folder (a person's notes, another lab's feedback, a file
+    named otherwise) stays. Call it with every submission, not one shard's.
+
+    Returns:
+        The names of the files removed, sorted.
+    """
+    if not feedback_dir.is_dir():
+        return []
+    current = {sub.file_name for sub in subs}
+    removed = []
+    for path in sorted(feedback_dir.iterdir()):
+        if path.stem in current or path.suffix not in (".md", ".ipynb"):
+            continue
+        if _graders_feedback(path, lab):
+            path.unlink()
+            removed.append(path.name)
+    return removed
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -2290,6 +2345,8 @@ def grade(
             f"folder {folder}: submissions are never written to."
         )
     subs = find_submissions(folder, spec)
+    # issue 22: no feedback of a student who left stays beside the new feedback
+    stale = remove_stale_feedback(feedback_dir, spec, subs)
     if shard is not None:
         subs = select_shard(subs, shard)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(subs)))
@@ -2333,6 +2390,7 @@ def grade(
         reused,
         max(0, _max_rss() - rss),
         sandbox_note,
+        stale,
     )
 
 
@@ -2443,6 +2501,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if report.sandbox_note:
         print(report.sandbox_note, file=sys.stderr)
+    if report.stale:
+        print(
+            f"removed {len(report.stale)} feedback file(s) of students no longer in "
+            f"{args.submissions}: {', '.join(report.stale)}",
+            file=sys.stderr,
+        )
     n = len(report.grades)
     print(
         f"graded {n} submission{'s' * (n != 1)} in {report.seconds:.1f} s "
