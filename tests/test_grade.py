@@ -14,6 +14,7 @@ import contextlib
 import copy
 import csv
 import io
+import json
 import os
 import signal
 import subprocess
@@ -204,7 +205,9 @@ def _crafted(lab: G.LabSpec, solution, untouched) -> dict[str, object]:
 # may fail with it, as they would in the student's notebook: "" accepts any status
 ANY = ""
 EXPECTED = {  # student -> {exercise: status}; every other exercise "passed"
-    "untouched": "not implemented yet",
+    # the training check waits (check.ready) for the exercises it uses: not run
+    "untouched": {ex: "not implemented yet" for ex in G.load_lab(1).exercises}
+    | {"training": "not run"},
     "wrong": {"softmax": "failed", "forward": ANY, "train_step": ANY, "training": ANY},
     "tampered": {
         "relu": "failed",
@@ -242,6 +245,13 @@ NOTES = {  # student -> words its notes must contain
     f"{LAB1}.md (the lab as handed out, no work in it); {LAB1}.new.md (a newer "
     "version `make lab` offered)",
 }
+UNGRADED = {  # student -> words of the feedback's "what to do"
+    "other-lab": "This is another lab's file",
+    "notes": "Hand in the lab as the `.md` file",
+    "broken": "open it in Jupyter to see that it opens",
+    "empty-folder": "in your folder",
+    "malformed": "This is not the lab",
+}
 ANSWERS = {  # student -> the CSV's `answers` and words its notes must contain
     "full": ("3 of 3", ""),
     "tampered": ("3 of 3", ""),
@@ -275,6 +285,7 @@ def _write_submissions(folder: Path, lab, solution, untouched, n_total: int) -> 
     )
     (folder / "notes.txt").write_text("not a notebook\n")
     (folder / "broken.ipynb").write_text("{ this is not json")
+    (folder / "malformed.md").write_text("# My lab\n\nOnly prose, the code lost.\n")
     (folder / ".DS_Store").write_text("ignored")
     # names that one sanitised name would merge, and one a spreadsheet would run
     jupytext.write(solution, folder / "eve smith.md")
@@ -354,7 +365,7 @@ def test_crafted_submissions(graded):
             assert row[ex].startswith(want), (student, ex, row[ex], row["notes"])
     for student, words in NOTES.items():
         assert words in rows[student]["notes"], (student, rows[student]["notes"])
-    for student in ("other-lab", "notes", "broken", "empty-folder"):
+    for student in UNGRADED:
         assert all(rows[student][ex] == "error: not graded" for ex in lab.exercises)
     assert all(rows["dave"][ex] == "passed" for ex in lab.exercises)
     for student, (answers, words) in ANSWERS.items():
@@ -400,6 +411,79 @@ def test_kernel_output_is_capped(graded):
     assert (out / "chatty.md").stat().st_size < 100_000
     grown = report.max_rss_growth
     assert grown < 50 * 2**20, f"the grader grew by {grown / 2**20:.0f} MB"
+
+
+# output that bypasses the kernel's cap, in one huge message and in many small ones
+BYPASS = {
+    "relu": "from IPython.display import display\n\n"
+    'display("x" * 50_000_000)\nfor _ in range(40):\n    display("d" * 50_000)\n',
+    "softmax": 'import os\n\nos.write(1, b"o" * 50_000_000)\n',
+    "cross_entropy": "import sys\n\nfor _ in range(40):\n"
+    '    type(sys.stdout).write(sys.stdout, "w" * 50_000)\n    sys.stdout.flush()\n',
+}
+CELL, TOTAL = 100_000, 250_000  # the third cell meets the submission's limit
+GRADE_IN_A_PROCESS = f"""\
+import sys
+from utils import grade as G
+
+limits = G.Limits(cell_timeout=10, total_timeout=240, memory=2 * 2**30,
+                  cell_output={CELL}, total_output={TOTAL})
+report = G.grade(sys.argv[1], sys.argv[2], sys.argv[3], jobs=1, limits=limits,
+                 progress=False)
+print(report.max_rss_growth)
+"""
+
+
+def _kept(cell) -> int:
+    """Characters of a cell's output the grader counts (not its own results)."""
+    size = 0
+    for out in cell.get("outputs", []):
+        data = {k: v for k, v in out.get("data", {}).items() if k != G.MIME}
+        size += len(str(out.get("text", ""))) + sum(len(str(v)) for v in data.values())
+    return size
+
+
+def test_output_past_the_kernels_cap_is_capped_by_the_grader(small, tmp_path):
+    """display() of 50 MB, os.write(1, 50 MB) (which ipykernel forwards) and the
+    stream's own write, in a process of its own (a fresh peak memory, and a kernel
+    that captures fd 1 as outside pytest): each cell keeps at most the cell limit,
+    the notes say so, and the grader's memory grows by less than one such message
+    read a few times, not by what was printed."""
+    lab, solution, _ = small
+    nb = solution
+    for name, extra in BYPASS.items():
+        nb = _append(nb, name, extra)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    jupytext.write(nb, subs / "loud.md")
+    out = tmp_path / "out" / "grades.csv"
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    run = subprocess.run(
+        [sys.executable, "-c", GRADE_IN_A_PROCESS, str(lab.path), str(subs), str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    grown = int(run.stdout.split()[-1])
+    import shutil
+
+    shutil.copy(out.parent / "feedback" / "loud.ipynb", "/tmp/loud.ipynb")
+    row = _rows(out)["loud"]
+    assert row["total"] == str(len(lab.exercises)), row["notes"]
+    for words in ("relu, relu_grad", "softmax", "cross_entropy"):
+        assert f"output capped: the cell for {words} printed too much" in row["notes"]
+    executed = nbformat.read(out.parent / "feedback" / "loud.ipynb", as_version=4)
+    sizes = [_kept(cell) for cell in executed.cells]
+    assert max(sizes) < CELL + 200, sizes
+    assert sum(sizes) < TOTAL + 3 * 200, sizes
+    (last,) = [c for c in executed.cells if "type(sys.stdout)" in c.source]
+    assert G.CAPPED.format(TOTAL) in json.dumps(last.outputs)  # the submission's
+    assert (out.parent / "feedback" / "loud.md").stat().st_size < 100_000
+    print(f"[grade] the grader grew by {grown / 2**20:.0f} MB")
+    assert grown < 200 * 2**20, f"the grader grew by {grown / 2**20:.0f} MB"
 
 
 def test_colliding_names_keep_their_own_files(graded):
@@ -688,8 +772,21 @@ def test_every_lab_solution_passes_and_untouched_lab_is_not_implemented(
         done = list(pool.map(one, runs))
     timings = []
     for (lab_path, kind, _), g in done:
-        want = "passed" if kind == "solution" else "not implemented yet"
-        assert all(s == want for s in g.statuses.values()), (g.statuses, g.notes)
+        lab = G.load_lab(lab_path)
+        # a check cell that waits (check.ready) for the exercises it uses is skipped
+        waits = {
+            ex
+            for i, exs in lab.check_cells.items()
+            if "check.ready(" in lab.nb.cells[i].source
+            for ex in exs
+        }
+        want = {
+            ex: "passed"
+            if kind == "solution"
+            else ("not run" if ex in waits else "not implemented yet")
+            for ex in lab.exercises
+        }
+        assert g.statuses == want, (g.statuses, g.notes)
         assert g.summary is not None  # the same as check.summary() in the kernel
         assert dict(g.summary) == g.statuses
         assert g.answered == ("3 of 3" if kind == "solution" else "0 of 3"), g.notes
@@ -709,6 +806,89 @@ def test_feedback_markdown_for_an_ungraded_submission(small, tmp_path):
     text = G.feedback_markdown(grade, lab)
     assert "error: not graded" in text and "x.pdf is not a notebook" in text
     assert nbformat  # the notebooks written beside it are nbformat 4
+
+
+def test_ungraded_submissions_get_feedback_saying_why(graded):
+    """Not a notebook, unreadable, another lab, no code cells, an empty folder: a
+    feedback file says why and what to do (no check's section)."""
+    lab, report, *_ = graded
+    by = {g.student: g for g in report.grades}
+    for student, advice in UNGRADED.items():
+        text = (report.feedback_dir / f"{by[student].file_name}.md").read_text()
+        reason = G.ungraded_reason(by[student])
+        assert f"## Not graded\n\n**Why**: {reason}\n" in text, text
+        assert "**What to do**: " in text and advice in text, (student, text)
+        assert "## What each check said" not in text
+        assert not (report.feedback_dir / f"{by[student].file_name}.ipynb").exists()
+
+
+def test_ungraded_feedback_replaces_an_earlier_notebook(small, tmp_path):
+    """A kernel that did not start: the feedback says it is the grader's side; the
+    executed notebook an earlier run wrote for that student goes, nothing else."""
+    lab, solution, _ = small
+    settings = G.Settings(lab, tmp_path)
+    reason = "the kernel did not start (RuntimeError: x); is --memory too small?"
+    grade = G.Grade("zoe", "zoe.md", {}, notes=[f"not graded: {reason}"])
+    grade.file_name = "zoe"
+    earlier = G.build_notebook(lab, G.match_exercises(lab, solution)[0], "n", set())
+    nbformat.write(earlier, tmp_path / "zoe.ipynb")
+    nbformat.write(solution, tmp_path / "zoe2.ipynb")  # a person's notebook
+    G.write_ungraded_feedback(grade, settings)
+    text = (tmp_path / "zoe.md").read_text()
+    assert "Nothing was found wrong with your file" in text
+    assert not (tmp_path / "zoe.ipynb").exists()
+    assert (tmp_path / "zoe2.ipynb").exists()
+    graded = G.Grade("ann", "ann.md", {"relu": "passed"})
+    graded.file_name = "ann"
+    G.write_ungraded_feedback(graded, settings)  # a graded one: nothing written
+    assert not (tmp_path / "ann.md").exists()
+
+
+def test_stale_feedback_of_students_who_left_is_removed(small, tmp_path, capsys):
+    """A run removes the feedback the grader wrote for this lab of students no
+    longer in the folder, and nothing else: a person's file, another lab's feedback,
+    a file named outside the grader's scheme; a shard keeps the other shards'."""
+    lab, solution, _ = small
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("bob", "cy"):  # not notebooks: graded without a kernel
+        (subs / f"{name}.txt").write_text("my lab\n")
+    out = tmp_path / "out"
+    feedback = out / "feedback"
+    feedback.mkdir(parents=True)
+    ann = G.Grade("ann", "ann.md", {ex: "passed" for ex in lab.exercises})
+    (feedback / "ann.md").write_text(G.feedback_markdown(ann, lab))
+    earlier = G.build_notebook(lab, G.match_exercises(lab, solution)[0], "n", set())
+    nbformat.write(earlier, feedback / "ann.ipynb")
+    kept = {
+        "notes.md": "# My notes on the class\n",
+        "carl.md": f"# {G.load_lab(2).title}: feedback for carl\n",
+        "dan smith.md": f"# {lab.title}: feedback for dan smith\n",
+        "bob.md": f"# {lab.title}: feedback for bob\n\nan earlier run\n",
+    }
+    for name, text in kept.items():
+        (feedback / name).write_text(text)
+    nbformat.write(solution, feedback / "mine.ipynb")
+    argv = [str(lab.path), str(subs), "--out", str(out / "grades.csv"), "--quiet"]
+    assert G.main(argv) == 0
+    assert "removed 2 feedback file(s) of students no longer in" in (
+        capsys.readouterr().err
+    )
+    assert not (feedback / "ann.md").exists() and not (feedback / "ann.ipynb").exists()
+    for name, text in kept.items():
+        if name != "bob.md":
+            assert (feedback / name).read_text() == text
+    assert (feedback / "mine.ipynb").exists()
+    assert "## Not graded" in (feedback / "bob.md").read_text()  # graded again
+    (subs / "bob.txt").unlink()
+    (subs / "dee.txt").write_text("my lab\n")
+    csv_path = out / "grades.csv"
+    report = G.grade(lab.path, subs, csv_path, shard=(2, 2), progress=False)
+    assert [g.student for g in report.grades] == ["dee"]
+    assert report.stale == ["bob.md"]  # bob left
+    report = G.grade(lab.path, subs, csv_path, shard=(1, 2), progress=False)
+    assert [g.student for g in report.grades] == ["cy"] and report.stale == []
+    assert (feedback / "dee.md").exists()  # shard 2's feedback stays
 
 
 def test_written_answers_found_by_text_number_or_not_at_all(small):

@@ -30,7 +30,8 @@ and cannot be changed by editing check cells:
    the notebook runs again, first with only the definitions of that exercise cell
    (imports, functions, classes, constants), then without that cell, so the same
    mistake gets the same grade whichever way it fails. What the kernel prints is
-   capped in the kernel (per cell and per submission), before it reaches the grader.
+   capped in the kernel (per cell and per submission), before it reaches the grader,
+   and again where the grader collects it (:class:`OutputCap`).
 3. Results are read as data: a grader cell after the lab's imports makes the lab's
    ``LAB.record`` also emit every check result as a JSON output of the cell that
    produced it, and a last cell emits ``check.results_as_dict()``. No printed text is
@@ -44,7 +45,9 @@ cells that a spreadsheet would run as a formula are escaped (:func:`csv_cell`). 
 are written as each submission finishes (:class:`RowWriter`). Each student also gets
 a Markdown feedback file with every check's message as the notebook shows it and each
 written question with their answer, and the executed notebook, in the feedback
-folder, named by :func:`unique_file_names`.
+folder, named by :func:`unique_file_names`; a submission that was not graded gets
+one saying why and what to do (:func:`write_ungraded_feedback`). A run removes the
+feedback it wrote of students no longer in the folder (:func:`remove_stale_feedback`).
 
 Each kernel runs under bubblewrap where it can (:mod:`utils.grading.sandbox`); the
 checks still decide inside the kernel (see the README, "For instructors").
@@ -96,7 +99,6 @@ MIME = "application/vnd.nn-grade+json"
 GRADER = "__nn_grade__"  # the grader's object inside the kernel
 NOTEBOOK_SUFFIXES = (".md", ".ipynb")
 MAX_FILE_BYTES = 50 * 2**20
-MAX_OUTPUT_CHARS = 1_000_000  # per cell: a print in an endless loop stays bounded
 PASSED = "passed"
 NOT_RUN = "not run"
 
@@ -907,7 +909,7 @@ del _nn_cap
 
 def output_notes(nb: Any, lab: LabSpec) -> list[str]:
     """A note for each cell whose output was cut (in the kernel or by the grader)."""
-    marks = (CAPPED.split("{}")[0], "[the rest of this cell's output was left out")
+    marks = (CAPPED.split("{}")[0],)
     notes = []
     for i, cell in enumerate(nb.cells):
         text = "".join(str(out.get("text", "")) for out in cell.get("outputs", []))
@@ -1119,31 +1121,129 @@ def _signal_name(code: int | None) -> str:
 
 
 def _make_client_class() -> type:
-    import nbformat
     from nbclient import NotebookClient
 
     class _Client(NotebookClient):
-        """Caps each cell's output, so an endless print cannot fill the memory.
+        """Keeps at most :class:`OutputCap`'s share of each cell's output.
 
-        Errors and the grader's own results are always kept.
+        Errors and the grader's own results are kept (bounded too, see the cap).
         """
 
         def output(self, outs, msg, display_id, cell_index):  # noqa: ANN001
-            content = msg.get("content", {})
-            data = content.get("data", {})
-            if msg.get("msg_type") == "error" or MIME in data:
+            cap = self.__dict__.get("_nn_cap")
+            if cap is None:
                 return super().output(outs, msg, display_id, cell_index)
-            sizes = self.__dict__.setdefault("_nn_sizes", {})
-            size = len(str(content.get("text", ""))) + len(json.dumps(data))
-            sizes[cell_index] = sizes.get(cell_index, 0) + size
-            if sizes[cell_index] <= MAX_OUTPUT_CHARS:
-                return super().output(outs, msg, display_id, cell_index)
-            if sizes[cell_index] - size <= MAX_OUTPUT_CHARS:  # the first one over
-                note = "\n[the rest of this cell's output was left out by the grader]\n"
-                outs.append(nbformat.v4.new_output("stream", name="stderr", text=note))
-            return None
+            kept, note = cap.admit(msg, cell_index)
+            out = None
+            if kept is not None:
+                out = super().output(outs, kept, display_id, cell_index)
+            if note is not None:
+                outs.append(note)
+            return out
+
+        def _update_display_id(self, display_id, msg):  # noqa: ANN001
+            cap = self.__dict__.get("_nn_cap")
+            if cap is None or cap.fits_update(msg):
+                super()._update_display_id(display_id, msg)
 
     return _Client
+
+
+def _size_of(data: Any) -> int:
+    """Characters in a display message's data (a MIME bundle)."""
+    if not isinstance(data, dict):
+        return len(str(data))
+    return sum(
+        len(v) if isinstance(v, str) else len(json.dumps(v, default=str))
+        for v in data.values()
+    )
+
+
+class OutputCap:
+    """The grader's own cap on the output it keeps of one kernel run (issue 22).
+
+    The kernel caps what it prints (see ``_CAP``), but output that bypasses that cap
+    (``display()`` of a huge object, ``os.write(1, ...)``, a ``sys.stdout.write`` put
+    back) still arrives: of it the grader keeps at most ``cell_limit`` characters a
+    cell and ``total_limit`` a run, and drops the rest with the note :data:`CAPPED`,
+    so its memory stays bounded whatever a kernel prints (one huge message is read
+    in full before it can be dropped, but nothing accumulates). A cell's first error
+    is always kept (its value and traceback cut to ``cell_limit`` characters); the
+    grader's results (:data:`MIME`) have a budget of their own, ``total_limit``.
+    """
+
+    def __init__(self, cell_limit: int, total_limit: int) -> None:
+        self.cell_limit = cell_limit
+        self.total_limit = total_limit
+        self.cells: dict[int, int] = {}  # characters kept per cell
+        self.total = 0  # characters kept in all
+        self.results = 0  # characters of the grader's results kept
+        self.noted: set[int | str] = set()  # cells (or "total") already noted
+        self.errors: set[int] = set()  # cells whose first error was kept
+
+    def fits_update(self, msg: dict[str, Any]) -> bool:
+        """Whether an update of an earlier display is small enough to keep."""
+        return _size_of(msg.get("content", {}).get("data", {})) <= self.cell_limit
+
+    def admit(self, msg: dict[str, Any], cell: int) -> tuple[Any, Any]:
+        """The message to keep (cut, or None: dropped) and a note to add (or None)."""
+        kind = msg.get("msg_type")
+        content = msg.get("content", {})
+        if kind == "error" and cell not in self.errors:
+            self.errors.add(cell)
+            return self._cut_error(msg), None
+        data = content.get("data", {})
+        if isinstance(data, dict) and MIME in data:
+            size = _size_of(data)
+            if self.results + size <= self.total_limit:
+                self.results += size
+                return msg, None
+            return None, self._note("results", self.total_limit)
+        if kind == "stream":
+            size = len(str(content.get("text", "")))
+        elif kind == "error":
+            size = len(str(content.get("evalue", ""))) + sum(
+                len(str(line)) for line in content.get("traceback", [])
+            )
+        else:
+            size = _size_of(data)
+        used = self.cells.get(cell, 0)
+        room = min(self.cell_limit - used, self.total_limit - self.total)
+        if size <= room:
+            self.cells[cell] = used + size
+            self.total += size
+            return msg, None
+        # the cell's limit: noted in each cell; the submission's: once, where it ran out
+        by_cell = self.cell_limit - used <= self.total_limit - self.total
+        key, limit = (cell, self.cell_limit) if by_cell else ("total", self.total_limit)
+        kept = None
+        if kind == "stream" and room > 0:  # the part that fits
+            kept = {**msg, "content": {**content, "text": str(content["text"])[:room]}}
+            self.cells[cell] = used + room
+            self.total += room
+        return kept, self._note(key, limit)
+
+    def _note(self, key: int | str, limit: int) -> Any:
+        import nbformat
+
+        if key in self.noted:
+            return None
+        self.noted.add(key)
+        text = "\n" + CAPPED.format(limit) + "\n"
+        return nbformat.v4.new_output("stream", name="stderr", text=text)
+
+    def _cut_error(self, msg: dict[str, Any]) -> dict[str, Any]:
+        content = msg.get("content", {})
+        room = self.cell_limit
+        evalue = str(content.get("evalue", ""))[:room]
+        room -= len(evalue)
+        trace = []
+        for line in content.get("traceback", []):
+            if room <= 0:
+                break
+            trace.append(str(line)[:room])
+            room -= len(trace[-1])
+        return {**msg, "content": {**content, "evalue": evalue, "traceback": trace}}
 
 
 async def _probe(client: Any, timeout: float) -> bool:
@@ -1189,6 +1289,7 @@ async def _run_once(
         iopub_timeout=10,
         resources={"metadata": {"path": str(workdir)}},
     )
+    client._nn_cap = OutputCap(limits.cell_output, limits.total_output)
     if sandbox is not None:  # --- issue 21: the kernel runs under bwrap
         client.km = sandbox.kernel_manager(workdir)
     try:
@@ -1694,6 +1795,124 @@ def _ungraded(sub: Submission, shown: str, reason: str, start: float) -> Grade:
 
 
 # ------------------------------------------------------------------ output
+# what a student can do about each reason a submission was not graded (issue 22)
+_ADVICE = (
+    (
+        "holds no notebook",
+        "Put the lab's file (the `.md` you worked in, or an `.ipynb`) in your folder "
+        "and hand it in again.",
+    ),
+    (
+        "is not a notebook",
+        "Hand in the lab as the `.md` file you worked in (or as an `.ipynb` from "
+        "Jupyter): one file per student, or a folder holding it.",
+    ),
+    (
+        "cannot be read as a notebook",
+        "The file is damaged, or its notebook format was broken by an edit: open it "
+        "in Jupyter to see that it opens, save it, and hand that in again. In a `.md`, "
+        "keep the lines that came with the lab around each code cell "
+        "(```` ```{code-cell} ```` and ```` ``` ````).",
+    ),
+    (
+        "too large",
+        "Clear the outputs (Kernel, Restart Kernel and Clear Outputs), save, and hand "
+        "in the lab's file alone.",
+    ),
+    (
+        "no code cells",
+        "This is not the lab: hand in the lab file you worked in (it has code cells).",
+    ),
+    (
+        "this is a submission of",
+        "This is another lab's file: hand in the file of this lab (its name starts "
+        "with the lab's number).",
+    ),
+    (
+        "does not look like",
+        "No cell defines this lab's exercises: hand in this lab's file, with your code "
+        "in its exercise cells (the ones with `# YOUR CODE HERE`), the functions "
+        "keeping their names.",
+    ),
+    (
+        "kernel did not start",
+        "Nothing was found wrong with your file: the grader could not start Python "
+        "for it. Your instructor grades it again; ask them if this note stays.",
+    ),
+    (
+        "the grader's setup",
+        "The grader's own cells could not run (its limits, not your code): your "
+        "instructor grades it again; ask them if this note stays.",
+    ),
+    (
+        "grader error",
+        "This is a fault of the grader, not of your file: your instructor grades it "
+        "again; ask them if this note stays.",
+    ),
+)
+NOT_GRADED = "not graded: "
+
+
+def ungraded_reason(grade: Grade) -> str | None:
+    """Why ``grade``'s submission was not graded (None: it was graded)."""
+    if grade.statuses:
+        return None
+    for note in grade.notes:
+        if note.startswith(NOT_GRADED):
+            return note[len(NOT_GRADED) :]
+    return "no notebook"
+
+
+def ungraded_advice(reason: str) -> str:
+    """What a student can do about ``reason`` (see :data:`_ADVICE`)."""
+    for words, advice in _ADVICE:
+        if words in reason:
+            return advice
+    return "Fix what the reason says and hand it in again, or ask your instructor."
+
+
+def _ungraded_markdown(reason: str) -> list[str]:
+    """The feedback's section saying why a submission was not graded."""
+    return [
+        "## Not graded",
+        "",
+        f"**Why**: {reason}",
+        "",
+        f"**What to do**: {ungraded_advice(reason)}",
+        "",
+    ]
+
+
+def _is_graders_notebook(path: Path) -> bool:
+    """Whether ``path`` is an executed notebook the grader wrote (its cells are
+    marked ``nn_grade``)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            nb = json.load(f)
+        cells = nb.get("cells", []) if isinstance(nb, dict) else []
+        return bool(cells) and all(
+            "nn_grade" in c.get("metadata", {})
+            for c in cells
+            if c.get("cell_type") == "code"
+        )
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def write_ungraded_feedback(grade: Grade, settings: Settings) -> None:
+    """The feedback file of a submission that was not graded: why, and what to do.
+
+    An executed notebook the grader wrote for this student in an earlier run is
+    removed (it would stand beside this feedback, stale).
+    """
+    if ungraded_reason(grade) is None:
+        return
+    _write_outputs(grade, settings, None)
+    old = settings.out_dir / f"{grade.file_name}.ipynb"
+    if old.is_file() and _is_graders_notebook(old):
+        old.unlink()
+
+
 def feedback_markdown(grade: Grade, lab: LabSpec) -> str:
     """The feedback file: the table, each check's message, and what else went wrong."""
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -1709,8 +1928,12 @@ def feedback_markdown(grade: Grade, lab: LabSpec) -> str:
     ]
     for k, ex in enumerate(lab.exercises, 1):
         lines.append(f"| {k} | `{ex}` | {statuses[ex]} |")
-    lines += ["", "## What each check said", ""]
-    for k, ex in enumerate(lab.exercises, 1):
+    reason = ungraded_reason(grade)
+    if reason is not None:  # no check ran: why, and what to do, instead
+        lines += ["", *_ungraded_markdown(reason)]
+    else:
+        lines += ["", "## What each check said", ""]
+    for k, ex in enumerate(lab.exercises if reason is None else [], 1):
         text = grade.texts.get(ex, "")
         if statuses[ex].startswith("error:"):
             said = f"\n\nThe check, run on what your cell defined anyway:\n{text}"
@@ -2006,10 +2229,62 @@ class Report:
     reused: int = 0  # rows taken from an earlier run (--resume)
     max_rss_growth: int = 0  # bytes the grader's peak memory grew by in the run
     sandbox_note: str = ""  # one line when the kernels ran without a sandbox
+    stale: list[str] = field(default_factory=list)  # feedback files removed
 
     @property
     def per_submission(self) -> float:
         return self.seconds / max(1, len(self.grades))
+
+
+_FILE_NAME = re.compile(r"[A-Za-z0-9_~-]+")  # what file_name and unique_file_names give
+
+
+def _graders_feedback(path: Path, lab: LabSpec) -> bool:
+    """Whether ``path`` is a feedback file the grader wrote for ``lab``: named by
+    :func:`file_name`, and a feedback page of this lab (its title line) or an
+    executed notebook of it (the grader's cells, with the lab's import cell)."""
+    if not (path.is_file() and _FILE_NAME.fullmatch(path.stem)):
+        return False
+    if path.suffix == ".md":
+        try:
+            with open(path, encoding="utf-8") as f:
+                first = f.readline()
+        except (OSError, UnicodeDecodeError):
+            return False
+        return first.startswith(f"# {lab.title}: feedback for ")
+    if path.suffix == ".ipynb" and _is_graders_notebook(path):
+        imports = lab.nb.cells[lab.import_cell].source
+        with contextlib.suppress(OSError, ValueError):
+            nb = json.loads(path.read_text(encoding="utf-8"))
+            return any(
+                "".join(c.get("source", "")) == imports for c in nb.get("cells", [])
+            )
+    return False
+
+
+def remove_stale_feedback(
+    feedback_dir: Path, lab: LabSpec, subs: Sequence[Submission]
+) -> list[str]:
+    """Remove the feedback of students no longer in the submissions folder.
+
+    Only files the grader wrote for this lab go (see :func:`_graders_feedback`):
+    anything else in the folder (a person's notes, another lab's feedback, a file
+    named otherwise) stays. Call it with every submission, not one shard's.
+
+    Returns:
+        The names of the files removed, sorted.
+    """
+    if not feedback_dir.is_dir():
+        return []
+    current = {sub.file_name for sub in subs}
+    removed = []
+    for path in sorted(feedback_dir.iterdir()):
+        if path.stem in current or path.suffix not in (".md", ".ipynb"):
+            continue
+        if _graders_feedback(path, lab):
+            path.unlink()
+            removed.append(path.name)
+    return removed
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -2070,6 +2345,8 @@ def grade(
             f"folder {folder}: submissions are never written to."
         )
     subs = find_submissions(folder, spec)
+    # issue 22: no feedback of a student who left stays beside the new feedback
+    stale = remove_stale_feedback(feedback_dir, spec, subs)
     if shard is not None:
         subs = select_shard(subs, shard)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(subs)))
@@ -2113,6 +2390,7 @@ def grade(
         reused,
         max(0, _max_rss() - rss),
         sandbox_note,
+        stale,
     )
 
 
@@ -2155,6 +2433,7 @@ def _grade_all(
                     _ungraded(sub, str(sub.path or ""), f"grader error: {exc!r}", start)
                 )
             grades[-1].fingerprint = prints[sub.student]
+            write_ungraded_feedback(grades[-1], settings)  # issue 22: why, what to do
             rows.add(grades[-1])
             bar.update(1)
         bar.close()
@@ -2222,6 +2501,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if report.sandbox_note:
         print(report.sandbox_note, file=sys.stderr)
+    if report.stale:
+        print(
+            f"removed {len(report.stale)} feedback file(s) of students no longer in "
+            f"{args.submissions}: {', '.join(report.stale)}",
+            file=sys.stderr,
+        )
     n = len(report.grades)
     print(
         f"graded {n} submission{'s' * (n != 1)} in {report.seconds:.1f} s "
