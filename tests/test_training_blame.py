@@ -144,9 +144,6 @@ PASSES: dict[tuple[str, str, str], str] = {
     ("lab2", "softmax_cross_entropy", "floor 1e-7"): _EDGE,
     ("lab2", "softmax_cross_entropy", "log p, EPS floor"): _EDGE,
     ("lab2", "softmax_cross_entropy", "log of p = 0"): _EDGE,
-    ("lab2", "softmax_cross_entropy", "subtracts 1 from self.probs in place"): (
-        _ONE_CALL
-    ),
     (
         "lab2",
         "softmax_cross_entropy",
