@@ -1,0 +1,480 @@
+"""The split path (issue 21): the checks decide in the grader, not in the kernel.
+
+The kernel runs the lab as before, but with a stand-in of the check module
+(:mod:`utils.grading.kernel_side`): ``check.relu(relu)`` there only notes the request.
+After each check cell the grader asks the kernel for those requests and runs the real
+check (a fresh copy of ``utils.check.labN``, its own ``LAB``) in its own process,
+with a :class:`Remote` in place of the student's function. Each call of it sends the
+inputs to the kernel as data (:mod:`utils.grading.wire`, no pickle), runs the
+student's function there, and brings back the result and the arguments as the call
+left them (so mutated inputs and in-place updates are seen). The references, the
+comparison, the hints and the result never enter the kernel; the grader writes the
+result into the executed notebook itself, and the kernel's own grader-typed outputs
+are dropped. The kernel has no check code and no reference: the pieces a lab hands
+out (``init_params``) are rebuilt there from their source, alone in a module.
+
+Labs in :data:`SPLIT_LABS` take this path; the others still decide in the kernel.
+``NN_GRADE_SPLIT=0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import base64
+import importlib.util
+import inspect
+import os
+import secrets
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from utils.grading import wire
+
+SPLIT_LABS = ("utils.check.lab1",)
+ENV_SWITCH = "NN_GRADE_SPLIT"
+REMOTE = "__nn_remote__"  # the kernel's end, a global of the kernel
+_HERE = Path(__file__).resolve().parent
+
+
+def enabled(module: str) -> bool:
+    """Whether the lab whose check module is ``module`` is graded on the split path."""
+    off = os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "no", "off")
+    return module in SPLIT_LABS and not off
+
+
+class KernelGone(BaseException):  # noqa: N818 - not an Exception: no check catches it
+    """The kernel died or stopped answering during a check."""
+
+
+class RemoteTimeout(BaseException):  # noqa: N818
+    """Raised as the check core's CheckTimeout (imported lazily)."""
+
+
+# ------------------------------------------------------------------ given pieces
+def given_pieces(import_source: str) -> dict[str, str]:
+    """Source that rebuilds, in the kernel, the pieces the lab imports from the
+    reference (``from utils.reference.stage1 import GRAD_CHECK_BOUND, init_params``),
+    each alone in a namespace with NumPy: ``{module: source}``.
+    """
+    tree = ast.parse(import_source)
+    found: dict[str, list[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "utils.reference"
+        ):
+            found.setdefault(node.module, []).extend(a.name for a in node.names)
+    sources = {}
+    for module, names in found.items():
+        real = importlib.import_module(module)
+        lines = ["from __future__ import annotations", "import numpy as np", ""]
+        for name in names:
+            value = getattr(real, name)
+            if isinstance(value, (int, float, str, bool)):
+                lines.append(f"{name} = {value!r}")
+            elif inspect.isfunction(value):
+                lines.append(inspect.getsource(value))
+            else:
+                raise ValueError(f"cannot hand {module}.{name} to the kernel alone")
+        sources[module] = "\n".join(lines)
+    return sources
+
+
+def kernel_setup(check_module: str, import_source: str, prefix: str) -> str:
+    """The first cell of a split-path notebook: the kernel's end of the wire."""
+    code = (
+        (_HERE / "wire.py").read_text()
+        + "\n\n"
+        + (_HERE / "kernel_side.py").read_text()
+    )
+    given = given_pieces(import_source)
+    return (
+        "def _nn_setup(code, prefix, module, given):  # added by the batch grader\n"
+        "    space = {'__name__': '__nn_wire__'}\n"
+        "    exec(compile(code, '<grader wire>', 'exec'), space)\n"
+        "    pieces = {}\n"
+        "    for name, source in given.items():\n"
+        "        alone = {'__name__': name}\n"
+        "        exec(compile(source, '<given ' + name + '>', 'exec'), alone)\n"
+        "        pieces[name] = {k: v for k, v in alone.items()\n"
+        "                        if not k.startswith('_') and k not in ('np', 'annotations')}\n"
+        "    return space['KernelRemote'](prefix, module, pieces)\n\n\n"
+        f"{REMOTE} = _nn_setup({code!r}, {prefix!r}, {check_module!r}, {given!r})\n"
+        "del _nn_setup\n"
+    )
+
+
+CHECK_PREFIX = f"check = {REMOTE}.shim\n"
+
+
+# ------------------------------------------------------------------ proxies
+class _Code:
+    def __init__(self, names: list[str]):
+        self.co_names = tuple(str(n) for n in names)
+
+
+class _Globals(dict):
+    """A function's globals as the check sees them: each name asked of the kernel."""
+
+    def __init__(self, run: SplitRun, hid: int):
+        super().__init__()
+        self._run, self._hid = run, hid
+
+    def get(self, name, default=None):  # noqa: ANN001
+        value = self._run.call({"op": "global", "h": self._hid, "name": str(name)})
+        return default if value is None else value
+
+    def __getitem__(self, name):  # noqa: ANN001
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name) -> bool:  # noqa: ANN001
+        return self.get(name) is not None
+
+
+class Remote:
+    """The grader's stand-in for an object of the kernel (the student's function).
+
+    Calling it runs the student's object in the kernel on a copy of the arguments sent
+    as data; attributes are read and set there. ``__globals__`` and ``__code__``
+    answer what the checks ask of a function (the notebook's names it uses).
+    """
+
+    def __init__(self, run: SplitRun, hid: int, info: dict):
+        d = self.__dict__
+        d["_nn"] = (run, hid, info)
+        marks = info.get("reference")
+        if marks:
+            d["__nn_reference_for__"] = frozenset(str(m) for m in marks)
+
+    def __call__(self, *args, **kwargs):
+        run, hid, _ = self.__dict__["_nn"]
+        return run.call({"op": "call", "h": hid}, args, kwargs)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name == "_nn":
+            raise AttributeError(name)
+        run, hid, _ = self.__dict__["_nn"]
+        return run.call({"op": "getattr", "h": hid, "name": name})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        run, hid, _ = self.__dict__["_nn"]
+        run.call({"op": "setattr", "h": hid, "name": name, "value": value})
+
+    @property
+    def __globals__(self) -> dict:
+        run, hid, _ = self.__dict__["_nn"]
+        return _Globals(run, hid)
+
+    @property
+    def __code__(self) -> _Code:
+        info = self.__dict__["_nn"][2]
+        if "co_names" not in info:
+            raise AttributeError("__code__")
+        return _Code(info["co_names"])
+
+    @property
+    def __name__(self) -> str:
+        return str(self.__dict__["_nn"][2].get("name", "object"))
+
+    def __repr__(self) -> str:
+        return f"<{self.__name__} (in the kernel)>"
+
+
+_PROXY_TYPES: dict[str, type] = {}
+
+
+def _proxy_type(name: str) -> type:
+    """A Remote subclass named like the kernel object's type (for messages)."""
+    name = name if name.isidentifier() else "object"
+    if name not in _PROXY_TYPES:
+        _PROXY_TYPES[name] = type(name, (Remote,), {"__module__": "builtins"})
+    return _PROXY_TYPES[name]
+
+
+# ------------------------------------------------------------------ fresh checks
+_LOCK = threading.Lock()
+
+
+def fresh_check_module(module: str) -> types.ModuleType:
+    """A new copy of ``utils.check.labN``, with a ``LAB`` of its own."""
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin is not None
+    name = f"{module}__grade_{secrets.token_hex(4)}"
+    copy_spec = importlib.util.spec_from_file_location(name, spec.origin)
+    assert copy_spec is not None and copy_spec.loader is not None
+    mod = importlib.util.module_from_spec(copy_spec)
+    with _LOCK:
+        sys.modules[name] = mod
+        try:
+            copy_spec.loader.exec_module(mod)
+        finally:
+            sys.modules.pop(name, None)
+    return mod
+
+
+# ------------------------------------------------------------------ the run
+class SplitRun:
+    """One kernel's checks, decided here.
+
+    Args:
+        module: the lab's check module, ``utils.check.lab1``.
+        prefix: what starts the kernel's protocol prompts.
+        nonce: marks the results the grader writes into the notebook.
+        mime: the MIME type of those results.
+    """
+
+    def __init__(self, module: str, prefix: str, nonce: str, mime: str) -> None:
+        self.module_name = module
+        self.checks = fresh_check_module(module)
+        self.prefix, self.nonce, self.mime = prefix, nonce, mime
+        self.peer = wire.Peer("g", self._proxy, self._describe)
+        self.client: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.depth = 0
+        self.deadline = 0.0
+        self.used_reference = False
+        self.dead = False
+        from utils.check.core import TIMEOUT_S
+
+        self.check_seconds = 2 * TIMEOUT_S + 5
+
+    def _proxy(self, hid: int, info: dict) -> Remote:
+        return _proxy_type(str(info.get("type", "object")))(self, hid, info)
+
+    @staticmethod
+    def _describe(obj: Any) -> dict:
+        return {"name": str(getattr(obj, "__name__", type(obj).__name__))}
+
+    # -------------------------------------------------------------- channel
+    def _await(self, coro: Any) -> Any:
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    async def _next(self, msg_id: str, seconds: float) -> tuple[str, Any]:
+        """The next stdin request, or ``("reply", msg)`` when the execution ended."""
+        import zmq
+        import zmq.asyncio
+
+        kc = self.client.kc
+        poller = zmq.asyncio.Poller()
+        poller.register(kc.stdin_channel.socket, zmq.POLLIN)
+        poller.register(kc.shell_channel.socket, zmq.POLLIN)
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return "timeout", None
+            ready = dict(await poller.poll(int(min(left, 1.0) * 1000) + 1))
+            if kc.stdin_channel.socket in ready:
+                msg = await kc.stdin_channel.get_msg(timeout=1)
+                return "input", msg
+            if kc.shell_channel.socket in ready:
+                msg = await kc.shell_channel.get_msg(timeout=1)
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    return "reply", msg
+                continue
+            if not ready and not await self.client.km.is_alive():
+                return "dead", None
+
+    async def _execute(self, code: str) -> str:
+        return self.client.kc.execute(
+            code, silent=True, store_history=False, allow_stdin=True
+        )
+
+    async def _input(self, text: str) -> None:
+        self.client.kc.input(text)
+
+    async def _interrupt(self) -> None:
+        await self.client.km.interrupt_kernel()
+
+    def call(self, request: dict, args: Any = None, kwargs: Any = None) -> Any:
+        """Ask the kernel about one of its objects; answer its questions meanwhile."""
+        from utils.check.core import CheckTimeout
+
+        if self.dead:
+            raise KernelGone("the kernel is gone")
+        memo = wire.Memo()
+        if args is not None:
+            request = dict(
+                request, args=self.peer.encode([list(args), dict(kwargs)], memo)
+            )
+        top = self.depth == 0
+        if top:
+            payload = base64.b64encode(wire.dumps(request).encode()).decode()
+            self.msg_id = self._await(self._execute(f"{REMOTE}.serve({payload!r})"))
+        else:
+            self._await(self._input(wire.dumps({"kind": "req", **request})))
+        self.depth += 1
+        try:
+            while True:
+                left = max(0.1, self.deadline - time.monotonic())
+                kind, msg = self._await(self._next(self.msg_id, left))
+                if kind == "timeout":
+                    raise CheckTimeout(self.check_seconds)
+                if kind in ("dead", "reply"):
+                    self.dead = kind == "dead"
+                    raise KernelGone("the kernel stopped answering the grader")
+                prompt = str(msg["content"].get("prompt", ""))
+                if not prompt.startswith(self.prefix):
+                    self._await(self._input(""))  # the student's own input()
+                    continue
+                message = wire.loads(prompt[len(self.prefix) :])
+                if message.get("kind") == "resp":
+                    break
+                if "sync" in message:  # the kernel's copies of our arguments, now
+                    self.peer.decode(message["sync"], None, memo.objs)
+                answer = self._serve(message)
+                self._await(self._input(wire.dumps({"kind": "resp", **answer})))
+            if top:
+                self._await(self._input(""))
+                self._finish_top(5.0)
+        except BaseException:
+            if top:
+                self._recover()
+            raise
+        finally:
+            self.depth -= 1
+        if not message.get("ok"):
+            raise wire.rebuild_error(message.get("error", {}))
+        if "after" in message:
+            self.peer.decode(message["after"], None, memo.objs)
+        return self.peer.decode(message.get("value"), None, memo.objs)
+
+    def _finish_top(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            kind, _ = self._await(self._next(self.msg_id, end - time.monotonic()))
+            if kind == "input":
+                self._await(self._input(""))
+                continue
+            if kind == "dead":
+                self.dead = True
+            return
+
+    def _recover(self) -> None:
+        """After a timeout: interrupt the kernel and wait for it to be idle again."""
+        if self.dead:
+            return
+        try:
+            self._await(self._interrupt())
+        except Exception:  # noqa: BLE001 - a kernel already gone
+            self.dead = True
+            return
+        self._finish_top(10.0)
+
+    def _serve(self, message: dict) -> dict:
+        """A question of the kernel about one of the grader's objects."""
+        if message.get("op") == "reference":
+            name = str(message.get("name", ""))
+            impl = self.checks.LAB.references.get(name)
+            if impl is None:
+                error = ValueError(f"no reference implementation for {name!r}")
+                return {"ok": False, "error": wire.error_data(error)}
+            self.used_reference = True
+            hid = self.peer.handle(impl)
+            return self.peer.serve({**message, "op": "call", "h": hid})
+        if message.get("op") not in ("call", "getattr"):
+            error = ValueError("the kernel may only call the grader's objects")
+            return {"ok": False, "error": wire.error_data(error)}
+        return self.peer.serve(message)
+
+    # -------------------------------------------------------------- checks
+    async def after_check_cell(self, client: Any, cell: Any) -> None:
+        """Run, here, the checks that the cell just run asked for."""
+        self.client, self.loop = client, asyncio.get_running_loop()
+        if self.dead:
+            return
+        try:
+            self.deadline = time.monotonic() + 30
+            pending = await asyncio.to_thread(self.call, {"op": "pending", "h": 0})
+        except BaseException:  # noqa: BLE001 - no requests: nothing to check
+            return
+        if not isinstance(pending, list):
+            return
+        for item in pending:
+            if not (isinstance(item, list) and len(item) == 3):
+                continue
+            name, args, kwargs = item
+            if not isinstance(args, list) or not isinstance(kwargs, dict):
+                continue
+            result = await asyncio.to_thread(self._check, str(name), args, kwargs)
+            if result is None:
+                continue
+            self._write(cell, result)
+            statuses = {result.name: result.status}
+            try:
+                self.deadline = time.monotonic() + 30
+                await asyncio.to_thread(
+                    self.call, {"op": "status", "h": 0, "statuses": statuses}
+                )
+            except BaseException:  # noqa: BLE001 - the kernel is gone: said below
+                pass
+
+    def _check(self, name: str, args: list, kwargs: dict) -> Any:
+        from utils.check.core import FAILED, CheckFailed, CheckResult, used_reference
+
+        lab = self.checks.LAB
+        if name not in lab.exercises:
+            return None
+        # only the kernel's own objects are checked, never one of the grader's
+        args = [a if isinstance(a, Remote) or not callable(a) else None for a in args]
+        self.used_reference = False
+        self.deadline = time.monotonic() + self.check_seconds
+        try:
+            result = getattr(self.checks, name)(*args, **kwargs)
+        except CheckFailed:  # strict mode in the grader's environment
+            result = lab.results[name]
+        except KernelGone:
+            result = CheckResult(
+                name,
+                FAILED,
+                0,
+                0,
+                "The kernel stopped while your code ran for this check (it died or "
+                "did not answer).",
+            )
+        if self.used_reference:
+            result = used_reference(name)
+        lab.record(result)
+        return result
+
+    def _write(self, cell: Any, result: Any) -> None:
+        import nbformat
+
+        data = dict(result.as_dict())
+        data["text"] = result.text()
+        data.update(kind="result", nonce=self.nonce)
+        cell.outputs.append(
+            nbformat.v4.new_output(
+                "display_data",
+                data={self.mime: data, "text/plain": result.text()},
+            )
+        )
+
+    def final(self, cell: Any) -> None:
+        """The grader's summary, written into the last cell."""
+        import nbformat
+
+        lab = self.checks.LAB
+        data = dict(lab.results_as_dict())
+        data["summary"] = [[ex, lab.status(ex)] for ex in lab.exercises]
+        data.update(kind="final", nonce=self.nonce)
+        cell.outputs.append(
+            nbformat.v4.new_output("display_data", data={self.mime: data})
+        )
+
+
+def new_prefix() -> str:
+    return f"\x00nn-wire-{secrets.token_hex(4)}:"
+
+
+__all__ = ["SplitRun", "enabled", "kernel_setup", "CHECK_PREFIX", "np"]
