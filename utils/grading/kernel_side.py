@@ -112,10 +112,13 @@ class _CheckShim(_types.ModuleType):
 class KernelRemote:
     """The kernel's end of the split path."""
 
-    def __init__(self, prefix, check_module, given):
+    def __init__(self, prefix, check_module, given, install=True, ask=None):
         self.prefix = prefix
+        self._ask = ask  # how to prompt the grader; None: input(), as set per request
         self.peer = Peer("k", self._proxy, self._describe)  # noqa: F821
         self.shim = _CheckShim(self, check_module)
+        if not install:
+            return
         _sys.modules[check_module] = self.shim
         package, _, leaf = check_module.rpartition(".")
         self._install(package, leaf, self.shim)
@@ -186,7 +189,8 @@ class KernelRemote:
 
     # ------------------------------------------------------------ the channel
     def _send(self, data):
-        reply = _builtins.input(self.prefix + dumps(data))  # noqa: F821
+        prompt = self._ask or _builtins.input
+        reply = prompt(self.prefix + dumps(data))  # noqa: F821
         return loads(reply) if reply else {}  # noqa: F821
 
     def _answer(self, request):

@@ -221,43 +221,30 @@ def fresh_check_module(module: str) -> types.ModuleType:
     return mod
 
 
-# ------------------------------------------------------------------ the run
-class SplitRun:
-    """One kernel's checks, decided here.
+# ------------------------------------------------------------------ transports
+class JupyterTransport:
+    """The kernel's channels: execute requests out, ``input()`` prompts back."""
 
-    Args:
-        module: the lab's check module, ``utils.check.lab1``.
-        prefix: what starts the kernel's protocol prompts.
-        nonce: marks the results the grader writes into the notebook.
-        mime: the MIME type of those results.
-    """
+    def __init__(self, client: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.client, self.loop = client, loop
 
-    def __init__(self, module: str, prefix: str, nonce: str, mime: str) -> None:
-        self.module_name = module
-        self.checks = fresh_check_module(module)
-        self.prefix, self.nonce, self.mime = prefix, nonce, mime
-        self.peer = wire.Peer("g", self._proxy, self._describe)
-        self.client: Any = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.depth = 0
-        self.deadline = 0.0
-        self.used_reference = False
-        self.dead = False
-        from utils.check.core import TIMEOUT_S
-
-        self.check_seconds = 2 * TIMEOUT_S + 5
-
-    def _proxy(self, hid: int, info: dict) -> Remote:
-        return _proxy_type(str(info.get("type", "object")))(self, hid, info)
-
-    @staticmethod
-    def _describe(obj: Any) -> dict:
-        return {"name": str(getattr(obj, "__name__", type(obj).__name__))}
-
-    # -------------------------------------------------------------- channel
     def _await(self, coro: Any) -> Any:
-        assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def execute(self, payload: str) -> str:
+        code = f"{REMOTE}.serve({payload!r})"
+        return self.client.kc.execute(
+            code, silent=True, store_history=False, allow_stdin=True
+        )
+
+    def input(self, text: str) -> None:
+        self.client.kc.input(text)
+
+    def interrupt(self) -> None:
+        self._await(self.client.km.interrupt_kernel())
+
+    def next(self, msg_id: str, seconds: float) -> tuple[str, Any]:
+        return self._await(self._next(msg_id, seconds))
 
     async def _next(self, msg_id: str, seconds: float) -> tuple[str, Any]:
         """The next stdin request, or ``("reply", msg)`` when the execution ended."""
@@ -285,16 +272,109 @@ class SplitRun:
             if not ready and not await self.client.km.is_alive():
                 return "dead", None
 
-    async def _execute(self, code: str) -> str:
-        return self.client.kc.execute(
-            code, silent=True, store_history=False, allow_stdin=True
+
+def kernel_namespace() -> dict:
+    """The kernel's end of the wire, run in this process (for :class:`Loopback`)."""
+    code = (
+        (_HERE / "wire.py").read_text()
+        + "\n\n"
+        + (_HERE / "kernel_side.py").read_text()
+    )
+    space: dict = {"__name__": "__nn_wire__"}
+    exec(compile(code, "<grader wire>", "exec"), space)  # noqa: S102 - our own source
+    return space
+
+
+class Loopback:
+    """The kernel's end in a thread of this process, with the very same messages
+    (tests: every catalogued implementation through the wire, without a kernel)."""
+
+    def __init__(self, prefix: str, check_module: str) -> None:
+        import queue
+
+        space = kernel_namespace()
+        self._queue = queue
+        self.to_grader: Any = queue.Queue()
+        self.to_kernel: Any = queue.Queue()
+        self.remote = space["KernelRemote"](
+            prefix, check_module, {}, install=False, ask=self._prompt
         )
 
-    async def _input(self, text: str) -> None:
-        self.client.kc.input(text)
+    def _prompt(self, prompt: str) -> str:
+        self.to_grader.put(("input", {"content": {"prompt": prompt}}))
+        return self.to_kernel.get()
 
-    async def _interrupt(self) -> None:
-        await self.client.km.interrupt_kernel()
+    def kernel_object(self, obj: Any) -> Any:
+        """The wire data that names ``obj``, an object of the 'kernel'."""
+        return self.remote.peer.encode(obj)
+
+    def execute(self, payload: str) -> str:
+        def run() -> None:
+            try:
+                self.remote.serve(payload)
+            finally:
+                self.to_grader.put(("reply", None))
+
+        threading.Thread(target=run, daemon=True).start()
+        return "loopback"
+
+    def input(self, text: str) -> None:
+        self.to_kernel.put(text)
+
+    def interrupt(self) -> None:  # a thread cannot be interrupted: tests avoid it
+        pass
+
+    def next(self, msg_id: str, seconds: float) -> tuple[str, Any]:
+        try:
+            return self.to_grader.get(timeout=seconds)
+        except self._queue.Empty:
+            return "timeout", None
+
+
+# ------------------------------------------------------------------ the run
+class SplitRun:
+    """One kernel's checks, decided here.
+
+    Args:
+        module: the lab's check module, ``utils.check.lab1``.
+        prefix: what starts the kernel's protocol prompts.
+        nonce: marks the results the grader writes into the notebook.
+        mime: the MIME type of those results.
+    """
+
+    def __init__(self, module: str, prefix: str, nonce: str, mime: str) -> None:
+        self.module_name = module
+        self.checks = fresh_check_module(module)
+        self.prefix, self.nonce, self.mime = prefix, nonce, mime
+        self.peer = wire.Peer("g", self._proxy, self._describe)
+        self.transport: Any = None
+        self.depth = 0
+        self.deadline = 0.0
+        self.used_reference = False
+        self.dead = False
+        from utils.check.core import TIMEOUT_S
+
+        self.check_seconds = 2 * TIMEOUT_S + 5
+
+    def _proxy(self, hid: int, info: dict) -> Remote:
+        return _proxy_type(str(info.get("type", "object")))(self, hid, info)
+
+    @staticmethod
+    def _describe(obj: Any) -> dict:
+        return {"name": str(getattr(obj, "__name__", type(obj).__name__))}
+
+    # -------------------------------------------------------------- channel
+    def _execute(self, payload: str) -> str:
+        return self.transport.execute(payload)
+
+    def _input(self, text: str) -> None:
+        self.transport.input(text)
+
+    def _next(self, msg_id: str, seconds: float) -> tuple[str, Any]:
+        return self.transport.next(msg_id, seconds)
+
+    def _interrupt(self) -> None:
+        self.transport.interrupt()
 
     def call(self, request: dict, args: Any = None, kwargs: Any = None) -> Any:
         """Ask the kernel about one of its objects; answer its questions meanwhile."""
@@ -310,14 +390,14 @@ class SplitRun:
         top = self.depth == 0
         if top:
             payload = base64.b64encode(wire.dumps(request).encode()).decode()
-            self.msg_id = self._await(self._execute(f"{REMOTE}.serve({payload!r})"))
+            self.msg_id = self._execute(payload)
         else:
-            self._await(self._input(wire.dumps({"kind": "req", **request})))
+            self._input(wire.dumps({"kind": "req", **request}))
         self.depth += 1
         try:
             while True:
                 left = max(0.1, self.deadline - time.monotonic())
-                kind, msg = self._await(self._next(self.msg_id, left))
+                kind, msg = self._next(self.msg_id, left)
                 if kind == "timeout":
                     raise CheckTimeout(self.check_seconds)
                 if kind in ("dead", "reply"):
@@ -325,7 +405,7 @@ class SplitRun:
                     raise KernelGone("the kernel stopped answering the grader")
                 prompt = str(msg["content"].get("prompt", ""))
                 if not prompt.startswith(self.prefix):
-                    self._await(self._input(""))  # the student's own input()
+                    (self._input(""))  # the student's own input()
                     continue
                 message = wire.loads(prompt[len(self.prefix) :])
                 if message.get("kind") == "resp":
@@ -333,9 +413,9 @@ class SplitRun:
                 if "sync" in message:  # the kernel's copies of our arguments, now
                     self.peer.decode(message["sync"], None, memo.objs)
                 answer = self._serve(message)
-                self._await(self._input(wire.dumps({"kind": "resp", **answer})))
+                (self._input(wire.dumps({"kind": "resp", **answer})))
             if top:
-                self._await(self._input(""))
+                (self._input(""))
                 self._finish_top(5.0)
         except BaseException:
             if top:
@@ -352,9 +432,9 @@ class SplitRun:
     def _finish_top(self, seconds: float) -> None:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            kind, _ = self._await(self._next(self.msg_id, end - time.monotonic()))
+            kind, _ = self._next(self.msg_id, end - time.monotonic())
             if kind == "input":
-                self._await(self._input(""))
+                (self._input(""))
                 continue
             if kind == "dead":
                 self.dead = True
@@ -365,7 +445,7 @@ class SplitRun:
         if self.dead:
             return
         try:
-            self._await(self._interrupt())
+            self._interrupt()
         except Exception:  # noqa: BLE001 - a kernel already gone
             self.dead = True
             return
@@ -390,7 +470,7 @@ class SplitRun:
     # -------------------------------------------------------------- checks
     async def after_check_cell(self, client: Any, cell: Any) -> None:
         """Run, here, the checks that the cell just run asked for."""
-        self.client, self.loop = client, asyncio.get_running_loop()
+        self.transport = JupyterTransport(client, asyncio.get_running_loop())
         if self.dead:
             return
         try:

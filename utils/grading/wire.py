@@ -340,17 +340,75 @@ def _nan_ok(a) -> bool:
     return a.dtype.kind in "fc"
 
 
+_NOT_STUDENT = ("<grader", "<given", "<frozen")
+
+
+def _frames(exc):
+    """The traceback's frames in code that is neither this wire nor a library:
+    ``[filename, line number, function, source line]``, outermost first."""
+    import linecache
+
+    found = []
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        filename = frame.f_code.co_filename
+        if filename.startswith(_NOT_STUDENT) or "/lib/python3" in filename:
+            continue
+        if "site-packages" in filename or filename.startswith(_OWN_DIR):
+            continue
+        line = linecache.getline(filename, lineno).strip()
+        found.append([filename, lineno, frame.f_code.co_name, line])
+    return found[-20:]
+
+
+try:
+    _OWN_DIR = __file__.rsplit("/", 2)[0] + "/"  # utils/ on the grader's side
+except NameError:  # the kernel: the source has no file
+    _OWN_DIR = "<grader"
+
+
 def error_data(exc):
-    """An exception as data: its type's name, its text, the formatted traceback."""
+    """An exception as data: its type's name, its text, its frames in student code."""
     try:
         text = str(exc)
     except Exception:  # noqa: BLE001 - a student's exception class may be broken
         text = ""
     try:
-        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    except Exception:  # noqa: BLE001
-        trace = ""
-    return {"type": type(exc).__name__, "message": text[:2000], "trace": trace[-4000:]}
+        frames = _frames(exc)
+    except Exception:  # noqa: BLE001 - a traceback that cannot be read
+        frames = []
+    data = {"type": type(exc).__name__, "message": text[:2000], "frames": frames}
+    for attr in ("name", "nn_hint"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, str):
+            data[attr] = value
+    return data
+
+
+def _raise_through(exc, frames):
+    """``exc`` with a traceback through ``frames`` (their lines in ``linecache``), so
+    that the check names the student's line as it does in the notebook."""
+    import linecache
+
+    def step(i):
+        if i == len(frames):
+            raise exc
+        filename, lineno, func, line = frames[i]
+        lineno = max(1, int(lineno))
+        entry = linecache.cache.get(filename)
+        lines = list(entry[2]) if entry and entry[1] is None else []
+        lines += ["\n"] * (lineno - len(lines))
+        lines[lineno - 1] = str(line) + "\n"
+        linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+        code = compile("\n" * (lineno - 1) + "_nn_step(_nn_i)", filename, "exec")
+        if str(func).isidentifier():
+            code = code.replace(co_name=str(func))
+        exec(code, {"_nn_step": step, "_nn_i": i + 1})  # noqa: S102
+
+    try:
+        step(0)
+    except BaseException as raised:  # noqa: BLE001 - it is exc, now with its frames
+        return raised
+    return exc
 
 
 def rebuild_error(data):
@@ -361,8 +419,21 @@ def rebuild_error(data):
     if isinstance(kind, type) and issubclass(kind, BaseException):
         exc = kind(message)
     else:
-        exc = type(name, (RemoteError,), {})(message)
-    exc.remote_trace = str(data.get("trace", ""))
+        exc = type(name if name.isidentifier() else "Error", (RemoteError,), {})(
+            message
+        )
+    for attr in ("name", "nn_hint"):
+        if isinstance(data.get(attr), str):
+            try:
+                setattr(exc, attr, data[attr])
+            except (AttributeError, TypeError):
+                pass
+    frames = data.get("frames")
+    if isinstance(frames, list) and frames:
+        try:
+            exc = _raise_through(exc, [list(f)[:4] for f in frames])
+        except Exception:  # noqa: BLE001 - frames that cannot be rebuilt: none
+            pass
     return exc
 
 
