@@ -32,6 +32,17 @@ import sys as _sys
 import types as _types
 
 
+_KINDS = {}
+
+
+def _grader_type(name):
+    """A subclass of _GraderObject named like the grader's object's type."""
+    name = name if isinstance(name, str) and name.isidentifier() else "object"
+    if name not in _KINDS:
+        _KINDS[name] = type(name, (_GraderObject,), {})
+    return _KINDS[name]
+
+
 class _GraderObject:
     """The kernel's stand-in for an object of the grader (a function a check passes,
     the placeholder of a reference): every use is a question to the grader."""
@@ -115,6 +126,7 @@ class KernelRemote:
     def __init__(self, prefix, check_module, given, install=True, ask=None):
         self.prefix = prefix
         self._ask = ask  # how to prompt the grader; None: input(), as set per request
+        self.borrowed = []  # (lend id, value, numbers): the grader's data, lent
         self.peer = Peer("k", self._proxy, self._describe)  # noqa: F821
         self.shim = _CheckShim(self, check_module)
         if not install:
@@ -144,7 +156,7 @@ class KernelRemote:
 
     # ------------------------------------------------------------ objects
     def _proxy(self, hid, info):
-        return _GraderObject(self, hid, info)
+        return _grader_type(info.get("type"))(self, hid, info)
 
     def _describe(self, obj):
         info = {
@@ -156,6 +168,8 @@ class KernelRemote:
             "name": str(getattr(obj, "__name__", "") or type(obj).__name__),
             "type": type(obj).__name__,
         }
+        if info["kind"] == "object" and not isinstance(obj, (_GraderObject, _Reference)):
+            info["cls"] = self.peer.encode(type(obj))
         if isinstance(obj, _Reference):
             info["reference"] = [obj._name]
         codes = []
@@ -189,6 +203,11 @@ class KernelRemote:
 
     # ------------------------------------------------------------ the channel
     def _send(self, data):
+        if self.borrowed:  # what the grader lent, as it is now (changed in place?)
+            data = dict(data, borrowed=[
+                [bid, self.peer.encode(value, None, ids)]
+                for bid, value, ids in self.borrowed
+            ])
         prompt = self._ask or _builtins.input
         reply = prompt(self.prefix + dumps(data))  # noqa: F821
         return loads(reply) if reply else {}  # noqa: F821
@@ -202,6 +221,9 @@ class KernelRemote:
             if op == "status":
                 self.shim._statuses.update(request.get("statuses", {}))
                 return {"ok": True, "value": None}
+            if op == "new":  # an instance without __init__ (object.__new__(cls))
+                cls = self.peer.objects[int(request["h"])]
+                return {"ok": True, "value": self.peer.encode(cls.__new__(cls))}
             if op == "global":
                 obj = self.peer.objects[int(request["h"])]
                 found = self._global(obj, str(request["name"]))
@@ -214,7 +236,10 @@ class KernelRemote:
         """One request of the grader (an execute request runs this)."""
         request = loads(_b64.b64decode(payload).decode())  # noqa: F821
         answer = self._answer(request)
-        self._send({"kind": "resp", **answer})
+        try:
+            self._send({"kind": "resp", **answer})
+        finally:
+            self.borrowed = []
 
     def ask(self, request, args=None, kwargs=None):
         """Ask the grader about one of its objects; serve its questions meanwhile."""
@@ -231,4 +256,9 @@ class KernelRemote:
             raise rebuild_error(message.get("error", {}))  # noqa: F821
         if "after" in message:
             self.peer.decode(message["after"], None, memo.objs)
-        return self.peer.decode(message.get("value"), None, memo.objs)
+        got = []
+        value = self.peer.decode(message.get("value"), got, memo.objs)
+        if "lend" in message and got:
+            ids = {id(o): n for n, o in enumerate(got) if o is not None}
+            self.borrowed.append((message["lend"], value, ids))
+        return value

@@ -167,7 +167,11 @@ class Remote:
 
     def __setattr__(self, name: str, value: Any) -> None:
         run, hid, _ = self.__dict__["_nn"]
-        run.call({"op": "setattr", "h": hid, "name": name, "value": value})
+        run.call({"op": "setattr", "h": hid, "name": name}, value=value)
+
+    def __delattr__(self, name: str) -> None:
+        run, hid, _ = self.__dict__["_nn"]
+        run.call({"op": "delattr", "h": hid, "name": name})
 
     @property
     def __globals__(self) -> dict:
@@ -187,6 +191,61 @@ class Remote:
 
     def __repr__(self) -> str:
         return f"<{self.__name__} (in the kernel)>"
+
+
+class _RemoteClassMeta(type):
+    """The type of the grader's stand-in for a class of the kernel."""
+
+    def __call__(cls, *args, **kwargs):  # an instance built in the kernel
+        run, hid, _ = cls.__dict__["_nn"]
+        return run.call({"op": "call", "h": hid}, args, kwargs)
+
+    def __getattr__(cls, name: str):
+        if name.startswith("__") or name == "_nn":
+            raise AttributeError(name)
+        run, hid, _ = cls.__dict__["_nn"]
+        return run.call({"op": "getattr", "h": hid, "name": name})
+
+
+class _Lazy:
+    """An instance of a kernel class, here: one sent by the kernel, or one made with
+    ``object.__new__(cls)`` by a check that skips ``__init__`` (its twin in the
+    kernel is then made on first use). Attributes are the kernel's."""
+
+    def _nn_target(self) -> Any:
+        d = self.__dict__
+        if "_nn_inst" not in d:
+            run, hid, _ = type(self).__dict__["_nn"]
+            twin = run.call({"op": "new", "h": hid})
+            d["_nn_twin"] = twin
+            d["_nn_inst"] = twin.__dict__["_nn_inst"]
+        return d["_nn_inst"]
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name.startswith("_nn"):
+            raise AttributeError(name)
+        return getattr(self._nn_target(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._nn_target(), name, value)
+
+
+def _unwrap(obj: Any) -> Any:
+    if isinstance(obj, _Lazy):
+        obj._nn_target()
+        return obj.__dict__.get("_nn_twin", obj)
+    return obj
+
+
+def remote_class(run: SplitRun, hid: int, info: dict) -> type:
+    """A class standing in for the kernel's class ``hid``."""
+    name = str(info.get("name", "")) or "Class"
+    name = name if name.isidentifier() else "Class"
+    ns: dict[str, Any] = {"__module__": "builtins", "_nn": (run, hid, info)}
+    marks = info.get("reference")
+    if marks:
+        ns["__nn_reference_for__"] = frozenset(str(m) for m in marks)
+    return _RemoteClassMeta(name, (_Lazy,), ns)
 
 
 _PROXY_TYPES: dict[str, type] = {}
@@ -346,7 +405,7 @@ class SplitRun:
         self.module_name = module
         self.checks = fresh_check_module(module)
         self.prefix, self.nonce, self.mime = prefix, nonce, mime
-        self.peer = wire.Peer("g", self._proxy, self._describe)
+        self.peer = wire.Peer("g", self._proxy, self._describe, _unwrap)
         self.transport: Any = None
         self.depth = 0
         self.deadline = 0.0
@@ -356,12 +415,22 @@ class SplitRun:
 
         self.check_seconds = 2 * TIMEOUT_S + 5
 
-    def _proxy(self, hid: int, info: dict) -> Remote:
+    def _proxy(self, hid: int, info: dict) -> Any:
+        if info.get("kind") == "class":
+            return remote_class(self, hid, info)
+        if isinstance(info.get("cls"), dict):  # an instance: of its class's stand-in
+            cls = self.peer.decode(info["cls"])
+            if isinstance(cls, _RemoteClassMeta):
+                inst = object.__new__(cls)
+                inst.__dict__["_nn_inst"] = Remote(self, hid, info)
+                return inst
         return _proxy_type(str(info.get("type", "object")))(self, hid, info)
 
     @staticmethod
     def _describe(obj: Any) -> dict:
-        return {"name": str(getattr(obj, "__name__", type(obj).__name__))}
+        name = getattr(obj, "__name__", None)
+        name = name if isinstance(name, str) else type(obj).__name__
+        return {"name": name, "type": type(obj).__name__}
 
     # -------------------------------------------------------------- channel
     def _execute(self, payload: str) -> str:
@@ -376,19 +445,28 @@ class SplitRun:
     def _interrupt(self) -> None:
         self.transport.interrupt()
 
-    def call(self, request: dict, args: Any = None, kwargs: Any = None) -> Any:
+    def call(
+        self,
+        request: dict,
+        args: Any = None,
+        kwargs: Any = None,
+        value: Any = wire.Memo,
+    ) -> Any:
         """Ask the kernel about one of its objects; answer its questions meanwhile."""
         from utils.check.core import CheckTimeout
 
         if self.dead:
             raise KernelGone("the kernel is gone")
         memo = wire.Memo()
+        if value is not wire.Memo:  # (a marker: no value given)
+            request = dict(request, value=self.peer.encode(value, memo))
         if args is not None:
             request = dict(
                 request, args=self.peer.encode([list(args), dict(kwargs)], memo)
             )
         top = self.depth == 0
         if top:
+            self.lent: dict[int, list] = {}
             payload = base64.b64encode(wire.dumps(request).encode()).decode()
             self.msg_id = self._execute(payload)
         else:
@@ -408,6 +486,7 @@ class SplitRun:
                     (self._input(""))  # the student's own input()
                     continue
                 message = wire.loads(prompt[len(self.prefix) :])
+                self._take_back(message)
                 if message.get("kind") == "resp":
                     break
                 if "sync" in message:  # the kernel's copies of our arguments, now
@@ -428,6 +507,16 @@ class SplitRun:
         if "after" in message:
             self.peer.decode(message["after"], None, memo.objs)
         return self.peer.decode(message.get("value"), None, memo.objs)
+
+    def _take_back(self, message: dict) -> None:
+        """What the kernel did to the data the grader lent it (in place)."""
+        for item in message.get("borrowed") or []:
+            try:
+                bid, data = item
+                originals = self.lent[int(bid)]
+            except (KeyError, TypeError, ValueError):
+                continue
+            self.peer.decode(data, None, originals)
 
     def _finish_top(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -465,7 +554,13 @@ class SplitRun:
         if message.get("op") not in ("call", "getattr"):
             error = ValueError("the kernel may only call the grader's objects")
             return {"ok": False, "error": wire.error_data(error)}
-        return self.peer.serve(message)
+        answer = self.peer.serve(message)
+        memo = getattr(self.peer, "last_memo", None)
+        if answer.get("ok") and memo is not None and memo.objs:
+            bid = len(self.lent) + 1  # the kernel sends it back with each message
+            self.lent[bid] = memo.objs
+            answer["lend"] = bid
+        return answer
 
     # -------------------------------------------------------------- checks
     async def after_check_cell(self, client: Any, cell: Any) -> None:
@@ -506,7 +601,11 @@ class SplitRun:
         if name not in lab.exercises:
             return None
         # only the kernel's own objects are checked, never one of the grader's
-        args = [a if isinstance(a, Remote) or not callable(a) else None for a in args]
+        args = [
+            a if isinstance(a, (Remote, _RemoteClassMeta)) or not callable(a) else None
+            for a in args
+        ]
+        self.peer.forget()  # the grader's objects of an earlier check: gone
         self.used_reference = False
         self.deadline = time.monotonic() + self.check_seconds
         try:

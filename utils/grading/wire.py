@@ -74,8 +74,10 @@ class Peer:
         describe: ``describe(obj)`` returns ``info`` for an object of this end.
     """
 
-    def __init__(self, side, make_proxy, describe):
+    def __init__(self, side, make_proxy, describe, unwrap=None):
         self.side = side
+        self.unwrap = unwrap  # a stand-in of this side for an object of the other
+        self._next_hid = 0
         self.objects = {}  # hid -> object of this side
         self._ids = {}  # id(object) -> hid
         self.proxies = {}  # hid -> proxy of the other side's object
@@ -87,7 +89,8 @@ class Peer:
     def handle(self, obj):
         hid = self._ids.get(id(obj))
         if hid is None or self.objects.get(hid) is not obj:
-            hid = len(self.objects) + 1
+            self._next_hid += 1  # never reused: a stale handle finds nothing
+            hid = self._next_hid
             self.objects[hid] = obj
             self._ids[id(obj)] = hid
         return hid
@@ -181,7 +184,14 @@ class Peer:
             return {"$complex": [repr(x.real), repr(x.imag)]}
         return self._handle_of(x)
 
+    def forget(self):
+        """Drop every handle given out so far (the other side's become invalid)."""
+        self.objects.clear()
+        self._ids.clear()
+
     def _handle_of(self, x):
+        if self.unwrap is not None:
+            x = self.unwrap(x)
         hid = self.own_hid(x)
         if hid is not None:  # the other side's own object, going home
             return {"$h": ["other", hid]}
@@ -328,7 +338,8 @@ class Peer:
             else:
                 raise ValueError(f"unknown operation {op!r}")
             same = {id(o): n for n, o in enumerate(got) if o is not None}
-            answer = {"ok": True, "value": self.encode(value, None, same)}
+            self.last_memo = Memo()
+            answer = {"ok": True, "value": self.encode(value, self.last_memo, same)}
             if args is not None:
                 answer["after"] = self.encode([list(args), kwargs], None, same)
             return answer
