@@ -126,7 +126,6 @@ class KernelRemote:
     def __init__(self, prefix, check_module, given, install=True, ask=None):
         self.prefix = prefix
         self._ask = ask  # how to prompt the grader; None: input(), as set per request
-        self.borrowed = []  # (lend id, value, numbers): the grader's data, lent
         self.peer = Peer("k", self._proxy, self._describe)  # noqa: F821
         self.shim = _CheckShim(self, check_module)
         if not install:
@@ -203,11 +202,7 @@ class KernelRemote:
 
     # ------------------------------------------------------------ the channel
     def _send(self, data):
-        if self.borrowed:  # what the grader lent, as it is now (changed in place?)
-            data = dict(data, borrowed=[
-                [bid, self.peer.encode(value, None, ids)]
-                for bid, value, ids in self.borrowed
-            ])
+        data = dict(data, **self.peer.state())  # shared data, as it is now
         prompt = self._ask or _builtins.input
         reply = prompt(self.prefix + dumps(data))  # noqa: F821
         return loads(reply) if reply else {}  # noqa: F821
@@ -215,6 +210,9 @@ class KernelRemote:
     def _answer(self, request):
         op = request.get("op")
         try:
+            if op == "forget":  # a new check: nothing lent or borrowed any more
+                self.peer.forget(handles=False)
+                return {"ok": True, "value": None}
             if op == "pending":
                 pending, self.shim._pending[:] = list(self.shim._pending), []
                 return {"ok": True, "value": self.peer.encode(pending)}
@@ -235,11 +233,9 @@ class KernelRemote:
     def serve(self, payload):
         """One request of the grader (an execute request runs this)."""
         request = loads(_b64.b64decode(payload).decode())  # noqa: F821
+        self.peer.apply_state(request)
         answer = self._answer(request)
-        try:
-            self._send({"kind": "resp", **answer})
-        finally:
-            self.borrowed = []
+        self._send({"kind": "resp", **answer})
 
     def ask(self, request, args=None, kwargs=None):
         """Ask the grader about one of its objects; serve its questions meanwhile."""
@@ -250,15 +246,15 @@ class KernelRemote:
         if sync is not None:
             request = dict(request, sync=sync)
         message = self._send({"kind": "req", **request})
+        self.peer.apply_state(message)
         while message.get("kind") != "resp":
             message = self._send({"kind": "resp", **self._answer(message)})
+            self.peer.apply_state(message)
         if not message.get("ok"):
             raise rebuild_error(message.get("error", {}))  # noqa: F821
         if "after" in message:
             self.peer.decode(message["after"], None, memo.objs)
         got = []
         value = self.peer.decode(message.get("value"), got, memo.objs)
-        if "lend" in message and got:
-            ids = {id(o): n for n, o in enumerate(got) if o is not None}
-            self.borrowed.append((message["lend"], value, ids))
+        self.peer.take(message, got, value)
         return value

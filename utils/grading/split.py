@@ -464,9 +464,9 @@ class SplitRun:
             request = dict(
                 request, args=self.peer.encode([list(args), dict(kwargs)], memo)
             )
+        request = dict(request, **self.peer.state())
         top = self.depth == 0
         if top:
-            self.lent: dict[int, list] = {}
             payload = base64.b64encode(wire.dumps(request).encode()).decode()
             self.msg_id = self._execute(payload)
         else:
@@ -486,13 +486,13 @@ class SplitRun:
                     (self._input(""))  # the student's own input()
                     continue
                 message = wire.loads(prompt[len(self.prefix) :])
-                self._take_back(message)
+                self.peer.apply_state(message)
                 if message.get("kind") == "resp":
                     break
                 if "sync" in message:  # the kernel's copies of our arguments, now
                     self.peer.decode(message["sync"], None, memo.objs)
-                answer = self._serve(message)
-                (self._input(wire.dumps({"kind": "resp", **answer})))
+                answer = dict(self._serve(message), **self.peer.state())
+                self._input(wire.dumps({"kind": "resp", **answer}))
             if top:
                 (self._input(""))
                 self._finish_top(5.0)
@@ -506,17 +506,10 @@ class SplitRun:
             raise wire.rebuild_error(message.get("error", {}))
         if "after" in message:
             self.peer.decode(message["after"], None, memo.objs)
-        return self.peer.decode(message.get("value"), None, memo.objs)
-
-    def _take_back(self, message: dict) -> None:
-        """What the kernel did to the data the grader lent it (in place)."""
-        for item in message.get("borrowed") or []:
-            try:
-                bid, data = item
-                originals = self.lent[int(bid)]
-            except (KeyError, TypeError, ValueError):
-                continue
-            self.peer.decode(data, None, originals)
+        got: list = []
+        value = self.peer.decode(message.get("value"), got, memo.objs)
+        self.peer.take(message, got, value)
+        return value
 
     def _finish_top(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -554,13 +547,7 @@ class SplitRun:
         if message.get("op") not in ("call", "getattr"):
             error = ValueError("the kernel may only call the grader's objects")
             return {"ok": False, "error": wire.error_data(error)}
-        answer = self.peer.serve(message)
-        memo = getattr(self.peer, "last_memo", None)
-        if answer.get("ok") and memo is not None and memo.objs:
-            bid = len(self.lent) + 1  # the kernel sends it back with each message
-            self.lent[bid] = memo.objs
-            answer["lend"] = bid
-        return answer
+        return self.peer.serve(message)
 
     # -------------------------------------------------------------- checks
     async def after_check_cell(self, client: Any, cell: Any) -> None:
@@ -608,6 +595,10 @@ class SplitRun:
         self.peer.forget()  # the grader's objects of an earlier check: gone
         self.used_reference = False
         self.deadline = time.monotonic() + self.check_seconds
+        try:
+            self.call({"op": "forget", "h": 0})
+        except BaseException:  # noqa: BLE001 - a kernel gone: the check says so
+            pass
         try:
             result = getattr(self.checks, name)(*args, **kwargs)
         except CheckFailed:  # strict mode in the grader's environment

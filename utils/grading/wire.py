@@ -84,6 +84,8 @@ class Peer:
         self.make_proxy = make_proxy
         self.describe = describe
         self.frames = []  # (arguments received, their numbers) of calls being served
+        self.lent = {}  # lend id -> (value, numbers): attributes read by the other
+        self.borrowed = {}  # lend id -> (value, objects): attributes read from it
 
     # ------------------------------------------------------------ handles
     def handle(self, obj):
@@ -184,10 +186,46 @@ class Peer:
             return {"$complex": [repr(x.real), repr(x.imag)]}
         return self._handle_of(x)
 
-    def forget(self):
-        """Drop every handle given out so far (the other side's become invalid)."""
-        self.objects.clear()
-        self._ids.clear()
+    def forget(self, handles=True):
+        """Drop what was lent and borrowed, and the handles given out so far (the
+        other side's then find nothing)."""
+        if handles:
+            self.objects.clear()
+            self._ids.clear()
+        self.lent.clear()
+        self.borrowed.clear()
+
+    # ------------------------------------------------------------ shared data
+    def state(self):
+        """The data lent and borrowed, as it is now: sent with every message, so
+        that an attribute read on one side and changed in place on either stays
+        the same on both (a layer's ``params`` updated by the other side)."""
+        lent = [[b, self.encode(v, None, ids)] for b, (v, ids, _) in self.lent.items()]
+        borrowed = []
+        for b, (v, objs) in self.borrowed.items():
+            ids = {id(o): n for n, o in enumerate(objs) if o is not None}
+            borrowed.append([b, self.encode(v, None, ids)])
+        return {"lent": lent, "borrowed": borrowed}
+
+    def apply_state(self, message):
+        """Take the other side's :meth:`state` (in place, where it can)."""
+        for key in ("lent", "borrowed"):
+            for item in message.get(key) or []:
+                try:
+                    bid, data = item
+                    if key == "lent":  # the other's own data: our borrowed copy
+                        objs = self.borrowed[int(bid)][1]
+                    else:  # our own data, as the other side left it
+                        objs = self.lent[int(bid)][2]
+                except (KeyError, TypeError, ValueError):
+                    continue
+                self.decode(data, None, objs)
+
+    def take(self, answer, got, value):
+        """Note data that an answer lent (an attribute read)."""
+        bid = answer.get("lend") if isinstance(answer, dict) else None
+        if bid is not None and got:
+            self.borrowed[int(bid)] = (value, list(got))
 
     def _handle_of(self, x):
         if self.unwrap is not None:
@@ -338,8 +376,13 @@ class Peer:
             else:
                 raise ValueError(f"unknown operation {op!r}")
             same = {id(o): n for n, o in enumerate(got) if o is not None}
-            self.last_memo = Memo()
-            answer = {"ok": True, "value": self.encode(value, self.last_memo, same)}
+            memo = Memo()
+            answer = {"ok": True, "value": self.encode(value, memo, same)}
+            if op == "getattr" and memo.objs:
+                bid = len(self.lent) + 1
+                ids = {id(o): n for n, o in enumerate(memo.objs)}
+                self.lent[bid] = (value, ids, list(memo.objs))
+                answer["lend"] = bid
             if args is not None:
                 answer["after"] = self.encode([list(args), kwargs], None, same)
             return answer
