@@ -167,7 +167,9 @@ class KernelRemote:
             "name": str(getattr(obj, "__name__", "") or type(obj).__name__),
             "type": type(obj).__name__,
         }
-        if info["kind"] == "object" and not isinstance(obj, (_GraderObject, _Reference)):
+        if info["kind"] == "object" and not isinstance(
+            obj, (_GraderObject, _Reference)
+        ):
             info["cls"] = self.peer.encode(type(obj))
         if isinstance(obj, _Reference):
             info["reference"] = [obj._name]

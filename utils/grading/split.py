@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import base64
+import dis
 import importlib.util
 import inspect
 import os
@@ -37,7 +38,7 @@ import numpy as np
 
 from utils.grading import wire
 
-SPLIT_LABS = ("utils.check.lab1",)
+SPLIT_LABS = ("utils.check.lab1", "utils.check.lab2")
 ENV_SWITCH = "NN_GRADE_SPLIT"
 REMOTE = "__nn_remote__"  # the kernel's end, a global of the kernel
 _HERE = Path(__file__).resolve().parent
@@ -58,11 +59,44 @@ class RemoteTimeout(BaseException):  # noqa: N818
 
 
 # ------------------------------------------------------------------ given pieces
-def given_pieces(import_source: str) -> dict[str, str]:
+def _names_used(obj: Any) -> set[str]:
+    """The global names the code of a function or class may read."""
+    codes = []
+    if inspect.isfunction(obj):
+        codes.append(obj.__code__)
+    elif inspect.isclass(obj):
+        for attr in vars(obj).values():
+            attr = getattr(attr, "__func__", attr)
+            if inspect.isfunction(attr):
+                codes.append(attr.__code__)
+        codes += [b for b in obj.__bases__ if b is not object]  # type: ignore[misc]
+    names: set[str] = set()
+    while codes:
+        code = codes.pop()
+        if isinstance(code, type):
+            names.add(code.__name__)
+            continue
+        names.update(
+            str(ins.argval)
+            for ins in dis.get_instructions(code)
+            if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+        )
+        codes += [c for c in code.co_consts if inspect.iscode(c)]
+    return names
+
+
+def given_pieces(import_source: str, forbidden: Any = ()) -> dict[str, str]:
     """Source that rebuilds, in the kernel, the pieces the lab imports from the
     reference (``from utils.reference.stage1 import GRAD_CHECK_BOUND, init_params``),
-    each alone in a namespace with NumPy: ``{module: source}``.
+    with the constants and helpers they use, in a namespace with NumPy alone:
+    ``{module: source}``.
+
+    Raises:
+        ValueError: a piece needs an exercise's reference (``forbidden``), or is not
+            a function, a class or a constant.
     """
+    import builtins
+
     tree = ast.parse(import_source)
     found: dict[str, list[str]] = {}
     for node in ast.walk(tree):
@@ -70,19 +104,35 @@ def given_pieces(import_source: str) -> dict[str, str]:
             "utils.reference"
         ):
             found.setdefault(node.module, []).extend(a.name for a in node.names)
+    banned = {id(x) for x in forbidden}
     sources = {}
     for module, names in found.items():
-        real = importlib.import_module(module)
-        lines = ["from __future__ import annotations", "import numpy as np", ""]
-        for name in names:
+        start = importlib.import_module(module)
+        todo, done, blocks = [(start, n) for n in names], set(), []
+        while todo:
+            real, name = todo.pop(0)
+            if name in done or name in ("np", "annotations"):
+                continue
+            done.add(name)
             value = getattr(real, name)
+            if id(value) in banned:
+                raise ValueError(f"{module}.{name} is an exercise's reference")
             if isinstance(value, (int, float, str, bool)):
-                lines.append(f"{name} = {value!r}")
-            elif inspect.isfunction(value):
-                lines.append(inspect.getsource(value))
+                blocks.insert(0, f"{name} = {value!r}")
+            elif isinstance(value, types.ModuleType):
+                blocks.insert(0, f"import {value.__name__} as {name}")
+            elif inspect.isfunction(value) or inspect.isclass(value):
+                home = sys.modules.get(getattr(value, "__module__", ""), real)
+                blocks.append(inspect.getsource(value))
+                todo += [
+                    (home, n)
+                    for n in sorted(_names_used(value))
+                    if n in vars(home) and not hasattr(builtins, n)
+                ]
             else:
                 raise ValueError(f"cannot hand {module}.{name} to the kernel alone")
-        sources[module] = "\n".join(lines)
+        head = ["from __future__ import annotations", "import numpy as np", ""]
+        sources[module] = "\n".join(head + blocks)
     return sources
 
 
@@ -93,7 +143,8 @@ def kernel_setup(check_module: str, import_source: str, prefix: str) -> str:
         + "\n\n"
         + (_HERE / "kernel_side.py").read_text()
     )
-    given = given_pieces(import_source)
+    refs = fresh_check_module(check_module).LAB.references.values()
+    given = given_pieces(import_source, list(refs))
     return (
         "def _nn_setup(code, prefix, module, given):  # added by the batch grader\n"
         "    space = {'__name__': '__nn_wire__'}\n"
