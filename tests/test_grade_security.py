@@ -209,7 +209,9 @@ def test_a_trick_never_passes(tricked, trick):
     the reference (the checks decide in the grader; no reference in the kernel)."""
     lab, report, out, written, root = tricked
     row = _rows(out)[trick]
-    assert row["relu"] in NOT_PASSED, (trick, row["relu"], row["notes"])
+    # (an import that fails stops the cell: "error: ImportError ...", never passed)
+    ok = row["relu"] in NOT_PASSED or row["relu"].startswith("error: ImportError")
+    assert ok, (trick, row["relu"], row["notes"])
     if trick == "calls_reference":
         assert row["relu"] == "used the reference"
     # the other exercises are the lab's stubs, whatever the trick did

@@ -31,7 +31,6 @@ import builtins as _builtins
 import sys as _sys
 import types as _types
 
-
 _KINDS = {}
 
 

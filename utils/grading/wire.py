@@ -19,6 +19,7 @@ decoded as plain data or as a handle the grader created, nothing else.
 
 import base64
 import builtins
+import contextlib
 import io
 import json
 import traceback
@@ -27,12 +28,26 @@ import numpy as np
 
 _BUILTIN_ERRORS = {
     name: getattr(builtins, name, None)
-    for name in (
-        "ArithmeticError AssertionError AttributeError FloatingPointError IndexError "
-        "KeyError LookupError MemoryError NameError NotImplementedError "
-        "OverflowError RecursionError RuntimeError TypeError UnboundLocalError "
-        "ValueError ZeroDivisionError StopIteration"
-    ).split()
+    for name in [
+        "ArithmeticError",
+        "AssertionError",
+        "AttributeError",
+        "FloatingPointError",
+        "IndexError",
+        "KeyError",
+        "LookupError",
+        "MemoryError",
+        "NameError",
+        "NotImplementedError",
+        "OverflowError",
+        "RecursionError",
+        "RuntimeError",
+        "TypeError",
+        "UnboundLocalError",
+        "ValueError",
+        "ZeroDivisionError",
+        "StopIteration",
+    ]
 }
 
 
@@ -147,7 +162,7 @@ class Peer:
             key = id(x)
             if key in sent.ids:
                 return {"$ref": sent.ids[key]}
-            n = sent.add(x)
+            sent.add(x)
             out = {}
             if key in same:
                 out["$same"] = same[key]
@@ -177,9 +192,12 @@ class Peer:
             }
         if isinstance(x, np.dtype):
             return {"$dtype": x.str if x.names is None else str(x)}
-        if isinstance(x, type) and issubclass(x, np.generic):
-            if getattr(np, x.__name__, None) is x:
-                return {"$nptype": x.__name__}
+        if (
+            isinstance(x, type)
+            and issubclass(x, np.generic)
+            and getattr(np, x.__name__, None) is x
+        ):
+            return {"$nptype": x.__name__}
         if isinstance(x, type) and x in (int, float, bool, str, complex):
             return {"$type": x.__name__}
         if type(x) is complex:
@@ -303,9 +321,12 @@ class Peer:
                 wide[::2] = value
                 value = wide[::2]
             if isinstance(target, np.ndarray):
-                if target.shape == value.shape and target.flags.writeable:
-                    if not np.array_equal(target, value, equal_nan=_nan_ok(value)):
-                        np.copyto(target, value, casting="unsafe")
+                if (
+                    target.shape == value.shape
+                    and target.flags.writeable
+                    and not np.array_equal(target, value, equal_nan=_nan_ok(value))
+                ):
+                    np.copyto(target, value, casting="unsafe")
                 value = target
             elif j.get("readonly"):
                 value.flags.writeable = False
@@ -478,16 +499,12 @@ def rebuild_error(data):
         )
     for attr in ("name", "nn_hint"):
         if isinstance(data.get(attr), str):
-            try:
+            with contextlib.suppress(AttributeError, TypeError):
                 setattr(exc, attr, data[attr])
-            except (AttributeError, TypeError):
-                pass
     frames = data.get("frames")
     if isinstance(frames, list) and frames:
-        try:
+        with contextlib.suppress(Exception):  # frames that cannot be rebuilt: none
             exc = _raise_through(exc, [list(f)[:4] for f in frames])
-        except Exception:  # noqa: BLE001 - frames that cannot be rebuilt: none
-            pass
     return exc
 
 
