@@ -46,8 +46,11 @@ a Markdown feedback file with every check's message as the notebook shows it and
 written question with their answer, and the executed notebook, in the feedback
 folder, named by :func:`unique_file_names`.
 
-Each kernel runs under bubblewrap where it can (:mod:`utils.grading.sandbox`); the
-checks still decide inside the kernel (see the README, "For instructors").
+Each kernel runs under bubblewrap where it can (:mod:`utils.grading.sandbox`). For
+the labs in :data:`utils.grading.split.SPLIT_LABS` (1 and 2) the checks decide in the
+grader's process, the kernel only running the student's code on inputs sent as data
+(:mod:`utils.grading.split`); labs 3-5 still decide inside the kernel (see the README,
+"For instructors").
 """
 
 from __future__ import annotations
