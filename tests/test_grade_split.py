@@ -108,3 +108,10 @@ def test_the_kernel_gets_the_given_pieces_alone():
     with pytest.raises(ValueError, match="exercise's reference"):
         S.given_pieces("from utils.reference.stage1 import relu", list(refs))
     assert jupytext  # (the lab is read with jupytext above)
+
+
+def test_a_lab_not_split_says_so_in_one_line():
+    assert S.enabled("utils.check.lab1") and S.enabled("utils.check.lab2")
+    assert not S.enabled("utils.check.lab3")
+    note = S.in_kernel_note("utils.check.lab3")
+    assert "\n" not in note and "inside each student's kernel" in note

@@ -2048,6 +2048,7 @@ class Report:
     reused: int = 0  # rows taken from an earlier run (--resume)
     max_rss_growth: int = 0  # bytes the grader's peak memory grew by in the run
     sandbox_note: str = ""  # one line when the kernels ran without a sandbox
+    split_note: str = ""  # one line when the checks decided in the kernels
 
     @property
     def per_submission(self) -> float:
@@ -2161,6 +2162,7 @@ def grade(
         reused,
         max(0, _max_rss() - rss),
         sandbox_note,
+        "" if split_path else split.in_kernel_note(spec.module),
     )
 
 
@@ -2270,6 +2272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if report.sandbox_note:
         print(report.sandbox_note, file=sys.stderr)
+    if report.split_note:
+        print(report.split_note, file=sys.stderr)
     n = len(report.grades)
     print(
         f"graded {n} submission{'s' * (n != 1)} in {report.seconds:.1f} s "

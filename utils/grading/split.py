@@ -51,6 +51,16 @@ def enabled(module: str) -> bool:
     return module in SPLIT_LABS and not off
 
 
+def in_kernel_note(module: str) -> str:
+    """One line for a run whose checks decided inside the students' kernels."""
+    lab = module.rsplit(".", 1)[-1]
+    why = "the split path is off" if module in SPLIT_LABS else "not split yet"
+    return (
+        f"{lab}: the checks still decide inside each student's kernel ({why}); a "
+        "submission that patches them can fake its results: see the README"
+    )
+
+
 class KernelGone(BaseException):  # noqa: N818 - not an Exception: no check catches it
     """The kernel died or stopped answering during a check."""
 
