@@ -607,7 +607,9 @@ class SplitRun:
             self.used_reference = True
             hid = self.peer.handle(impl)
             return self.peer.serve({**message, "op": "call", "h": hid})
-        if message.get("op") not in ("call", "getattr"):
+        op, name = message.get("op"), str(message.get("name", ""))
+        if op not in ("call", "getattr") or (op == "getattr" and name.startswith("_")):
+            # no way from an object the grader lends to its class or module
             error = ValueError("the kernel may only call the grader's objects")
             return {"ok": False, "error": wire.error_data(error)}
         return self.peer.serve(message)
