@@ -400,10 +400,15 @@ class Peer:
             memo = Memo()
             answer = {"ok": True, "value": self.encode(value, memo, same)}
             if op == "getattr" and memo.objs:
-                bid = len(self.lent) + 1
-                ids = {id(o): n for n, o in enumerate(memo.objs)}
-                self.lent[bid] = (value, ids, list(memo.objs))
-                answer["lend"] = bid
+                for known, entry in self.lent.items():  # lent already: the same one
+                    if entry[0] is value:
+                        answer["lend"] = known
+                        break
+                else:
+                    bid = len(self.lent) + 1
+                    ids = {id(o): n for n, o in enumerate(memo.objs)}
+                    self.lent[bid] = (value, ids, list(memo.objs))
+                    answer["lend"] = bid
             if args is not None:
                 answer["after"] = self.encode([list(args), kwargs], None, same)
             return answer
