@@ -56,7 +56,15 @@ class _GraderObject:
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        remote, hid, _ = object.__getattribute__(self, "_nn")
+        remote, hid, info = object.__getattribute__(self, "_nn")
+        if name in info.get("methods", ()):  # called in one message, not two
+
+            def method(*args, **kwargs):
+                request = {"op": "callmethod", "h": hid, "name": name}
+                return remote.ask(request, args, kwargs)
+
+            method.__name__ = name
+            return method
         return remote.ask({"op": "getattr", "h": hid, "name": name})
 
     def __repr__(self):

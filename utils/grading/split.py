@@ -502,7 +502,15 @@ class SplitRun:
     def _describe(obj: Any) -> dict:
         name = getattr(obj, "__name__", None)
         name = name if isinstance(name, str) else type(obj).__name__
-        return {"name": name, "type": type(obj).__name__}
+        kind = type(obj)
+        methods = [
+            n
+            for n in dir(kind)
+            if not n.startswith("_")
+            and callable(getattr(kind, n, None))
+            and not isinstance(getattr(kind, n, None), type)
+        ]
+        return {"name": name, "type": kind.__name__, "methods": methods[:200]}
 
     # -------------------------------------------------------------- channel
     def _execute(self, payload: str) -> str:
@@ -637,7 +645,10 @@ class SplitRun:
             hid = self.peer.handle(impl)
             return self.peer.serve({**message, "op": "call", "h": hid})
         op, name = message.get("op"), str(message.get("name", ""))
-        if op not in ("call", "getattr") or (op == "getattr" and name.startswith("_")):
+        named = op in ("getattr", "callmethod")
+        if op not in ("call", "getattr", "callmethod") or (
+            named and name.startswith("_")
+        ):
             # no way from an object the grader lends to its class or module
             error = ValueError("the kernel may only call the grader's objects")
             return {"ok": False, "error": wire.error_data(error)}

@@ -377,6 +377,9 @@ class Peer:
             op = request["op"]
             got = []
             args = kwargs = None
+            if op == "callmethod":  # a method's call, in one message
+                obj = getattr(obj, str(request["name"]))
+                op = "call"
             if op == "call":
                 pair = self.decode(request["args"], got)
                 args, kwargs = pair
