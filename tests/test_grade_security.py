@@ -17,6 +17,7 @@ import pytest
 
 from tests.test_grade import LIMITS, _with, small  # noqa: F401 - the fixture
 from utils import grade as G
+from utils.grade import REPO
 from utils.grading import sandbox as S
 
 SANDBOX, WHY_NOT = S.detect()
@@ -62,7 +63,107 @@ def _tricks(folder: Path, out: Path, root: Path) -> dict[str, str]:
             except OSError:
                 pass
             """),
+        # the reference one attribute away, through a piece the lab hands out
+        "globals": 'def relu(z):\n    return init_params.__globals__["relu"](z)\n',
+        # the reference module, imported or read from the course
+        "import_ref": "from utils.reference.stage1 import relu as _r\n\n\n"
+        "def relu(z):\n    return _r(z)\n",
+        "read_ref": textwrap.dedent(f"""\
+            _space = {{}}
+            try:
+                exec(open({str(REPO / "utils" / "reference" / "stage1.py")!r}).read(),
+                     _space)
+            except OSError:
+                pass
+
+
+            def relu(z):
+                return _space["relu"](z)
+            """),
+        # any module of the course that holds a relu
+        "sys_modules": textwrap.dedent("""\
+            import sys
+
+            _found = [m.relu for n, m in list(sys.modules.items())
+                      if n.startswith("utils") and callable(getattr(m, "relu", 0))]
+
+
+            def relu(z):
+                return _found[0](z)
+            """),
+        # the check library patched without naming it: gc, frames, sys.modules
+        "gc_patch": textwrap.dedent("""\
+            import gc
+            import sys
+
+            for _o in gc.get_objects():
+                if isinstance(_o, dict) and "compare" in _o and "run_check" in _o:
+                    _o["compare"] = lambda *a, **k: None
+            _f = sys._getframe()
+            while _f is not None:
+                for _space in (_f.f_globals, _f.f_locals):
+                    if "compare" in _space and callable(_space["compare"]):
+                        _space["compare"] = lambda *a, **k: None
+                _f = _f.f_back
+
+
+            def relu(z):
+                return z
+            """),
+        # a NumPy function that a comparison would use
+        "numpy_patch": textwrap.dedent("""\
+            for _name in ("allclose", "array_equal", "isclose", "all", "any"):
+                setattr(np, _name, lambda *a, **k: True)
+
+
+            def relu(z):
+                return z
+            """),
+        # an IPython hook that rewrites every result after each cell
+        "hook": textwrap.dedent("""\
+            import gc
+
+            from IPython import get_ipython
+
+
+            def _all_passed(*args):
+                for _o in gc.get_objects():
+                    if type(_o).__name__ == "CheckResult":
+                        try:
+                            _o.status, _o.message, _o.hint = "passed", "", ""
+                            _o.cases_passed = _o.cases_total
+                        except Exception:
+                            pass
+                    if type(_o).__name__ == "Lab":
+                        for _r in getattr(_o, "results", {}).values():
+                            try:
+                                _r.status = "passed"
+                            except Exception:
+                                pass
+
+
+            get_ipython().events.register("post_run_cell", _all_passed)
+
+
+            def relu(z):
+                return z
+            """),
+        # the reference handed out by the check library, called from a function
+        "calls_reference": "def relu(z):\n    return check.reference('relu')(z)\n",
     }
+
+
+TRICKS = [
+    "globals",
+    "import_ref",
+    "read_ref",
+    "sys_modules",
+    "gc_patch",
+    "numpy_patch",
+    "hook",
+    "calls_reference",
+]
+NOT_PASSED = ("failed", "not implemented yet", "used the reference")
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +201,22 @@ def test_no_view_of_other_submissions_and_no_writes_outside(tricked):
     assert _rows(out)["reader"]["relu"] == "not implemented yet"
     # the write went to the kernel's private /tmp, never to the grader's
     assert not (root / "outside.txt").exists()
+
+
+@pytest.mark.parametrize("trick", TRICKS)
+def test_a_trick_never_passes(tricked, trick):
+    """Each trick of issue 21 in the relu cell: failed, not implemented yet or used
+    the reference (the checks decide in the grader; no reference in the kernel)."""
+    lab, report, out, written, root = tricked
+    row = _rows(out)[trick]
+    # (an import that fails stops the cell: "error: ImportError ...", never passed)
+    ok = row["relu"] in NOT_PASSED or row["relu"].startswith("error: ImportError")
+    assert ok, (trick, row["relu"], row["notes"])
+    if trick == "calls_reference":
+        assert row["relu"] == "used the reference"
+    # the other exercises are the lab's stubs, whatever the trick did
+    others = [row[e] for e in lab.exercises if e not in ("relu", "relu_grad")]
+    assert G.PASSED not in others, (trick, row)
 
 
 def test_an_honest_submission_is_graded_as_before(tricked):

@@ -49,8 +49,11 @@ folder, named by :func:`unique_file_names`; a submission that was not graded get
 one saying why and what to do (:func:`write_ungraded_feedback`). A run removes the
 feedback it wrote of students no longer in the folder (:func:`remove_stale_feedback`).
 
-Each kernel runs under bubblewrap where it can (:mod:`utils.grading.sandbox`); the
-checks still decide inside the kernel (see the README, "For instructors").
+Each kernel runs under bubblewrap where it can (:mod:`utils.grading.sandbox`). For
+the labs in :data:`utils.grading.split.SPLIT_LABS` (1 and 2) the checks decide in the
+grader's process, the kernel only running the student's code on inputs sent as data
+(:mod:`utils.grading.split`); labs 3-5 still decide inside the kernel (see the README,
+"For instructors").
 """
 
 from __future__ import annotations
@@ -979,6 +982,7 @@ def build_notebook(
     nonce: str,
     skip: set[tuple[str, int]],
     output_limits: tuple[int, int] = (100_000, 1_000_000),
+    split_setup: str | None = None,
 ) -> Any:
     """The pristine lab with the student's exercise cells and the grader's cells.
 
@@ -990,10 +994,14 @@ def build_notebook(
             ``k`` (the stub stays); ``("cell", i)`` leaves out the lab's cell ``i``.
         output_limits: characters a cell, and the whole notebook, may print; the
             kernel leaves out the rest (so it never reaches the grader).
+        split_setup: the kernel's end of the split path (:mod:`utils.grading.split`):
+            then the checks run in the grader, and the kernel has no check code.
     """
     nb = copy.deepcopy(lab.nb)
     cap = _CAP.format(cell=output_limits[0], total=output_limits[1], mark=CAPPED)
     cells = [_cell(cap, "setup")]
+    if split_setup is not None:  # issue 21: the checks decide in the grader
+        cells.append(_cell(split_setup, "setup"))
     by_index = {m.cell.index: (k, m) for k, m in enumerate(matches)}
     for i, cell in enumerate(lab.nb.cells):
         if cell.cell_type != "code":
@@ -1013,13 +1021,18 @@ def build_notebook(
         if i in lab.check_cells:
             # the lab's check cell, with `check` bound again to the real module
             source = f"check = {GRADER}.check\n{cell.source}"
+            if split_setup is not None:  # the kernel's stand-in: requests only
+                from utils.grading.split import CHECK_PREFIX
+
+                source = CHECK_PREFIX + cell.source
             cells.append(_cell(source, "check", lab_cell=i))
         else:
             cells.append(_cell(cell.source, "other", lab_cell=i))
-        if i == lab.import_cell:
+        if i == lab.import_cell and split_setup is None:
             setup = _SETUP.format(mime=MIME, grader=GRADER, nonce=nonce)
             cells.append(_cell(setup, "setup"))
-    cells.append(_cell(f"{GRADER}.final()", "results"))
+    final = "None" if split_setup is not None else f"{GRADER}.final()"
+    cells.append(_cell(final, "results"))
     nb.cells = cells
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -1130,6 +1143,9 @@ def _make_client_class() -> type:
         """
 
         def output(self, outs, msg, display_id, cell_index):  # noqa: ANN001
+            data = msg.get("content", {}).get("data", {})
+            if MIME in data and getattr(self, "_nn_split", None) is not None:
+                return None  # split path: only the grader writes results
             cap = self.__dict__.get("_nn_cap")
             if cap is None:
                 return super().output(outs, msg, display_id, cell_index)
@@ -1269,8 +1285,12 @@ async def _run_once(
     workdir: Path,
     env: dict[str, str],
     sandbox: Any = None,
+    split: Any = None,
 ) -> tuple[list[Event], str]:
     """Run the cells of ``nb`` in one fresh kernel, recording errors as outputs.
+
+    ``split`` (a :class:`utils.grading.split.SplitRun`) runs the checks that each
+    check cell asks for, in this process.
 
     Returns:
         The events (timeouts, a dead kernel, ...) and the tail of the kernel's stderr
@@ -1292,6 +1312,7 @@ async def _run_once(
     client._nn_cap = OutputCap(limits.cell_output, limits.total_output)
     if sandbox is not None:  # --- issue 21: the kernel runs under bwrap
         client.km = sandbox.kernel_manager(workdir)
+    client._nn_split = split
     try:
         return await _run_cells(client, nb, limits, deadline, workdir, env)
     finally:
@@ -1347,6 +1368,12 @@ async def _run_cells(
                     code = process.poll() if process is not None else None
                     events.append(Event("died", i, _signal_name(code)))
                     break
+                split = getattr(client, "_nn_split", None)
+                role = cell.metadata.get("nn_grade", {}).get("role")
+                if split is not None and role == "check":
+                    await split.after_check_cell(client, cell)
+                if split is not None and role == "results":
+                    split.final(cell)
                 if _stops_the_run(cell, i, events):
                     break
     try:
@@ -1618,6 +1645,7 @@ class Settings:
     mnist_path: str | None = None
     keep_work: bool = False
     sandbox: Any = None  # a utils.grading.sandbox.Sandbox; None: limits only
+    split: bool = False  # the checks decide in the grader (utils.grading.split)
 
 
 _SAFE_CHAR = re.compile(r"[A-Za-z0-9_-]")
@@ -1697,12 +1725,18 @@ def grade_submission(sub: Submission, settings: Settings) -> Grade:
     kernel_tail = ""
     nb = None
     for _attempt in range(limits.max_restarts + 1):
+        split, split_setup = _split_run(lab, nonce) if settings.split else (None, None)
         nb = build_notebook(
-            lab, matches, nonce, skip, (limits.cell_output, limits.total_output)
+            lab,
+            matches,
+            nonce,
+            skip,
+            (limits.cell_output, limits.total_output),
+            split_setup,
         )
         try:
             events, tail = asyncio.run(
-                _run_once(nb, limits, deadline, workdir, env, settings.sandbox)
+                _run_once(nb, limits, deadline, workdir, env, settings.sandbox, split)
             )
         except Exception as exc:  # noqa: BLE001 - a kernel that never started
             msg = f"the kernel did not start ({type(exc).__name__}: {exc})"
@@ -1768,6 +1802,15 @@ def grade_submission(sub: Submission, settings: Settings) -> Grade:
         shutil.rmtree(workdir, ignore_errors=True)
         _remove_empty(workdir.parent)
     return grade
+
+
+def _split_run(lab: LabSpec, nonce: str) -> tuple[Any, str]:
+    """A fresh split-path run for one kernel, and the kernel's setup cell."""
+    from utils.grading import split
+
+    prefix = split.new_prefix()
+    setup = split.kernel_setup(lab.module, lab.nb.cells[lab.import_cell].source, prefix)
+    return split.SplitRun(lab.module, prefix, nonce, MIME), setup
 
 
 def _remove_empty(folder: Path) -> None:
@@ -2230,6 +2273,7 @@ class Report:
     max_rss_growth: int = 0  # bytes the grader's peak memory grew by in the run
     sandbox_note: str = ""  # one line when the kernels ran without a sandbox
     stale: list[str] = field(default_factory=list)  # feedback files removed
+    split_note: str = ""  # one line when the checks decided in the kernels
 
     @property
     def per_submission(self) -> float:
@@ -2350,15 +2394,21 @@ def grade(
     if shard is not None:
         subs = select_shard(subs, shard)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(subs)))
+    from utils.grading import split  # issue 21: the checks decide here
     from utils.grading.sandbox import detect  # issue 21: confinement
 
-    sandbox, sandbox_note = detect([folder, feedback_dir, csv_path.parent])
+    split_path = split.enabled(spec.module)
+    hidden = [folder, feedback_dir, csv_path.parent]
+    if split_path:  # no check code and no reference in the kernel
+        hidden += [REPO / "utils" / "check", REPO / "utils" / "reference"]
+    sandbox, sandbox_note = detect(hidden)
     settings = Settings(
         spec,
         feedback_dir,
         limits or Limits(),
         mnist_path or os.environ.get("MNIST_PATH"),
         sandbox=sandbox,
+        split=split_path,
     )
     feedback_dir.mkdir(parents=True, exist_ok=True)
     rss = _max_rss()
@@ -2391,6 +2441,7 @@ def grade(
         max(0, _max_rss() - rss),
         sandbox_note,
         stale,
+        "" if split_path else split.in_kernel_note(spec.module),
     )
 
 
@@ -2507,6 +2558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{args.submissions}: {', '.join(report.stale)}",
             file=sys.stderr,
         )
+    if report.split_note:
+        print(report.split_note, file=sys.stderr)
     n = len(report.grades)
     print(
         f"graded {n} submission{'s' * (n != 1)} in {report.seconds:.1f} s "

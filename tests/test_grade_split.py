@@ -1,0 +1,117 @@
+"""The grader's split path (issue 21) gives the checks' in-process results.
+
+Every catalogued implementation (the reference and each wrong one) goes through the
+wire exactly as in grading: the student's side runs the kernel's end of the wire
+(:class:`utils.grading.split.Loopback`, the same messages as a kernel, in a thread),
+the check runs in the grader's process on a proxy. Its result must be the one the
+check gives in process: lab 1 entirely (status, cases, message's first line, hint),
+lab 2 by status and cases (two of its wrong implementations test
+``isinstance(layer, ref.Linear)``, which only the in-process run can see, and class
+state shared by both runs in one process changes which piece a hint names).
+"""
+
+from __future__ import annotations
+
+import importlib
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from utils.grading import split as S
+from utils.grading import wire
+
+SPLIT = ["lab1", "lab2"]
+
+
+def _entries(lab: str):
+    cat = importlib.import_module(f"tests.catalogue.{lab}")
+    items = [(ex, cat.REFERENCE_IMPLS[ex], "reference") for ex in cat.LAB.LAB.exercises]
+    items += [(w.exercise, w.impl, w.why) for w in cat.WRONG]
+    return cat, items
+
+
+def _key(result, full: bool):
+    if not full:
+        return result.status, result.cases_passed
+    first = (result.message or "").split("\n")[0]
+    return result.status, result.cases_passed, first, result.hint
+
+
+@pytest.mark.parametrize("lab", SPLIT)
+def test_both_paths_give_the_same_result_on_the_catalogue(lab):
+    module = f"utils.check.{lab}"
+    assert module in S.SPLIT_LABS
+    cat, items = _entries(lab)
+    in_process = S.fresh_check_module(module)
+    run = S.SplitRun(module, S.new_prefix(), "nonce", "application/x-test")
+    run.transport = S.Loopback(run.prefix, module)
+    differ = []
+    for exercise, impl, why in items:
+        getattr(cat, "_KEPT", {}).clear()  # a catalogue's global state, per run
+        here = getattr(in_process, exercise)(impl)
+        getattr(cat, "_KEPT", {}).clear()
+        proxy = run.peer.decode(run.transport.kernel_object(impl))
+        # in a thread, as in the grader: the grader's own deadline, not SIGALRM's
+        with ThreadPoolExecutor(1) as pool:
+            there = pool.submit(run._check, exercise, [proxy], {}).result()
+        if _key(here, lab == "lab1") != _key(there, lab == "lab1"):
+            differ.append(f"{exercise} ({why}): {here.text()}\n  vs {there.text()}")
+    assert not differ, "\n".join(differ)
+
+
+def test_values_cross_the_wire_as_data_with_their_identity():
+    peer = wire.Peer("g", lambda hid, info: None, lambda obj: {})
+    a = np.arange(6, dtype=np.float32).reshape(2, 3).T  # not contiguous
+    value = {"a": a, "b": [a, np.float32(2.5), 3, "x", None, (1.5, slice(1, 4))]}
+    text = wire.dumps(peer.encode(value))
+    assert "pickle" not in text and "\\u0000" not in text
+    got = peer.decode(wire.loads(text))
+    assert got["b"][0] is got["a"]  # the same array twice stays one array
+    assert not got["a"].flags.c_contiguous and got["a"].dtype == np.float32
+    np.testing.assert_array_equal(got["a"], a)
+    assert type(got["b"][1]) is np.float32 and got["b"][5] == (1.5, slice(1, 4))
+
+
+def test_an_object_array_is_never_unpickled():
+    with pytest.raises(ValueError):
+        wire._array_of(_pickled_array())
+
+
+def _pickled_array() -> str:
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.array([object()], dtype=object), allow_pickle=True)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_the_kernel_gets_the_given_pieces_alone():
+    """Lab 1 hands out init_params and GRAD_CHECK_BOUND: rebuilt from their source,
+    with NumPy and nothing else of the reference."""
+    import jupytext
+
+    from utils import grade as G
+
+    lab = G.load_lab(1)
+    source = lab.nb.cells[lab.import_cell].source
+    refs = S.fresh_check_module(lab.module).LAB.references.values()
+    given = S.given_pieces(source, list(refs))
+    assert list(given) == ["utils.reference.stage1"]
+    space: dict = {}
+    exec(given["utils.reference.stage1"], space)  # noqa: S102 - the course's source
+    names = {k for k in space if not k.startswith("__")}
+    assert names == {"np", "annotations", "init_params", "GRAD_CHECK_BOUND"}
+    params = space["init_params"](3, 4, 2, seed=0)
+    assert params["W1"].shape == (3, 4)
+    with pytest.raises(ValueError, match="exercise's reference"):
+        S.given_pieces("from utils.reference.stage1 import relu", list(refs))
+    assert jupytext  # (the lab is read with jupytext above)
+
+
+def test_a_lab_not_split_says_so_in_one_line():
+    assert S.enabled("utils.check.lab1") and S.enabled("utils.check.lab2")
+    assert not S.enabled("utils.check.lab3")
+    note = S.in_kernel_note("utils.check.lab3")
+    assert "\n" not in note and "inside each student's kernel" in note

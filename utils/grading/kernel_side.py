@@ -1,0 +1,275 @@
+"""What the grader puts into a grading kernel for the split path (as source text).
+
+The kernel gets, before the lab's first cell, the source of :mod:`utils.grading.wire`
+and of this module, run in a namespace of their own, and then::
+
+    __nn_remote__ = KernelRemote(prefix, given)
+
+which puts into ``sys.modules``:
+
+- ``utils.check.labN``: a *stand-in* of the check module. ``check.relu(relu)`` only
+  notes that the grader is to check ``relu`` (the grader runs the check in its own
+  process after the cell); ``check.ready`` reads the statuses the grader sends back;
+  ``check.reference(name)`` gives a placeholder that the grader answers for (and
+  grades ``used the reference``). No check code and no reference is in the kernel.
+- the reference module(s) the lab imports its given pieces from (``init_params``),
+  holding those pieces only, rebuilt from their source in a namespace of their own.
+
+The grader talks to it with ``__nn_remote__.serve(payload)`` (an execute request);
+the kernel answers, and asks the grader about the grader's objects, through
+``input()`` prompts that start with ``prefix``.
+
+Nothing here is trusted by the grader: a student's code can change all of it, and
+all it gains is to send other data back, as its own answer.
+"""
+
+# This file is not imported in the kernel: its source runs after wire.py's, in one
+# namespace (Peer, Memo, dumps, loads, rebuild_error, np are defined there).
+
+import base64 as _b64
+import builtins as _builtins
+import sys as _sys
+import types as _types
+
+_KINDS = {}
+
+
+def _grader_type(name):
+    """A subclass of _GraderObject named like the grader's object's type."""
+    name = name if isinstance(name, str) and name.isidentifier() else "object"
+    if name not in _KINDS:
+        _KINDS[name] = type(name, (_GraderObject,), {})
+    return _KINDS[name]
+
+
+class _GraderObject:
+    """The kernel's stand-in for an object of the grader (a function a check passes,
+    the placeholder of a reference): every use is a question to the grader."""
+
+    def __init__(self, remote, hid, info):
+        object.__setattr__(self, "_nn", (remote, hid, info))
+
+    def __call__(self, *args, **kwargs):
+        remote, hid, _ = object.__getattribute__(self, "_nn")
+        return remote.ask({"op": "call", "h": hid}, args, kwargs)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        remote, hid, info = object.__getattribute__(self, "_nn")
+        if name in info.get("methods", ()):  # called in one message, not two
+
+            def method(*args, **kwargs):
+                request = {"op": "callmethod", "h": hid, "name": name}
+                return remote.ask(request, args, kwargs)
+
+            method.__name__ = name
+            return method
+        return remote.ask({"op": "getattr", "h": hid, "name": name})
+
+    def __repr__(self):
+        info = object.__getattribute__(self, "_nn")[2]
+        return f"<{info.get('name', 'object')} (the grader's)>"
+
+
+class _Reference:
+    """What ``check.reference(name)`` gives while grading: the grader's reference,
+    called through the grader (the exercise then reads ``used the reference``)."""
+
+    def __init__(self, remote, name):
+        self._remote, self._name = remote, name
+        self.__name__ = name
+
+    def __call__(self, *args, **kwargs):
+        return self._remote.ask({"op": "reference", "name": self._name}, args, kwargs)
+
+
+class _CheckShim(_types.ModuleType):
+    """The check module as the kernel sees it: requests, statuses, no check code."""
+
+    def __init__(self, remote, name):
+        super().__init__(name)
+        self._remote = remote
+        self._pending = []
+        self._statuses = {}
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        pending = self._pending
+
+        def request(*args, **kwargs):
+            pending.append([attr, list(args), dict(kwargs)])
+
+        request.__name__ = attr
+        return request
+
+    def ready(self, *names):
+        waiting = [
+            n
+            for n in names
+            if self._statuses.get(n) not in ("passed", "used the reference")
+        ]
+        if waiting:
+            print(f"⏳ waiting for: {', '.join(waiting)}; skipping this cell.")
+        return not waiting
+
+    def reference(self, name):
+        self._statuses[name] = "used the reference"
+        return _Reference(self._remote, name)
+
+    def summary(self):
+        return "\n".join(f"{k}: {v}" for k, v in self._statuses.items())
+
+    def results_as_dict(self):
+        return {
+            "exercises": [{"name": k, "status": v} for k, v in self._statuses.items()]
+        }
+
+
+class KernelRemote:
+    """The kernel's end of the split path."""
+
+    def __init__(self, prefix, check_module, given, install=True, ask=None):
+        self.prefix = prefix
+        self.last = ""
+        self._ask = ask  # how to prompt the grader; None: input(), as set per request
+        self.peer = Peer("k", self._proxy, self._describe)  # noqa: F821
+        self.shim = _CheckShim(self, check_module)
+        if not install:
+            return
+        _sys.modules[check_module] = self.shim
+        package, _, leaf = check_module.rpartition(".")
+        self._install(package, leaf, self.shim)
+        for module, pieces in given.items():
+            fake = _types.ModuleType(module)
+            fake.__dict__.update(pieces)
+            _sys.modules[module] = fake
+            package, _, leaf = module.rpartition(".")
+            self._install(package, leaf, fake)
+
+    @staticmethod
+    def _install(package, leaf, module):
+        parts = package.split(".")
+        for i in range(1, len(parts) + 1):
+            name = ".".join(parts[:i])
+            if name not in _sys.modules:
+                _sys.modules[name] = _types.ModuleType(name)
+                _sys.modules[name].__path__ = []
+        setattr(_sys.modules[package], leaf, module)
+        if "." in package:
+            parent, _, last = package.rpartition(".")
+            setattr(_sys.modules[parent], last, _sys.modules[package])
+
+    # ------------------------------------------------------------ objects
+    def _proxy(self, hid, info):
+        return _grader_type(info.get("type"))(self, hid, info)
+
+    def _describe(self, obj):
+        info = {
+            "kind": "class"
+            if isinstance(obj, type)
+            else "callable"
+            if callable(obj)
+            else "object",
+            "name": str(getattr(obj, "__name__", "") or type(obj).__name__),
+            "type": type(obj).__name__,
+        }
+        if info["kind"] == "object" and not isinstance(
+            obj, (_GraderObject, _Reference)
+        ):
+            info["cls"] = self.peer.encode(type(obj))
+        if isinstance(obj, _Reference):
+            info["reference"] = [obj._name]
+        codes = []
+        code = getattr(obj, "__code__", None)
+        if isinstance(code, _types.CodeType):
+            codes.append(code)
+        for klass in getattr(obj, "__mro__", ()) if isinstance(obj, type) else ():
+            for attr in vars(klass).values():
+                code = getattr(attr, "__code__", None)
+                if isinstance(code, _types.CodeType):
+                    codes.append(code)
+        if codes:
+            info["co_names"] = sorted({n for c in codes for n in c.co_names})
+        return info
+
+    def _global(self, obj, name):
+        spaces = []
+        glob = getattr(obj, "__globals__", None)
+        if isinstance(glob, dict):
+            spaces.append(glob)
+        for klass in getattr(obj, "__mro__", ()) if isinstance(obj, type) else ():
+            for attr in vars(klass).values():
+                glob = getattr(attr, "__globals__", None)
+                if isinstance(glob, dict):
+                    spaces.append(glob)
+        for space in spaces:
+            value = space.get(name)
+            if value is not None and callable(value):
+                return value
+        return None
+
+    # ------------------------------------------------------------ the channel
+    def _send(self, data):
+        data = dict(data, **self.peer.state())  # shared data, as it is now
+        prompt = self._ask or _builtins.input
+        reply = prompt(self.prefix + dumps(data))  # noqa: F821
+        return loads(reply) if reply else {}  # noqa: F821
+
+    def _answer(self, request):
+        op = request.get("op")
+        try:
+            if op == "forget":  # a new check: nothing lent or borrowed any more
+                self.peer.forget(handles=False)
+                return {"ok": True, "value": None}
+            if op == "pending":
+                pending, self.shim._pending[:] = list(self.shim._pending), []
+                return {"ok": True, "value": self.peer.encode(pending)}
+            if op == "status":
+                self.shim._statuses.update(request.get("statuses", {}))
+                return {"ok": True, "value": None}
+            if op == "new":  # an instance without __init__ (object.__new__(cls))
+                cls = self.peer.objects[int(request["h"])]
+                return {"ok": True, "value": self.peer.encode(cls.__new__(cls))}
+            if op == "global":
+                obj = self.peer.objects[int(request["h"])]
+                found = self._global(obj, str(request["name"]))
+                return {"ok": True, "value": self.peer.encode(found)}
+        except Exception as exc:  # noqa: BLE001 - sent to the grader as data
+            return {"ok": False, "error": error_data(exc)}  # noqa: F821
+        return self.peer.serve(request)
+
+    def serve(self, payload):
+        """One request of the grader (an execute request runs this)."""
+        request = loads(_b64.b64decode(payload).decode())  # noqa: F821
+        if request.get("forget"):  # a new check: nothing lent or borrowed any more
+            self.peer.forget(handles=False)
+        self.peer.apply_state(request)
+        answer = self._answer(request)
+        # read by the grader from the execute reply (a user expression)
+        self.last = self.prefix + dumps(  # noqa: F821
+            dict({"kind": "resp", **answer}, **self.peer.state())
+        )
+
+    def ask(self, request, args=None, kwargs=None):
+        """Ask the grader about one of its objects; serve its questions meanwhile."""
+        memo = Memo()  # noqa: F821
+        if args is not None:
+            request = dict(request, args=self.peer.encode([list(args), kwargs], memo))
+        sync = self.peer.sync()
+        if sync is not None:
+            request = dict(request, sync=sync)
+        message = self._send({"kind": "req", **request})
+        self.peer.apply_state(message)
+        while message.get("kind") != "resp":
+            message = self._send({"kind": "resp", **self._answer(message)})
+            self.peer.apply_state(message)
+        if not message.get("ok"):
+            raise rebuild_error(message.get("error", {}))  # noqa: F821
+        if "after" in message:
+            self.peer.decode(message["after"], None, memo.objs)
+        got = []
+        value = self.peer.decode(message.get("value"), got, memo.objs)
+        self.peer.take(message, got, value)
+        return value

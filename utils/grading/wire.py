@@ -1,0 +1,524 @@
+"""Values between the grader and a grading kernel, as data, never pickled.
+
+Both ends run this module: the grader imports it, the kernel gets its source as text
+(:mod:`utils.grading.kernel_side`). A value travels as JSON: numbers, strings, bools
+and ``None`` as themselves; lists, tuples, dicts and slices as tagged lists; NumPy
+arrays and scalars as the bytes of ``np.save(..., allow_pickle=False)`` in base64.
+Anything else (a function, a class, an instance) stays where it is: the other end
+gets a *handle*, ``{"$h": [side, id]}``, and calls it back through :class:`Peer`.
+
+Identity survives a call: each container or array sent gets a number in the order it
+is met; after the call the receiver sends the arguments back (``after``), and an
+object that is still the one it received is tagged ``"$same": n``, so the sender
+updates its own object in place (a mutated input, an in-place update) or finds its
+own object in a result that returns an input.
+
+Only this module's own code is trusted on each side; whatever the kernel sends is
+decoded as plain data or as a handle the grader created, nothing else.
+"""
+
+import base64
+import builtins
+import contextlib
+import io
+import json
+import traceback
+
+import numpy as np
+
+_BUILTIN_ERRORS = {
+    name: getattr(builtins, name, None)
+    for name in [
+        "ArithmeticError",
+        "AssertionError",
+        "AttributeError",
+        "FloatingPointError",
+        "IndexError",
+        "KeyError",
+        "LookupError",
+        "MemoryError",
+        "NameError",
+        "NotImplementedError",
+        "OverflowError",
+        "RecursionError",
+        "RuntimeError",
+        "TypeError",
+        "UnboundLocalError",
+        "ValueError",
+        "ZeroDivisionError",
+        "StopIteration",
+    ]
+}
+
+
+class Memo:
+    """The containers and arrays sent in one message, numbered in the order met."""
+
+    def __init__(self):
+        self.ids = {}
+        self.objs = []
+
+    def add(self, obj):
+        self.ids[id(obj)] = len(self.objs)
+        self.objs.append(obj)
+        return len(self.objs) - 1
+
+
+class RemoteError(Exception):
+    """An exception raised on the other side, under its own type's name."""
+
+
+def _array_bytes(a: np.ndarray) -> str:
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _array_of(text: str) -> np.ndarray:
+    data = base64.b64decode(text.encode("ascii"), validate=True)
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+class Peer:
+    """One end of the conversation: its objects behind handles, the other's proxied.
+
+    Args:
+        side: ``"g"`` (the grader) or ``"k"`` (the kernel).
+        make_proxy: ``make_proxy(hid, info)`` returns this end's stand-in for the
+            other end's object ``hid`` (``info``: what it is, in data).
+        describe: ``describe(obj)`` returns ``info`` for an object of this end.
+    """
+
+    def __init__(self, side, make_proxy, describe, unwrap=None):
+        self.side = side
+        self.unwrap = unwrap  # a stand-in of this side for an object of the other
+        self._next_hid = 0
+        self.objects = {}  # hid -> object of this side
+        self._ids = {}  # id(object) -> hid
+        self.proxies = {}  # hid -> proxy of the other side's object
+        self.make_proxy = make_proxy
+        self.describe = describe
+        self.frames = []  # (arguments received, their numbers) of calls being served
+        self.lent = {}  # lend id -> (value, numbers): attributes read by the other
+        self.borrowed = {}  # lend id -> (value, objects): attributes read from it
+
+    # ------------------------------------------------------------ handles
+    def handle(self, obj):
+        hid = self._ids.get(id(obj))
+        if hid is None or self.objects.get(hid) is not obj:
+            self._next_hid += 1  # never reused: a stale handle finds nothing
+            hid = self._next_hid
+            self.objects[hid] = obj
+            self._ids[id(obj)] = hid
+        return hid
+
+    def proxy(self, hid, info):
+        found = self.proxies.get(hid)
+        if found is None:
+            found = self.make_proxy(hid, info)
+            self.proxies[hid] = found
+        return found
+
+    def own_hid(self, obj):
+        """The other side's handle id if ``obj`` is a proxy of this peer, else None."""
+        for hid, proxy in self.proxies.items():
+            if proxy is obj:
+                return hid
+        return None
+
+    # ------------------------------------------------------------ encode
+    def encode(self, x, sent=None, same=None):
+        """``x`` as JSON data.
+
+        Args:
+            sent: id(obj) -> number, filled in the order containers are met.
+            same: id(obj) -> number of the objects received (their sender's own):
+                tagged ``$same`` so that the sender updates them in place.
+        """
+        sent = Memo() if sent is None else sent
+        same = {} if same is None else same
+        return self._enc(x, sent, same)
+
+    def _enc(self, x, sent, same):
+        if x is None or isinstance(x, (bool, str)):
+            return x
+        if type(x) is int:
+            return x if abs(x) < 2**53 else {"$int": str(x)}
+        if type(x) is float:
+            return {"$float": repr(x)}
+        if isinstance(x, np.generic) and not isinstance(x, np.object_):
+            try:
+                return {"$sc": _array_bytes(np.asarray(x))}
+            except ValueError:
+                pass
+        if isinstance(x, np.ndarray) and x.dtype.hasobject:
+            return self._handle_of(x)
+        if isinstance(x, (np.ndarray, list, tuple, dict)) and type(x) in (
+            np.ndarray,
+            list,
+            tuple,
+            dict,
+        ):
+            key = id(x)
+            if key in sent.ids:
+                return {"$ref": sent.ids[key]}
+            sent.add(x)
+            out = {}
+            if key in same:
+                out["$same"] = same[key]
+            if isinstance(x, np.ndarray):
+                out["$nd"] = _array_bytes(x)
+                if (
+                    x.ndim
+                    and x.size > 1
+                    and not (x.flags.c_contiguous or x.flags.f_contiguous)
+                ):
+                    out["strided"] = True
+                if not x.flags.writeable:
+                    out["readonly"] = True
+            elif isinstance(x, list):
+                out["$list"] = [self._enc(v, sent, same) for v in x]
+            elif isinstance(x, tuple):
+                out["$tuple"] = [self._enc(v, sent, same) for v in x]
+            else:
+                out["$dict"] = [
+                    [self._enc(k, sent, same), self._enc(v, sent, same)]
+                    for k, v in x.items()
+                ]
+            return out
+        if isinstance(x, slice):
+            return {
+                "$slice": [self._enc(v, sent, same) for v in (x.start, x.stop, x.step)]
+            }
+        if isinstance(x, np.dtype):
+            return {"$dtype": x.str if x.names is None else str(x)}
+        if (
+            isinstance(x, type)
+            and issubclass(x, np.generic)
+            and getattr(np, x.__name__, None) is x
+        ):
+            return {"$nptype": x.__name__}
+        if isinstance(x, type) and x in (int, float, bool, str, complex):
+            return {"$type": x.__name__}
+        if type(x) is complex:
+            return {"$complex": [repr(x.real), repr(x.imag)]}
+        return self._handle_of(x)
+
+    def forget(self, handles=True):
+        """Drop what was lent and borrowed, and the handles given out so far (the
+        other side's then find nothing)."""
+        if handles:
+            self.objects.clear()
+            self._ids.clear()
+        self.lent.clear()
+        self.borrowed.clear()
+
+    # ------------------------------------------------------------ shared data
+    def state(self):
+        """The data lent and borrowed, as it is now: sent with every message, so
+        that an attribute read on one side and changed in place on either stays
+        the same on both (a layer's ``params`` updated by the other side)."""
+        lent = [[b, self.encode(v, None, ids)] for b, (v, ids, _) in self.lent.items()]
+        borrowed = []
+        for b, (v, objs) in self.borrowed.items():
+            ids = {id(o): n for n, o in enumerate(objs) if o is not None}
+            borrowed.append([b, self.encode(v, None, ids)])
+        return {"lent": lent, "borrowed": borrowed}
+
+    def apply_state(self, message):
+        """Take the other side's :meth:`state` (in place, where it can)."""
+        for key in ("lent", "borrowed"):
+            for item in message.get(key) or []:
+                try:
+                    bid, data = item
+                    if key == "lent":  # the other's own data: our borrowed copy
+                        objs = self.borrowed[int(bid)][1]
+                    else:  # our own data, as the other side left it
+                        objs = self.lent[int(bid)][2]
+                except (KeyError, TypeError, ValueError):
+                    continue
+                self.decode(data, None, objs)
+
+    def take(self, answer, got, value):
+        """Note data that an answer lent (an attribute read)."""
+        bid = answer.get("lend") if isinstance(answer, dict) else None
+        if bid is not None and got:
+            self.borrowed[int(bid)] = (value, list(got))
+
+    def _handle_of(self, x):
+        if self.unwrap is not None:
+            x = self.unwrap(x)
+        hid = self.own_hid(x)
+        if hid is not None:  # the other side's own object, going home
+            return {"$h": ["other", hid]}
+        return {"$h": [self.side, self.handle(x)], "info": self.describe(x)}
+
+    # ------------------------------------------------------------ decode
+    def decode(self, j, got=None, originals=None):
+        """The value of JSON data ``j``.
+
+        Args:
+            got: filled with each container or array made, in order (so that the
+                receiver can tell later which it still holds).
+            originals: this side's objects by the numbers it sent them under: a
+                ``$same`` is updated in place and returned as that object.
+        """
+        got = [] if got is None else got
+        return self._dec(j, got, originals or [])
+
+    def _dec(self, j, got, originals):
+        if j is None or isinstance(j, (bool, str, int)):
+            return j
+        if isinstance(j, float):
+            return j
+        if not isinstance(j, dict):
+            raise TypeError(f"not wire data: {type(j).__name__}")
+        if "$float" in j:
+            return float(j["$float"])
+        if "$int" in j:
+            return int(j["$int"])
+        if "$sc" in j:
+            return _array_of(j["$sc"])[()]
+        if "$ref" in j:
+            return got[int(j["$ref"])]
+        if "$slice" in j:
+            return slice(*(self._dec(v, got, originals) for v in j["$slice"]))
+        if "$dtype" in j:
+            return np.dtype(j["$dtype"])
+        if "$nptype" in j:
+            found = getattr(np, str(j["$nptype"]))
+            if not (isinstance(found, type) and issubclass(found, np.generic)):
+                raise TypeError("not a NumPy scalar type")
+            return found
+        if "$type" in j:
+            return {"int": int, "float": float, "bool": bool, "str": str}.get(
+                j["$type"], complex
+            )
+        if "$complex" in j:
+            return complex(float(j["$complex"][0]), float(j["$complex"][1]))
+        if "$h" in j:
+            side, hid = j["$h"]
+            hid = int(hid)
+            if side == "other":  # one of this side's own objects
+                if hid not in self.objects:
+                    raise KeyError(f"no object {hid} here")
+                return self.objects[hid]
+            if side == self.side:
+                raise ValueError("a handle claims to be this side's own")
+            return self.proxy(hid, j.get("info") or {})
+        target = None
+        if "$same" in j:
+            n = int(j["$same"])
+            if not 0 <= n < len(originals):
+                raise IndexError("an unknown object")
+            target = originals[n]
+        slot = len(got)
+        got.append(None)
+        if "$nd" in j:
+            value = _array_of(j["$nd"])
+            if j.get("strided") and value.ndim and value.shape[0] > 0:
+                wide = np.empty((value.shape[0] * 2, *value.shape[1:]), value.dtype)
+                wide[::2] = value
+                value = wide[::2]
+            if isinstance(target, np.ndarray):
+                if (
+                    target.shape == value.shape
+                    and target.flags.writeable
+                    and not np.array_equal(target, value, equal_nan=_nan_ok(value))
+                ):
+                    np.copyto(target, value, casting="unsafe")
+                value = target
+            elif j.get("readonly"):
+                value.flags.writeable = False
+            got[slot] = value
+            return value
+        if "$list" in j:
+            value = target if isinstance(target, list) else []
+            got[slot] = value
+            items = [self._dec(v, got, originals) for v in j["$list"]]
+            value[:] = items
+            return value
+        if "$tuple" in j:
+            items = tuple(self._dec(v, got, originals) for v in j["$tuple"])
+            value = target if isinstance(target, tuple) else items
+            got[slot] = value
+            return value
+        if "$dict" in j:
+            value = target if isinstance(target, dict) else {}
+            got[slot] = value
+            items = [
+                (self._dec(k, got, originals), self._dec(v, got, originals))
+                for k, v in j["$dict"]
+            ]
+            if value:
+                value.clear()
+            value.update(items)
+            return value
+        raise TypeError(f"unknown wire data: {sorted(j)[:3]}")
+
+    # ------------------------------------------------------------ serve
+    def sync(self):
+        """The arguments of the call being served, as they are now (or None): sent
+        with a question to the other side, whose objects may read them."""
+        if not self.frames:
+            return None
+        pair, ids = self.frames[-1]
+        return self.encode(pair, None, ids)
+
+    def serve(self, request):
+        """Do what the other side asks with one of this side's objects.
+
+        A request is ``{"op": "call" | "getattr" | "setattr" | "delattr",
+        "h": hid, ...}``; the answer ``{"ok": True, "value": ..., "after": ...}`` or
+        ``{"ok": False, "error": {...}}``.
+        """
+        try:
+            obj = self.objects[int(request["h"])]
+            op = request["op"]
+            got = []
+            args = kwargs = None
+            if op == "callmethod":  # a method's call, in one message
+                obj = getattr(obj, str(request["name"]))
+                op = "call"
+            if op == "call":
+                pair = self.decode(request["args"], got)
+                args, kwargs = pair
+                ids = {id(o): n for n, o in enumerate(got) if o is not None}
+                self.frames.append((pair, ids))
+                try:
+                    value = obj(*args, **kwargs)
+                finally:
+                    self.frames.pop()
+            elif op == "getattr":
+                value = getattr(obj, str(request["name"]))
+            elif op == "setattr":
+                setattr(obj, str(request["name"]), self.decode(request["value"], got))
+                value = None
+            elif op == "delattr":
+                delattr(obj, str(request["name"]))
+                value = None
+            else:
+                raise ValueError(f"unknown operation {op!r}")
+            same = {id(o): n for n, o in enumerate(got) if o is not None}
+            memo = Memo()
+            answer = {"ok": True, "value": self.encode(value, memo, same)}
+            if op == "getattr" and memo.objs:
+                for known, entry in self.lent.items():  # lent already: the same one
+                    if entry[0] is value:
+                        answer["lend"] = known
+                        break
+                else:
+                    bid = len(self.lent) + 1
+                    ids = {id(o): n for n, o in enumerate(memo.objs)}
+                    self.lent[bid] = (value, ids, list(memo.objs))
+                    answer["lend"] = bid
+            if args is not None:
+                answer["after"] = self.encode([list(args), kwargs], None, same)
+            return answer
+        except Exception as exc:  # noqa: BLE001 - sent to the other side as data
+            return {"ok": False, "error": error_data(exc)}
+
+
+def _nan_ok(a) -> bool:
+    return a.dtype.kind in "fc"
+
+
+_NOT_STUDENT = ("<grader", "<given", "<frozen")
+
+
+def _frames(exc):
+    """The traceback's frames in code that is neither this wire nor a library:
+    ``[filename, line number, function, source line]``, outermost first."""
+    import linecache
+
+    found = []
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        filename = frame.f_code.co_filename
+        if filename.startswith(_NOT_STUDENT) or "/lib/python3" in filename:
+            continue
+        if "site-packages" in filename or filename.startswith(_OWN_DIR):
+            continue
+        line = linecache.getline(filename, lineno).strip()
+        found.append([filename, lineno, frame.f_code.co_name, line])
+    return found[-20:]
+
+
+try:
+    _OWN_DIR = __file__.rsplit("/", 2)[0] + "/"  # utils/ on the grader's side
+except NameError:  # the kernel: the source has no file
+    _OWN_DIR = "<grader"
+
+
+def error_data(exc):
+    """An exception as data: its type's name, its text, its frames in student code."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a student's exception class may be broken
+        text = ""
+    try:
+        frames = _frames(exc)
+    except Exception:  # noqa: BLE001 - a traceback that cannot be read
+        frames = []
+    data = {"type": type(exc).__name__, "message": text[:2000], "frames": frames}
+    for attr in ("name", "nn_hint"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, str):
+            data[attr] = value
+    return data
+
+
+def _raise_through(exc, frames):
+    """``exc`` with a traceback through ``frames`` (their lines in ``linecache``), so
+    that the check names the student's line as it does in the notebook."""
+    import linecache
+
+    def step(i):
+        if i == len(frames):
+            raise exc
+        filename, lineno, func, line = frames[i]
+        lineno = max(1, int(lineno))
+        entry = linecache.cache.get(filename)
+        lines = list(entry[2]) if entry and entry[1] is None else []
+        lines += ["\n"] * (lineno - len(lines))
+        lines[lineno - 1] = str(line) + "\n"
+        linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+        code = compile("\n" * (lineno - 1) + "_nn_step(_nn_i)", filename, "exec")
+        if str(func).isidentifier():
+            code = code.replace(co_name=str(func))
+        exec(code, {"_nn_step": step, "_nn_i": i + 1})  # noqa: S102
+
+    try:
+        step(0)
+    except BaseException as raised:  # noqa: BLE001 - it is exc, now with its frames
+        return raised
+    return exc
+
+
+def rebuild_error(data):
+    """The exception that ``error_data`` described (a built-in type when it was one)."""
+    name = str(data.get("type", "Exception"))
+    message = str(data.get("message", ""))
+    kind = _BUILTIN_ERRORS.get(name)
+    if isinstance(kind, type) and issubclass(kind, BaseException):
+        exc = kind(message)
+    else:
+        exc = type(name if name.isidentifier() else "Error", (RemoteError,), {})(
+            message
+        )
+    for attr in ("name", "nn_hint"):
+        if isinstance(data.get(attr), str):
+            with contextlib.suppress(AttributeError, TypeError):
+                setattr(exc, attr, data[attr])
+    frames = data.get("frames")
+    if isinstance(frames, list) and frames:
+        with contextlib.suppress(Exception):  # frames that cannot be rebuilt: none
+            exc = _raise_through(exc, [list(f)[:4] for f in frames])
+    return exc
+
+
+def dumps(data) -> str:
+    return json.dumps(data, separators=(",", ":"), allow_nan=False)
+
+
+def loads(text: str):
+    return json.loads(text)
