@@ -103,7 +103,7 @@ browser-test: $(STAMP)  ## load every page of the built site in headless Chromiu
 # In `make test` the site build executes the chapters (strict mode, a cell error
 # fails it), so nbval runs only the solutions there: each chapter runs once.
 test: NBVAL_CHAPTERS :=
-test: lint pytest nbval book browser-test  ## everything CI runs
+test: sandbox lint pytest nbval book browser-test  ## everything CI runs
 
 bench: $(STAMP)  ## timings the text quotes (not part of test)
 	$(PY) -m utils.bench
