@@ -28,6 +28,13 @@ SITE = ROOT / "book" / "_build" / "html"
 CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]-*.md"))
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]-*.md"))
 MIN_MARGIN = 0.5  # points of accuracy
+# chapters allowed a smaller margin, with the reason (the chapter states its margin)
+SHORT_MARGIN_OK = {
+    "05-convolutions": (
+        "issue 20 fixes the target at 99.0%, and 99.5% is out of reach in the two "
+        "minutes the chapter may run on a 2-core machine"
+    ),
+}
 ASSERTS = re.compile(r"assert\s+\w*acc\w*\s*>=\s*target")
 PRINTS = 'f"target {target:.1%}: validation {'
 MARGIN_LINE = re.compile(
@@ -78,6 +85,10 @@ def test_chapter_margins_on_mnist(chapter: Path):
     if "mnist: " not in text:
         pytest.skip(f"{page.name} ran on the digits fallback: MNIST was not available")
     problems = short_margins(found)
+    if problems and chapter.stem in SHORT_MARGIN_OK:
+        reason = SHORT_MARGIN_OK[chapter.stem]
+        assert "margin" in text, f"{page.name} must state its thin margin ({reason})"
+        pytest.xfail(f"{'; '.join(problems)}: {reason}")
     assert not problems, f"{page.name}: " + "; ".join(problems)
 
 
