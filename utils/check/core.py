@@ -1642,3 +1642,53 @@ class Summary:
             for ex, s in self.rows
         )
         return f"<p><b>{html.escape(self._head())}</b></p><table>{rows}</table>"
+
+
+# ------------------------------------------------- a second backward, same forward
+SECOND_DX = "dx of a second backward on the same forward"
+_SECOND_RAISED = (
+    "the first backward ran, a second one on the same forward raised: backward "
+    "changed what forward cached (the cache transposed, rebound or edited in "
+    "place). Compute into new arrays and leave the cache as forward left it."
+)
+
+
+def backward_again(layer: Any, dout: Any) -> Any:
+    """A second backward on the same forward; an error in it says so in its hint.
+
+    A layer whose backward reads a cache is run backward twice (the family rule
+    "state read twice"): the second dx, kept under :data:`SECOND_DX`, must agree.
+    """
+    try:
+        return layer.backward(dout)
+    except Exception as exc:
+        exc.nn_hint = _SECOND_RAISED
+        raise
+
+
+def second_dx_hint(first: str, edits: str) -> Callable[[Any, Any, Any], str]:
+    """A diagnoser: the first backward is right (its dx under ``first``), a second
+    one on the same forward is not, so backward edited what forward cached.
+
+    Args:
+        first: the output's key of the first backward's dx.
+        edits: examples of such an edit, for the hint (``"an in-place *= on the
+            cached mask"``).
+    """
+
+    def diagnose(got: Any, expected: Any, case: Any) -> str:
+        if (
+            isinstance(got, dict)
+            and SECOND_DX in got
+            and agrees(got.get(first), expected[first])
+            and not agrees(got.get(SECOND_DX), expected[SECOND_DX])
+        ):
+            return (
+                "a second backward after the same forward gives another dx: backward "
+                f"changed what forward cached ({edits}, say, or the cache rebound to "
+                "a product). Compute dx into a new array and leave the cache as "
+                "forward left it."
+            )
+        return ""
+
+    return diagnose

@@ -27,11 +27,8 @@ import functools
 import numpy as np
 
 from utils.check.core import (
-    FAILED,
     FLOAT64_HINT,
-    PASSED,
     Case,
-    CheckFailed,
     CheckResult,
     Inputs,
     Lab,
@@ -40,7 +37,6 @@ from utils.check.core import (
     _type_name,
     agrees,
     array_refs,
-    finish,
     require_in_place,
     run_check,
 )
@@ -1159,27 +1155,14 @@ def training(student) -> CheckResult:
     cases = [
         Case(c.name, c.args, run=run, may_modify=("arg2",)) for c in _training_cases()
     ]
-    got: list[CheckResult] = []
-    try:
-        result = _training_result(student, cases, got.append)
-    except CheckFailed:
-        result = got[-1]
-    # a piece that failed its own check makes this one fail, or pass by luck: a
-    # passing `training` never sits beside a failing piece it uses
-    failed = [p for p in _TRAINING_USES if LAB.status(p) == FAILED]
-    if failed and result.status in (PASSED, FAILED):
-        first = failed[0]
-        result = CheckResult(
-            "training",
-            FAILED,
-            0,
-            result.cases_total,
-            f"{first} has not passed its own check, and training uses it (so do the "
-            f"training cells below): fix {first} first, then run this check again."
-            + (f"\n{result.message}" if result.message else ""),
-            f"fix {first} first: its check cell says what is wrong.",
-        )
-    return finish(result, LAB.record)
+    return blame_earlier(
+        LAB,
+        "training",
+        student,
+        [(piece, None) for piece in _TRAINING_USES],  # reached through train_step
+        lambda record: _training_result(student, cases, record),
+        even_if_passed=True,
+    )
 
 
 # every exercise train_step reaches, in the lab's order

@@ -40,18 +40,20 @@ from utils.check.core import (
     FAILED,
     NOT_IMPLEMENTED,
     PASSED,
+    SECOND_DX,
     Case,
     CheckResult,
     Inputs,
     Lab,
     Mistake,
     Summary,
-    agrees,
     array_refs,
+    backward_again,
     describe_exception,
     finish,
     require_in_place,
     run_check,
+    second_dx_hint,
 )
 from utils.check.integration import (
     batch_slices,
@@ -201,7 +203,7 @@ def _run_linear_backward(cls, x, W, b, dout):
     layer.forward(x)
     dx = _copied(layer.backward(dout))
     dW, db = _copied(layer.dW), _copied(layer.db)
-    again = _backward_again(layer, dout)  # the cache read twice: never edited in place
+    again = backward_again(layer, dout)  # the cache read twice: never edited in place
     return {"dx": dx, "dW": dW, "db": db, SECOND_DX: again}
 
 
@@ -444,7 +446,7 @@ def _run_layer(cls, x, dout):
     with _fp_warnings() as found:
         out = _copied(layer.forward(x))
         dx = _copied(layer.backward(dout))
-        again = _backward_again(layer, dout)  # the cache must not have been edited
+        again = backward_again(layer, dout)  # the cache must not have been edited
     return {WARNINGS: _warning_text(found), "output": out, "dx": dx, SECOND_DX: again}
 
 
@@ -453,39 +455,9 @@ def _copied(value):
     return value.copy() if isinstance(value, np.ndarray) else value
 
 
-SECOND_DX = "dx of a second backward on the same forward"
-_SECOND_RAISED = (
-    "the first backward ran, a second one on the same forward raised: backward "
-    "changed what forward cached (the cache transposed, rebound or edited in "
-    "place). Compute into new arrays and leave the cache as forward left it."
+_second_dx_hint = second_dx_hint(
+    "dx", "an in-place *=, -= or a slice assignment on self.out"
 )
-
-
-def _backward_again(layer, dout):
-    """A second backward on the same forward; an error in it says so in its hint."""
-    try:
-        return layer.backward(dout)
-    except Exception as exc:
-        exc.nn_hint = _SECOND_RAISED
-        raise
-
-
-def _second_dx_hint(got, expected, case) -> str:
-    """A diagnoser: the first backward is right, a second one on the same forward is
-    not, so backward edited what forward cached."""
-    if (
-        isinstance(got, dict)
-        and SECOND_DX in got
-        and agrees(got.get("dx"), expected["dx"])
-        and not agrees(got.get(SECOND_DX), expected[SECOND_DX])
-    ):
-        return (
-            "a second backward after the same forward gives another dx: backward "
-            "changed what forward cached (an in-place *=, -= or a slice assignment "
-            "on self.out, say, or the cache rebound to a product). Compute dx into "
-            "a new array and leave the cache as forward left it."
-        )
-    return ""
 
 
 def _layer(forward: Callable, backward: Callable) -> type:

@@ -29,17 +29,19 @@ import numpy as np
 
 from utils import data
 from utils.check.core import (
+    SECOND_DX,
     Case,
     CheckResult,
     Inputs,
     Lab,
     Mistake,
     Summary,
-    agrees,
     array_refs,
+    backward_again,
     rebound,
     require_in_place,
     run_check,
+    second_dx_hint,
 )
 from utils.check.integration import diverged_hint, explain_errors, find_global
 from utils.check.prereq import blames
@@ -662,7 +664,7 @@ def _run_linear(cls, sizes, seed, scenario):
     result["dx returned by backward"] = layer.backward(dout)
     if scenario == "twice":
         result["dx returned by backward"] = _copied(result["dx returned by backward"])
-        result[SECOND_DX] = _backward_again(layer, _randn(np.shape(out), seed + 4))
+        result[SECOND_DX] = backward_again(layer, _randn(np.shape(out), seed + 4))
         result["W.grad after two backward passes"] = layer.W.grad
         result["b.grad after two backward passes"] = layer.b.grad
     else:
@@ -1286,16 +1288,8 @@ def _run_dropout(cls, p, seed, scenario):
     out["output of forward"] = _copied(layer(x))
     dout = _randn((6, 8), seed + 3)
     out["dx returned by backward"] = _copied(layer.backward(dout))
-    out[SECOND_DX] = _backward_again(layer, dout)  # the cache read twice
+    out[SECOND_DX] = backward_again(layer, dout)  # the cache read twice
     return out
-
-
-SECOND_DX = "dx of a second backward on the same forward"
-_SECOND_RAISED = (
-    "the first backward ran, a second one on the same forward raised: backward "
-    "changed what forward cached (the cache transposed, rebound or edited in "
-    "place). Compute into new arrays and leave the cache as forward left it."
-)
 
 
 def _copied(value):
@@ -1303,33 +1297,9 @@ def _copied(value):
     return value.copy() if isinstance(value, np.ndarray) else value
 
 
-def _backward_again(layer, dout):
-    """A second backward on the same forward; an error in it says so in its hint."""
-    try:
-        return layer.backward(dout)
-    except Exception as exc:
-        exc.nn_hint = _SECOND_RAISED
-        raise
-
-
-def _second_dx_hint(got, expected, case) -> str:
-    """A diagnoser: the first backward is right, a second one on the same forward is
-    not, so backward edited what forward cached."""
-    if (
-        isinstance(got, dict)
-        and SECOND_DX in got
-        and agrees(
-            got.get("dx returned by backward"), expected["dx returned by backward"]
-        )
-        and not agrees(got.get(SECOND_DX), expected[SECOND_DX])
-    ):
-        return (
-            "a second backward after the same forward gives another dx: backward "
-            "changed what forward cached (an in-place *= on the cached mask or "
-            "input, say, or the cache rebound to a product). Compute dx into a new "
-            "array and leave the cache as forward left it."
-        )
-    return ""
+_second_dx_hint = second_dx_hint(
+    "dx returned by backward", "an in-place *= on the cached mask or input"
+)
 
 
 class _DropoutNoScale(ref.Dropout):

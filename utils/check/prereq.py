@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from utils.check.core import FAILED, CheckFailed, CheckResult, Lab, finish
+from utils.check.core import FAILED, PASSED, CheckFailed, CheckResult, Lab, finish
 from utils.check.integration import find_global
 
 Piece = str | tuple[str, str | None]
@@ -64,9 +64,15 @@ def blame_earlier(
     student: Any,
     pieces: Sequence[Piece],
     run: Callable[[Callable[[CheckResult], None]], CheckResult],
+    even_if_passed: bool = False,
 ) -> CheckResult:
     """Run a check (``run(record)``) and, when it fails while one of ``pieces`` that
     ``student`` calls has failed its own check, name that piece first.
+
+    With ``even_if_passed`` (an integration check such as lab 1's ``training``), a
+    failed piece fails the check even when its cases agree: the piece would make it
+    fail, or pass by luck, and a passing check never sits beside a failing piece it
+    uses.
 
     Args:
         lab: the lab whose results say which pieces failed.
@@ -75,6 +81,7 @@ def blame_earlier(
         pieces: the exercises that ``student`` may use, in the lab's order (see
             :data:`Piece`).
         run: runs the check, recording its result with the function it is given.
+        even_if_passed: turn a passing result into a failure too.
 
     Returns:
         The result, recorded in ``lab`` (and raised in strict mode if it failed).
@@ -89,19 +96,26 @@ def blame_earlier(
         exercise, used = _uses(student, piece)
         if used and lab.status(exercise) == FAILED:
             failed.append(exercise)
-    if result.status == FAILED and failed:
+    passed = even_if_passed and result.status == PASSED
+    if failed and (result.status == FAILED or passed):
         first = failed[0]
         why = _what_failed(lab.results[first])
         said = f" ({why})" if why else ""
+        message = (
+            f"{first} has not passed its own check{said}: {name} uses it, so fix "
+            f"{first} first, then run this check again."
+        )
+        hint = f"fix {first} first (its check cell says what is wrong)"
         result = CheckResult(
             result.name,
-            result.status,
-            result.cases_passed,
+            FAILED,
+            0 if passed else result.cases_passed,
             result.cases_total,
-            f"{first} has not passed its own check{said}: {name} uses it, so fix "
-            f"{first} first, then run this check again.\n{result.message}",
-            f"fix {first} first (its check cell says what is wrong); if {name} still "
-            "fails afterwards: " + (result.hint or "see the message above."),
+            message if passed else f"{message}\n{result.message}",
+            f"{hint}."
+            if passed
+            else f"{hint}; if {name} still fails afterwards: "
+            + (result.hint or "see the message above."),
         )
     return finish(result, lab.record)
 
