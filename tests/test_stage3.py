@@ -740,9 +740,9 @@ def test_train_epoch_skips_the_first_layers_input_gradient_by_default():
     first, last = model[0][0], model[1]
     seen: list[tuple[bool, bool]] = []
     original = first.backward
-    first.backward = lambda dout: seen.append(
-        (first.input_grad, last.input_grad)
-    ) or original(dout)
+    first.backward = lambda dout: (
+        seen.append((first.input_grad, last.input_grad)) or original(dout)
+    )
     optimizer = nn.SGD(model.parameters(), lr=0.1)
     nn.train_epoch(model, CrossEntropyLoss(), optimizer, X, y, 4, rng)
     assert seen == [(False, True)] * 3  # 3 batches

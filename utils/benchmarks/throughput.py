@@ -241,11 +241,13 @@ def stage3_step(weights: Weights, lr: float = LR, *, input_grad: bool = False) -
     from utils.reference import stage3
 
     model, loss_fn, optimizer = chapter_mlp(stage3, weights, lr)
+    # entered for the step's lifetime, as train_epoch enters it for a whole epoch
+    # (the step keeps the stack: a collected one would leave the block at once)
+    stack = contextlib.ExitStack()
     if not input_grad:
-        # entered for good, as train_epoch enters it for a whole epoch
-        contextlib.ExitStack().enter_context(stage3.input_is_data(model))
+        stack.enter_context(stage3.input_is_data(model))
 
-    def step(X: np.ndarray, y: np.ndarray) -> float:
+    def step(X: np.ndarray, y: np.ndarray, stack=stack) -> float:  # noqa: ARG001
         optimizer.zero_grad(set_to_none=True)  # backward assigns grads
         loss = loss_fn(model(X), y)
         model.backward(loss_fn.backward())
