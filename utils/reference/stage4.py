@@ -990,11 +990,14 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx: Context, logits: np.ndarray, *, y: np.ndarray) -> np.ndarray:
         N = logits.shape[0]
-        log_probs, probs = _log_softmax(logits, 1)  # (N, C) each, finite
-        if y.ndim == 1:  # labels: pick one entry per row, no one-hot matrix
-            loss = -log_probs[np.arange(N), y].sum() / N
-        else:  # (N, C) target probabilities
-            loss = -(y * log_probs).sum() / N
+        z = logits - logits.max(axis=1, keepdims=True)  # (N, C), largest entry 0
+        probs = np.exp(z)
+        sums = probs.sum(axis=1, keepdims=True)  # (N, 1), in [1, C]
+        probs /= sums  # softmax, in place
+        if y.ndim == 1:  # labels: log p[i, y_i] = z[i, y_i] - log sums_i, picked
+            loss = (np.log(sums).sum() - z[np.arange(N), y].sum()) / N
+        else:  # (N, C) target probabilities: log p = z - log sums, every entry
+            loss = -(y * (z - np.log(sums))).sum() / N
         ctx.save_for_backward(probs, y)
         return np.asarray(loss, dtype=logits.dtype)
 
@@ -1008,7 +1011,7 @@ class CrossEntropy(Function):
         else:  # dz = softmax(z) sum_c Y - Y: rows of Y need not sum to 1 (as PyTorch)
             grad = probs * y.sum(axis=1, keepdims=True) - y
             grad = grad.astype(probs.dtype, copy=False)
-        grad *= grad_output / N
+        grad *= float(grad_output) / N  # a Python float keeps grad's dtype
         return grad
 
 
