@@ -140,3 +140,32 @@ def test_notebook_and_check_timing(tmp_path):
     text = notebooks.format_timings([timing])
     assert "lab1: 1 check calls" in text
     assert "under 1 s" in text
+
+
+def test_stage3_row_runs_the_default_model_on_the_fast_path(monkeypatch):
+    """Row (d) is the model chapter 3 builds (no flag), run as train_epoch runs it:
+    the first Linear skips dx for as long as the step lives (even after a garbage
+    collection), and the dX row computes it."""
+    import gc
+
+    from utils.reference import stage3
+
+    flags: dict[str, list[bool]] = {"fast": [], "dX": []}
+    original = stage3.Linear.backward
+    which = ["fast"]
+
+    def spy(self, dout):
+        if self.in_features == SIZES[0]:
+            flags[which[0]].append(self.input_grad)
+        return original(self, dout)
+
+    monkeypatch.setattr(stage3.Linear, "backward", spy)
+    (batch,), _ = throughput.make_batches(1, 8, SIZES[0], SIZES[-1])
+    weights = throughput.init_weights(SIZES)
+    fast = throughput.stage3_step(weights)
+    slow = throughput.stage3_step(weights, input_grad=True)
+    gc.collect()
+    fast(*batch)
+    which[0] = "dX"
+    slow(*batch)
+    assert flags == {"fast": [False], "dX": [True]}

@@ -725,3 +725,43 @@ def test_adam_step_count_per_parameter():
     # a's second step with the same g: m_hat = g, v_hat = g^2 again
     np.testing.assert_allclose(a.data, [1.0 - 2 * 0.1 * 2.0 / (2.0 + 1e-8)], rtol=1e-12)
     assert opt.steps == [2, 1]
+
+
+def test_train_epoch_skips_the_first_layers_input_gradient_by_default():
+    """A model built the obvious way trains on the fast path: inside train_epoch the
+    first Linear (found through nested Sequentials) returns no dx, and afterwards
+    backward returns dx again; the other layers keep theirs."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((10, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 10)
+    nn.manual_seed(0)
+    model = Sequential(Sequential(Linear(4, 5), ReLU()), Linear(3))
+    model(X[:1])
+    first, last = model[0][0], model[1]
+    seen: list[tuple[bool, bool]] = []
+    original = first.backward
+    first.backward = lambda dout: (
+        seen.append((first.input_grad, last.input_grad)) or original(dout)
+    )
+    optimizer = nn.SGD(model.parameters(), lr=0.1)
+    nn.train_epoch(model, CrossEntropyLoss(), optimizer, X, y, 4, rng)
+    assert seen == [(False, True)] * 3  # 3 batches
+    assert first.input_grad is True
+    loss_fn = CrossEntropyLoss()
+    loss_fn(model(X), y)
+    assert model.backward(loss_fn.backward()).shape == X.shape
+
+
+def test_input_is_data_restores_the_flag_after_an_error_and_leaves_others():
+    layer = Linear(4, 2)
+    with pytest.raises(ZeroDivisionError), nn.input_is_data(Sequential(layer)):
+        assert layer.input_grad is False
+        1 / 0  # noqa: B018
+    assert layer.input_grad is True
+    explicit = Linear(4, 2, input_grad=False)
+    with nn.input_is_data(Sequential(explicit)):
+        pass
+    assert explicit.input_grad is False  # the user's choice is kept
+    relu_first = Sequential(ReLU(), Linear(4, 2))
+    with nn.input_is_data(relu_first):  # dx of the Linear is needed by nothing,
+        assert relu_first[1].input_grad is True  # but only a first Linear is told

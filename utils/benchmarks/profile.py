@@ -12,6 +12,7 @@ assigning it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 
@@ -51,10 +52,11 @@ def _stage2(weights, X, y) -> Callable[[], Phases]:
 def _stage3(weights, X, y) -> Callable[[], Phases]:
     from utils.reference import stage3
 
-    model, loss_fn, opt = throughput.chapter_mlp(
-        stage3, weights, throughput.LR, input_grad=False
-    )
-    box: dict[str, object] = {}
+    model, loss_fn, opt = throughput.chapter_mlp(stage3, weights, throughput.LR)
+    # as train_epoch runs it: the first layer skips dL/dX (the box keeps the stack:
+    # a collected one would leave the block at once)
+    box: dict[str, object] = {"stack": contextlib.ExitStack()}
+    box["stack"].enter_context(stage3.input_is_data(model))  # type: ignore[attr-defined]
 
     def phases() -> Phases:
         return [

@@ -15,8 +15,10 @@ arithmetic):
 
 * (c) stage 2's ``Network(sizes, "relu")`` and its ``train_step`` (which ``fit``
   calls, and which never computes the data's gradient).
-* (d) stage 3's ``Sequential(Linear(D, H1, input_grad=False), ReLU(), Linear(H2),
-  ReLU(), Linear(C))`` as chapter 3 writes it, ``CrossEntropyLoss`` and ``SGD``.
+* (d) stage 3's ``Sequential(Linear(D, H1), ReLU(), Linear(H2), ReLU(),
+  Linear(C))`` as chapter 3 writes it, ``CrossEntropyLoss`` and ``SGD``, run as
+  ``train_epoch`` runs it: inside ``input_is_data(model)``, so the first layer
+  skips the data's gradient.
 * (e) stage 4's ``Sequential(Linear(D, H1), ReLU(), Linear(H2), ReLU(),
   Linear(C))`` as chapter 4 writes it, ``CrossEntropyLoss`` and ``SGD``; the batch
   is an array, data, so its gradient is never computed.
@@ -231,15 +233,21 @@ def chapter_mlp(
 
 
 def stage3_step(weights: Weights, lr: float = LR, *, input_grad: bool = False) -> Step:
-    """Stage 3's model as chapter 3 builds it (first ``Linear`` with
-    ``input_grad=False``) + ``CrossEntropyLoss`` + ``SGD``: one loop body of
-    ``train_epoch``. ``input_grad=True``: the first ``Linear`` left at its default,
-    which computes dL/dX."""
+    """Stage 3's model as chapter 3 builds it (``Sequential(Linear(D, H1), ...)``,
+    every layer at its defaults) + ``CrossEntropyLoss`` + ``SGD``: one loop body of
+    ``train_epoch``, inside ``input_is_data(model)`` as ``train_epoch`` runs it (the
+    first layer skips dL/dX). ``input_grad=True``: the loop body written out
+    without ``input_is_data``, so the first ``Linear`` computes dL/dX."""
     from utils.reference import stage3
 
-    model, loss_fn, optimizer = chapter_mlp(stage3, weights, lr, input_grad=input_grad)
+    model, loss_fn, optimizer = chapter_mlp(stage3, weights, lr)
+    # entered for the step's lifetime, as train_epoch enters it for a whole epoch
+    # (the step keeps the stack: a collected one would leave the block at once)
+    stack = contextlib.ExitStack()
+    if not input_grad:
+        stack.enter_context(stage3.input_is_data(model))
 
-    def step(X: np.ndarray, y: np.ndarray) -> float:
+    def step(X: np.ndarray, y: np.ndarray, stack=stack) -> float:  # noqa: ARG001
         optimizer.zero_grad(set_to_none=True)  # backward assigns grads
         loss = loss_fn(model(X), y)
         model.backward(loss_fn.backward())
@@ -362,7 +370,7 @@ def implementations(sizes: Sequence[int] = SIZES, lr: float = LR) -> list[Impl]:
         Impl("d", "(d) stage 3 Sequential + SGD", lambda: stage3_step(weights, lr)),
         Impl(
             "d0",
-            "    stage 3, no input_grad=False: dX",
+            "    stage 3, own loop without input_is_data: dX",
             lambda: stage3_step(weights, lr, input_grad=True),
         ),
     ]

@@ -52,6 +52,7 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -64,6 +65,7 @@ from utils.reference.stage1 import numerical_gradient, relative_error
 DTYPE = np.float32
 
 __all__ = [
+    "input_is_data",
     "SGD",
     "Adam",
     "CrossEntropyLoss",
@@ -997,6 +999,36 @@ def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(logits.argmax(axis=1) == y))
 
 
+@contextlib.contextmanager
+def input_is_data(model: Module) -> Iterator[Module]:
+    """While in the block, ``model``'s first ``Linear`` skips ``dx``: its input is
+    the data, and nothing learns the data.
+
+    ``dx`` of the first layer costs as much as its ``dW`` (for 784-pixel images the
+    largest product of the backward pass) and no one reads it: PyTorch skips it
+    because the data does not require a gradient. Here the training loop says so:
+    :func:`train_epoch` (and so :func:`fit`) trains inside this block, so a model
+    built the obvious way, ``Sequential(Linear(784, 256), ReLU(), ...)``, gets the
+    fast path. Outside it, ``model.backward`` returns ``dx`` as before. The first
+    layer is found through nested ``Sequential``s; any other model, or a first
+    layer that already has ``input_grad=False``, is left as it is.
+
+    Yields:
+        ``model``.
+    """
+    first: Any = model
+    while isinstance(first, Sequential) and len(first):
+        first = first[0]
+    if not isinstance(first, Linear) or not first.input_grad:
+        yield model
+        return
+    first.input_grad = False
+    try:
+        yield model
+    finally:
+        first.input_grad = True
+
+
 def train_epoch(
     model: Module,
     loss_fn: Loss,
@@ -1009,7 +1041,8 @@ def train_epoch(
     """One pass over ``(X, y)`` in shuffled minibatches; one optimizer step each.
 
     For each batch: zero the gradients, forward, loss, backward (loss then model),
-    step. The batches come from ``data.iterate_minibatches(X, y, batch_size,
+    step, all inside :func:`input_is_data` (the first layer skips ``dx``). The
+    batches come from ``data.iterate_minibatches(X, y, batch_size,
     rng=rng)``. The gradients are reset to ``None`` (``set_to_none=True``), so
     that backward assigns them instead of adding them to zeros.
 
@@ -1018,15 +1051,16 @@ def train_epoch(
         measured as it was seen (before its step).
     """
     total_loss, correct, n = 0.0, 0, 0
-    for Xb, yb in _data.iterate_minibatches(X, y, batch_size, rng=rng):
-        optimizer.zero_grad(set_to_none=True)
-        logits = model(Xb)  # (B, C)
-        loss = loss_fn(logits, yb)
-        model.backward(loss_fn.backward())
-        optimizer.step()
-        total_loss += loss * len(yb)
-        correct += int(np.sum(logits.argmax(axis=1) == yb))
-        n += len(yb)
+    with input_is_data(model):  # the batches are data: the first layer skips dx
+        for Xb, yb in _data.iterate_minibatches(X, y, batch_size, rng=rng):
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(Xb)  # (B, C)
+            loss = loss_fn(logits, yb)
+            model.backward(loss_fn.backward())
+            optimizer.step()
+            total_loss += loss * len(yb)
+            correct += int(np.sum(logits.argmax(axis=1) == yb))
+            n += len(yb)
     return total_loss / n, correct / n
 
 

@@ -272,8 +272,12 @@ class Function:
 def _wrap_constants(inputs: tuple[Any, ...]) -> tuple[Tensor, ...]:
     """The inputs, with numbers and arrays wrapped by :func:`_constant` in the
     dtype of the first tensor among them."""
-    dtype = next((x.data.dtype for x in inputs if isinstance(x, Tensor)), None)
-    return tuple(x if isinstance(x, Tensor) else _constant(x, dtype) for x in inputs)
+    dtype = None
+    for x in inputs:
+        if isinstance(x, Tensor):
+            dtype = x.data.dtype
+            break
+    return tuple([x if isinstance(x, Tensor) else _constant(x, dtype) for x in inputs])
 
 
 def _constant(x: Any, dtype: Any) -> Tensor:
@@ -986,11 +990,14 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx: Context, logits: np.ndarray, *, y: np.ndarray) -> np.ndarray:
         N = logits.shape[0]
-        log_probs, probs = _log_softmax(logits, 1)  # (N, C) each, finite
-        if y.ndim == 1:  # labels: pick one entry per row, no one-hot matrix
-            loss = -log_probs[np.arange(N), y].sum() / N
-        else:  # (N, C) target probabilities
-            loss = -(y * log_probs).sum() / N
+        z = logits - logits.max(axis=1, keepdims=True)  # (N, C), largest entry 0
+        probs = np.exp(z)
+        sums = probs.sum(axis=1, keepdims=True)  # (N, 1), in [1, C]
+        probs /= sums  # softmax, in place
+        if y.ndim == 1:  # labels: log p[i, y_i] = z[i, y_i] - log sums_i, picked
+            loss = (np.log(sums).sum() - z[np.arange(N), y].sum()) / N
+        else:  # (N, C) target probabilities: log p = z - log sums, every entry
+            loss = -(y * (z - np.log(sums))).sum() / N
         ctx.save_for_backward(probs, y)
         return np.asarray(loss, dtype=logits.dtype)
 
@@ -1004,7 +1011,7 @@ class CrossEntropy(Function):
         else:  # dz = softmax(z) sum_c Y - Y: rows of Y need not sum to 1 (as PyTorch)
             grad = probs * y.sum(axis=1, keepdims=True) - y
             grad = grad.astype(probs.dtype, copy=False)
-        grad *= grad_output / N
+        grad *= float(grad_output) / N  # a Python float keeps grad's dtype
         return grad
 
 
@@ -1094,25 +1101,27 @@ def topological_sort(root: Tensor) -> list[Tensor]:
     Depth-first, with an explicit stack (no recursion, so depth is not limited):
     a tensor is appended after all its parents, so parents come before children
     and ``root`` is last. Reversed, it is an order in which each tensor's gradient
-    is complete before it is passed on.
+    is complete before it is passed on. Each stack entry is a tensor with an
+    iterator over its parents, which resumes where it stopped when the walk comes
+    back to it; a leaf has no parents to wait for and is listed at once.
     """
-    order: list[Tensor] = []
     if not root.requires_grad:
-        return order
+        return []
+    order: list[Tensor] = []
     seen = {id(root)}
-    stack: list[tuple[Tensor, int]] = [(root, 0)]
+    parents = root.grad_fn.parents if root.grad_fn is not None else ()
+    stack = [(root, iter(parents))]
     while stack:
-        t, i = stack[-1]
-        parents = t.grad_fn.parents if t.grad_fn is not None else ()
-        while i < len(parents):
-            p = parents[i]
-            i += 1
+        t, todo = stack[-1]
+        for p in todo:
             if p.requires_grad and id(p) not in seen:
                 seen.add(id(p))
-                stack[-1] = (t, i)
-                stack.append((p, 0))
-                break
-        else:  # every parent is done
+                if p.grad_fn is None:  # a leaf: nothing to wait for
+                    order.append(p)
+                else:  # walk into p first; t resumes after it
+                    stack.append((p, iter(p.grad_fn.parents)))
+                    break
+        else:  # every parent is listed
             stack.pop()
             order.append(t)
     return order
@@ -1199,23 +1208,25 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                 f"{root.shape}: reduce it to a loss first (e.g. .sum() or .mean()), "
                 "or pass grad= of the same shape."
             )
-        grad = np.ones_like(root.data)
-    order = topological_sort(root)
-    for t in order:
-        ctx = t.grad_fn
-        if ctx is not None and ctx._freed:
-            raise RuntimeError(_FREED_MESSAGE.format(op=ctx.fn.__name__))
-    # dL/dt of this pass for the intermediate results t, by id(t): a tensor's entry
-    # is complete when the loop reaches it, and removed there
-    pending: dict[int, np.ndarray] = {}
+        grad = np.ones(root.data.shape, root.data.dtype)
     if root.grad_fn is None:  # a leaf differentiated with respect to itself
         _accumulate(root, _value(grad), "backward(grad=...)")
         return
-    pending[id(root)] = _checked(_value(grad), root, "backward(grad=...)")
-    for t in reversed(order):
+    # the operations' results, root first; a leaf's gradient is complete when it is
+    # reached, so leaves need no visit. Checked before any gradient is added, so
+    # that a freed graph raises without changing a single .grad
+    results = []
+    for t in reversed(topological_sort(root)):
         ctx = t.grad_fn
-        if ctx is None:  # a leaf: its gradient is complete, in t.grad
-            continue
+        if ctx is not None:
+            if ctx._freed:
+                raise RuntimeError(_FREED_MESSAGE.format(op=ctx.fn.__name__))
+            results.append(t)
+    # dL/dt of this pass for the intermediate results t, by id(t): a tensor's entry
+    # is complete when the loop reaches it, and removed there
+    pending = {id(root): _checked(_value(grad), root, "backward(grad=...)")}
+    for t in results:
+        ctx = t.grad_fn
         fn = ctx.fn
         grad_output = pending.pop(id(t))
         if ctx.retains_grad:
@@ -1223,18 +1234,17 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
         grads = fn.backward(ctx, grad_output)
         if type(grads) is not tuple:
             grads = (grads,)
-        if len(grads) != len(ctx.parents):
+        parents = ctx.parents
+        if len(grads) != len(parents):
             raise ValueError(
                 f"{fn.__name__}.backward returned {len(grads)} gradient(s) for "
-                f"{len(ctx.parents)} input(s): one per input (None where no input "
+                f"{len(parents)} input(s): one per input (None where no input "
                 "gradient is needed)."
             )
-        handed: list[int] = []  # ids of the arrays given to this op's inputs so far
-        for parent, g, needed in zip(
-            ctx.parents, grads, ctx.needs_input_grad, strict=True
-        ):
+        for i, needed in enumerate(ctx.needs_input_grad):
             if not needed:
                 continue
+            parent, g = parents[i], grads[i]
             if g is None:
                 raise ValueError(
                     f"{fn.__name__}.backward returned None for an input that "
@@ -1249,7 +1259,7 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                     and g.base is None
                     and g is not grad_output
                     and g.flags.writeable
-                    and id(g) not in handed
+                    and not any(g is other for other in grads[:i])
                 )
                 _accumulate(parent, g, fn, fresh=fresh)
             else:  # an intermediate: held for this pass only
@@ -1258,7 +1268,6 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                 # a second use adds into a new array: g may be shared (Add hands
                 # one array to both inputs), so it is never changed in place
                 pending[key] = g if key not in pending else pending[key] + g
-            handed.append(id(g))
         if not retain_graph:
             ctx.free()
 
