@@ -131,3 +131,235 @@ def test_lab4_add_names_a_failed_unbroadcast_first():
     assert _first_line(result).startswith("unbroadcast has not passed its own check")
     assert "fix unbroadcast first" in result.hint
     lab4.unbroadcast(stage4.unbroadcast)
+
+
+# -------------------------------------------- labs 3 and 4: loops, layers, training
+def _blamed(result, piece: str) -> None:
+    """``result`` failed, and its message and hint name ``piece`` first."""
+    assert result.status == FAILED, result.text()
+    assert _first_line(result).startswith(f"{piece} has not passed its own check")
+    assert result.hint.startswith(f"fix {piece} first"), result.hint
+
+
+def _lab3_wrong(why: str):
+    from tests.catalogue.lab3 import WRONG
+
+    return next(w.impl for w in WRONG if w.why == why)
+
+
+def test_lab3_training_fails_while_a_linear_it_uses_has_failed():
+    """A Linear whose second backward is wrong: training cannot show it (one backward
+    per forward), so training would pass beside `linear ❌`."""
+    from tests.catalogue import lab3 as cat3
+    from utils.check import lab3
+
+    wrong = _lab3_wrong("cache transposed in backward")
+    epoch = cat3.epoch_using(cat3.lab_train_epoch, Linear=wrong)
+    assert lab3.training(epoch).status == PASSED  # on its own, training passes
+    assert lab3.linear(wrong).status == FAILED
+    result = lab3.training(epoch)
+    _blamed(result, "linear")
+    assert result.cases_passed == 0
+    assert not lab3.LAB.ready("training")
+
+
+def test_lab3_training_keeps_what_it_found_below_the_blame():
+    from tests.catalogue import lab3 as cat3
+    from utils.check import lab3
+
+    wrong = _lab3_wrong("db mean")  # a wrong gradient: training fails on its own too
+    epoch = cat3.epoch_using(cat3.lab_train_epoch, Linear=wrong)
+    assert lab3.linear(wrong).status == FAILED
+    result = lab3.training(epoch)
+    _blamed(result, "linear")
+    assert "the mean loss of epoch 1" in result.message  # what training found, kept
+    after = result.hint.split("if training still fails afterwards: ", 1)[1]
+    assert "is the first piece" in after, result.hint
+
+
+def test_lab3_training_unchanged_once_the_piece_is_fixed():
+    from tests.catalogue import lab3 as cat3
+    from utils.check import lab3
+    from utils.reference import stage3
+
+    epoch = cat3.epoch_using(cat3.lab_train_epoch, Linear=cat3.LinearAddsIntoGrad)
+    assert lab3.sgd(_lab3_wrong("plus")).status == FAILED
+    _blamed(lab3.training(epoch), "sgd")
+    assert lab3.sgd(stage3.SGD).status == PASSED
+    assert lab3.training(epoch).status == PASSED
+    # weight decay and dropout are not used by the training run
+    assert lab3.dropout(_lab3_wrong("no 1/(1-p)")).status == FAILED
+    assert lab3.training(epoch).status == PASSED
+
+
+_LAB3_OWN_SGD = """
+def train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng):
+    optimizer = SGD(model.parameters(), lr=0.5, momentum=0.5)  # its own optimizer
+    total_loss, correct = 0.0, 0
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+        optimizer.zero_grad()
+        logits = model(Xb)
+        loss = loss_fn(logits, yb)
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        total_loss += loss * len(yb)
+        correct += int(np.sum(logits.argmax(axis=1) == yb))
+    return total_loss / len(X), correct / len(X)
+"""
+
+
+def test_lab3_train_epoch_names_a_failed_class_it_builds_itself():
+    from tests.catalogue import lab3 as cat3
+    from utils.check import lab3
+
+    wrong = _lab3_wrong("plus")
+    space = {"np": np, "data": cat3.data, "SGD": wrong}
+    exec(_LAB3_OWN_SGD, space)  # noqa: S102 - a notebook's cell
+    assert lab3.sgd(wrong).status == FAILED
+    _blamed(lab3.train_epoch(space["train_epoch"]), "sgd")
+
+
+def test_lab3_train_epoch_runs_on_the_course_pieces_so_blames_none():
+    """The check hands train_epoch the course's model, loss and optimizer: a failed
+    Linear or SGD of the notebook cannot be the cause."""
+    from tests.catalogue import lab3 as cat3
+    from utils.check import lab3
+
+    assert lab3.linear(_lab3_wrong("db mean")).status == FAILED
+    assert lab3.sgd(_lab3_wrong("plus")).status == FAILED
+    epoch = cat3.epoch_using(cat3.lab_train_epoch, SGD=_lab3_wrong("plus"))
+    assert lab3.train_epoch(epoch).status == PASSED
+    wrong = cat3.epoch_using(_lab3_wrong_epoch())
+    result = lab3.train_epoch(wrong)
+    assert result.status == FAILED
+    assert "has not passed its own check" not in result.message
+
+
+def _lab3_wrong_epoch():
+    from tests.catalogue.lab3 import WRONG
+
+    return next(w.impl for w in WRONG if w.exercise == "train_epoch")
+
+
+_LAB4_LINEAR = """
+class Linear(Base):
+    def forward(self, x):
+        if self.W is None:
+            self.reset_parameters(x.shape[1])
+        return MatMul.apply(x, self.W) + self.b  # the lab's MatMul, by its name
+"""
+
+_LAB4_CROSS_ENTROPY = """
+class CrossEntropy(Function):
+    @staticmethod
+    def forward(ctx, logits, y):
+        N = logits.shape[0]
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        e = Exp.forward(ctx, shifted)  # the lab's Exp, by its name
+        log_probs = shifted - np.log(e.sum(axis=1, keepdims=True))
+        ctx.save_for_backward(np.exp(log_probs), y)
+        return np.asarray(-log_probs[np.arange(N), y].mean())
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        probs, y = ctx.saved_tensors
+        N = probs.shape[0]
+        dlogits = probs.copy()
+        dlogits[np.arange(N), y] -= 1
+        return grad_output * dlogits / N
+"""
+
+_LAB4_EPOCH = """
+def cross_entropy(logits, y):
+    return CrossEntropy.apply(logits, y=np.asarray(y))
+
+
+def train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng):
+    total_loss, correct = 0.0, 0
+    for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+        optimizer.zero_grad()
+        logits = model(Tensor(Xb))
+        loss = cross_entropy(logits, yb)  # the notebook's loss, not loss_fn
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item() * len(yb)
+        correct += int(np.sum(logits.data.argmax(axis=1) == yb))
+    return total_loss / len(X), correct / len(X)
+"""
+
+
+def _lab4_space(source: str, **names):
+    from utils import data
+    from utils.check import lab4
+    from utils.reference import stage4
+
+    space = {
+        "np": np,
+        "data": data,
+        "Function": stage4.Function,
+        "Tensor": stage4.Tensor,
+        "Base": lab4.LabLinear,
+        "MatMul": stage4.MatMul,
+        "Exp": stage4.Exp,
+        "CrossEntropy": stage4.CrossEntropy,
+        **names,
+    }
+    exec(source, space)  # noqa: S102 - a notebook's cell
+    return space
+
+
+def test_lab4_linear_names_a_failed_matmul_it_calls_first():
+    from tests.catalogue.lab4 import MatMulNoTranspose
+    from utils.check import lab4
+
+    space = _lab4_space(_LAB4_LINEAR, MatMul=MatMulNoTranspose)
+    assert lab4.matmul(MatMulNoTranspose).status == FAILED
+    _blamed(lab4.linear(space["Linear"]), "matmul")
+    # x @ W goes through the course's MatMul in this check: no blame
+    assert lab4.linear(lab4.LabLinear).status == PASSED
+
+
+def test_lab4_cross_entropy_names_a_failed_exp_it_calls_first():
+    from tests.catalogue.lab4 import ExpFloat64
+    from utils.check import lab4
+    from utils.reference import stage4
+
+    space = _lab4_space(_LAB4_CROSS_ENTROPY, Exp=ExpFloat64)
+    assert lab4.exp(ExpFloat64).status == FAILED
+    _blamed(lab4.cross_entropy(space["CrossEntropy"]), "exp")
+    assert lab4.cross_entropy(stage4.CrossEntropy).status == PASSED  # names no Exp
+    honest = _lab4_space(_LAB4_CROSS_ENTROPY)  # the same code, on a right Exp
+    assert lab4.cross_entropy(honest["CrossEntropy"]).status == PASSED
+
+
+def test_lab4_train_epoch_names_a_failed_loss_it_calls_first():
+    from tests.catalogue.lab4 import CENoN
+    from utils.check import lab4
+    from utils.reference import stage4
+
+    space = _lab4_space(_LAB4_EPOCH, CrossEntropy=CENoN)
+    assert lab4.cross_entropy(CENoN).status == FAILED
+    _blamed(lab4.train_epoch(space["train_epoch"]), "cross_entropy")
+    assert lab4.train_epoch(stage4.train_epoch).status == PASSED  # loss_fn: no blame
+    honest = _lab4_space(_LAB4_EPOCH)
+    assert lab4.train_epoch(honest["train_epoch"]).status == PASSED
+
+
+def test_lab4_training_fails_while_a_piece_it_uses_has_failed():
+    """A relu whose mask is x >= 0: training never reaches x = 0, so it would pass
+    beside `relu ❌`."""
+    from tests.catalogue import lab4 as cat4
+    from tests.catalogue.lab4 import ReluGe
+    from utils.check import lab4
+    from utils.reference import stage4
+
+    epoch = cat4.lab_using(Relu=ReluGe)
+    assert lab4.training(epoch).status == PASSED  # on its own, training passes
+    assert lab4.relu(ReluGe).status == FAILED
+    result = lab4.training(epoch)
+    _blamed(result, "relu")
+    assert result.cases_passed == 0
+    lab4.relu(stage4.Relu)
+    assert lab4.training(epoch).status == PASSED
+    assert lab4.exp(cat4.ExpFloat64).status == FAILED  # the model uses no Exp
+    assert lab4.training(epoch).status == PASSED

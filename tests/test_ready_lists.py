@@ -50,8 +50,10 @@ def _analyse(text: str):
             if attr == "ready":
                 listed = {a.value for a in call.args if isinstance(a, ast.Constant)}
                 ready.append((index, listed, _names(tree) - {"check"}))
-            elif call.args and isinstance(call.args[0], ast.Name):
-                checked.append((index, attr, call.args[0].id))
+            else:  # every object checked: check.weight_decay(SGD, Adam) both
+                for arg in call.args:
+                    if isinstance(arg, ast.Name):
+                        checked.append((index, attr, arg.id))
     return deps, checked, ready
 
 
@@ -66,10 +68,9 @@ def _closure(names: set[str], deps: dict[str, set[str]]) -> set[str]:
     return seen
 
 
-@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
-def test_ready_lists_every_exercise_the_cell_runs(path):
-    deps, checked, ready = _analyse(path.read_text())
-    assert ready, f"{path.name}: no check.ready cell"
+def _problems(text: str) -> list[str]:
+    deps, checked, ready = _analyse(text)
+    assert ready, "no check.ready cell"
     problems = []
     for index, listed, used in ready:
         reached = _closure(used, deps)
@@ -82,4 +83,43 @@ def test_ready_lists_every_exercise_the_cell_runs(path):
         missing = sorted(needed - listed)
         if missing:
             problems.append(f"cell {index}: check.ready lacks {missing}")
+    return problems
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_ready_lists_every_exercise_the_cell_runs(path):
+    problems = _problems(path.read_text())
     assert not problems, f"{path.name}: " + "; ".join(problems)
+
+
+_OMITS = """
+```{code-cell} ipython3
+class Adam(Optimizer):
+    pass
+```
+
+```{code-cell} ipython3
+check.adam(Adam)
+```
+
+```{code-cell} ipython3
+check.weight_decay(SGD, Adam)
+```
+
+```{code-cell} ipython3
+def run(model):
+    return Adam(model.parameters())
+
+
+if check.ready("adam"):
+    run(model)
+```
+"""
+
+
+def test_an_omitted_exercise_is_found_through_a_function_and_a_second_argument():
+    """The last cell runs Adam through run(); weight_decay also checked Adam."""
+    assert _problems(_OMITS) == ["cell 3: check.ready lacks ['weight_decay']"]
+    ready = 'check.ready("adam"'
+    listed = _OMITS.replace(ready, ready + ', "weight_decay"')
+    assert _problems(listed) == []

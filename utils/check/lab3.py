@@ -44,7 +44,7 @@ from utils.check.core import (
     second_dx_hint,
 )
 from utils.check.integration import diverged_hint, explain_errors, find_global
-from utils.check.prereq import blames
+from utils.check.prereq import blame_earlier, blames
 from utils.reference import stage3 as ref
 
 LAB = Lab(
@@ -1499,6 +1499,24 @@ def _epoch_data(N: int, D: int, C: int, seed: int):
     return X, y
 
 
+# The check hands train_epoch the course's model, loss and optimizer: an exercise of
+# the notebook takes part only where train_epoch names its class itself (builds an
+# SGD or a Linear of its own), and is then named first when the check fails.
+_EPOCH_NAMES = (
+    ("parameter", "Parameter"),
+    ("module", "Module"),
+    ("sequential", "Sequential"),
+    ("linear", "Linear"),
+    ("sgd", "SGD"),
+    ("momentum", "SGD"),
+    ("adam", "Adam"),
+    ("weight_decay", "SGD"),
+    ("weight_decay", "Adam"),
+    ("dropout", "Dropout"),
+)
+
+
+@blames(LAB, *_EPOCH_NAMES)
 def train_epoch(student) -> CheckResult:
     """Check ``train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng)``."""
     cases = []
@@ -1710,16 +1728,40 @@ def training(student) -> CheckResult:
     # the course's pieces run as the lab's contract states: zero_grad in place
     course = _course_train_epoch
     run = explain_errors(_run_training, student, _PIECES, _lab_pieces, course, _ADVICE)
-    return run_check(
+    return blame_earlier(
+        LAB,
         "training",
         student,
-        course,
-        [Case(c.name, c.args, run=run) for c in cases],
-        hints=[
-            diverged_hint(_PIECES, _lab_pieces, student, course, _run_training, _ADVICE)
-        ],
-        record=LAB.record,
+        [(piece, None) for piece in _TRAINING_USES],  # the notebook's, by _lab_pieces
+        lambda record: run_check(
+            "training",
+            student,
+            course,
+            [Case(c.name, c.args, run=run) for c in cases],
+            hints=[
+                diverged_hint(
+                    _PIECES, _lab_pieces, student, course, _run_training, _ADVICE
+                )
+            ],
+            record=record,
+        ),
+        even_if_passed=True,
     )
+
+
+# every exercise the training run reaches, in the lab's order: Parameter and Module
+# under Sequential, Linear and the given ReLU; SGD with momentum; Adam (weight decay
+# and Dropout are not used)
+_TRAINING_USES = (
+    "parameter",
+    "module",
+    "sequential",
+    "linear",
+    "sgd",
+    "momentum",
+    "adam",
+    "train_epoch",
+)
 
 
 def summary() -> Summary:

@@ -69,7 +69,7 @@ from utils.check.core import (
     run_check,
 )
 from utils.check.integration import copy_params, diverged_hint, explain_errors
-from utils.check.prereq import blames
+from utils.check.prereq import blame_earlier, blames
 from utils.reference import stage3 as _s3
 from utils.reference import stage4 as ref
 
@@ -2358,6 +2358,19 @@ def _hint_ce(got, expected, case) -> str:
     return ""
 
 
+# The operations by the names a notebook gives them. A check that runs its exercise
+# among the course's operations (x @ W is the course's MatMul there) names one first
+# only where the student's code names it itself (MatMul.apply(x, self.W), Exp.forward):
+# only then can that operation's failure be the cause.
+_OPERATIONS = tuple(
+    (piece, _GLOBAL_NAMES[piece])
+    for piece in ("unbroadcast", "add", "mul", "matmul", "sum", "exp", "log", "relu")
+)
+# what _running makes the run's while a check runs (never the notebook's then)
+_SWAPPED = ("unbroadcast", "topological_sort", "backward")
+
+
+@blames(LAB, *_OPERATIONS)  # forward and backward run on arrays, outside any run
 def cross_entropy(student) -> CheckResult:
     """Check ``CrossEntropy``: forward the mean loss, stable at ±1000 and for tiny
     probabilities; backward ``g * (softmax - onehot) / N``."""
@@ -2541,6 +2554,7 @@ def _hint_linear(got, expected, case) -> str:  # noqa: ARG001
     return ""
 
 
+@blames(LAB, *[op for op in _OPERATIONS if op[0] not in _SWAPPED])
 def linear(student) -> CheckResult:
     """Check ``Linear``: parameters built once, as Parameters, ``x @ W + b`` on the
     tensors, so that a backward from the output reaches W and b."""
@@ -2665,6 +2679,17 @@ def _hint_epoch(got, expected, case) -> str:  # noqa: ARG001
     return ""
 
 
+# train_epoch gets the course's model, loss and optimizer; besides the operations, the
+# notebook's loss (its CrossEntropy, through the given cross_entropy and
+# CrossEntropyLoss) and Linear take part where train_epoch names them itself
+@blames(
+    LAB,
+    *[op for op in _OPERATIONS if op[0] not in _SWAPPED],
+    ("cross_entropy", "CrossEntropy"),
+    ("cross_entropy", "cross_entropy"),
+    ("cross_entropy", "CrossEntropyLoss"),
+    ("linear", "Linear"),
+)
 def train_epoch(student) -> CheckResult:
     """Check ``train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng)``."""
     cases = []
@@ -2843,20 +2868,32 @@ def training(student) -> CheckResult:
             run=run,
         ),
     ]
-    return run_check(
+    return blame_earlier(
+        LAB,
         "training",
         student,
-        ref.train_epoch,
-        cases,
-        rtol=1e-3,
-        atol=1e-5,
-        hints=[
-            diverged_hint(
-                _ORDER, _pieces, student, ref.train_epoch, _run_training, _ADVICE
-            )
-        ],
-        record=LAB.record,
+        [(piece, None) for piece in _TRAINING_USES],  # the notebook's, by _pieces
+        lambda record: run_check(
+            "training",
+            student,
+            ref.train_epoch,
+            cases,
+            rtol=1e-3,
+            atol=1e-5,
+            hints=[
+                diverged_hint(
+                    _ORDER, _pieces, student, ref.train_epoch, _run_training, _ADVICE
+                )
+            ],
+            record=record,
+        ),
+        even_if_passed=True,
     )
+
+
+# every exercise the training run reaches, in the lab's order (its model and loss
+# use no Exp and no Log)
+_TRAINING_USES = tuple(piece for piece in _ORDER if piece not in ("exp", "log"))
 
 
 def summary() -> Summary:

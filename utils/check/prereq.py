@@ -3,6 +3,14 @@
 When ``backward`` fails its check and it calls ``relu_grad``, whose own check has
 already failed, the student should fix ``relu_grad`` first: the backward check's
 message then begins with that, and keeps what it found below.
+
+Which pieces a check lists follows what its run really calls. A check that runs the
+exercise among the course's other pieces (lab 4's ``linear`` on the course's
+operations, the ``train_epoch`` checks on the course's model and optimizer) lists
+the pieces that the student's code may name itself (``MatMul.apply``, an ``SGD`` it
+builds): only those can be the cause. An integration check (``training``) runs the
+notebook's pieces together and fails while any of them has failed, even if its
+cases agree (``even_if_passed``).
 """
 
 from __future__ import annotations
