@@ -960,14 +960,24 @@ class Tanh(Function):
         return grad_output * (1 - out * out)
 
 
-def _log_softmax(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """``log softmax(a)`` and ``softmax(a)`` along ``axis``, finite for any ``a``:
-    ``log p = z - log sum exp z`` with ``z = a - max(a)``, whose largest exponent is
-    ``exp(0) = 1``."""
+def _softmax_parts(
+    a: np.ndarray, axis: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``z = a - max(a)``, ``log sum exp z`` and ``softmax(a)`` along ``axis``, each
+    finite for any ``a``: the largest exponent is ``exp(0) = 1``, so the sums are
+    in [1, n]. ``log softmax(a) = z - log sum exp z``."""
     z = a - a.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    s = e.sum(axis=axis, keepdims=True)
-    return z - np.log(s), e / s
+    probs = np.exp(z)
+    sums = probs.sum(axis=axis, keepdims=True)
+    probs /= sums  # softmax, in place
+    return z, np.log(sums), probs
+
+
+def _log_softmax(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """``log softmax(a)`` and ``softmax(a)`` along ``axis`` (see
+    :func:`_softmax_parts`)."""
+    z, log_sums, probs = _softmax_parts(a, axis)
+    return z - log_sums, probs
 
 
 class LogSoftmax(Function):
@@ -990,14 +1000,11 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx: Context, logits: np.ndarray, *, y: np.ndarray) -> np.ndarray:
         N = logits.shape[0]
-        z = logits - logits.max(axis=1, keepdims=True)  # (N, C), largest entry 0
-        probs = np.exp(z)
-        sums = probs.sum(axis=1, keepdims=True)  # (N, 1), in [1, C]
-        probs /= sums  # softmax, in place
-        if y.ndim == 1:  # labels: log p[i, y_i] = z[i, y_i] - log sums_i, picked
-            loss = (np.log(sums).sum() - z[np.arange(N), y].sum()) / N
-        else:  # (N, C) target probabilities: log p = z - log sums, every entry
-            loss = -(y * (z - np.log(sums))).sum() / N
+        z, log_sums, probs = _softmax_parts(logits, 1)  # (N, C), (N, 1), (N, C)
+        if y.ndim == 1:  # labels: log p[i, y_i] = z[i, y_i] - log_sums_i, picked
+            loss = (log_sums.sum() - z[np.arange(N), y].sum()) / N
+        else:  # (N, C) target probabilities: log p = z - log_sums, every entry
+            loss = -(y * (z - log_sums)).sum() / N
         ctx.save_for_backward(probs, y)
         return np.asarray(loss, dtype=logits.dtype)
 
