@@ -270,6 +270,8 @@ class KernelRemote:
         if "after" in message:
             self.peer.decode(message["after"], None, memo.objs)
         got = []
-        value = self.peer.decode(message.get("value"), got, memo.objs)
+        value = self.peer.decode(
+            message.get("value"), got, self.peer.originals(message, memo.objs)
+        )
         self.peer.take(message, got, value)
         return value

@@ -592,7 +592,9 @@ class SplitRun:
         if "after" in message:
             self.peer.decode(message["after"], None, memo.objs)
         got: list = []
-        value = self.peer.decode(message.get("value"), got, memo.objs)
+        value = self.peer.decode(
+            message.get("value"), got, self.peer.originals(message, memo.objs)
+        )
         self.peer.take(message, got, value)
         return value
 
