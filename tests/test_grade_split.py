@@ -115,3 +115,28 @@ def test_a_lab_not_split_says_so_in_one_line():
     assert not S.enabled("utils.check.lab3")
     note = S.in_kernel_note("utils.check.lab3")
     assert "\n" not in note and "inside each student's kernel" in note
+
+
+class _Holder:
+    """A kernel object whose array attribute is changed in place by a method."""
+
+    def __init__(self) -> None:
+        self.grad = np.ones(3, dtype=np.float32)
+
+    def zero_grad(self) -> None:
+        self.grad[...] = 0
+
+
+def test_an_attribute_read_twice_is_one_object_kept_in_step():
+    """``p.grad is held`` (lab 3's in-place checks): an attribute read again is the
+    very array read before, and a method that changes it in the kernel changes it
+    here too."""
+    run = S.SplitRun("utils.check.lab1", S.new_prefix(), "nonce", "x/test")
+    run.transport = S.Loopback(run.prefix, "utils.check.lab1")
+    run.kernel_left = 30.0
+    p = run.peer.decode(run.transport.kernel_object(_Holder()))
+    held = p.grad
+    assert p.grad is held
+    held[0] = 5.0  # changed here: the kernel sees it
+    p.zero_grad()
+    assert p.grad is held and not held.any()

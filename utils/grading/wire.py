@@ -239,6 +239,15 @@ class Peer:
                     continue
                 self.decode(data, None, objs)
 
+    def originals(self, answer, objs):
+        """The objects an answer's ``$same`` tags refer to: those of an attribute
+        lent before (read again, it is the very object read then), else ``objs``."""
+        bid = answer.get("lend") if isinstance(answer, dict) else None
+        try:
+            return self.borrowed[int(bid)][1]
+        except (KeyError, TypeError, ValueError):
+            return objs
+
     def take(self, answer, got, value):
         """Note data that an answer lent (an attribute read)."""
         bid = answer.get("lend") if isinstance(answer, dict) else None
@@ -401,17 +410,20 @@ class Peer:
                 raise ValueError(f"unknown operation {op!r}")
             same = {id(o): n for n, o in enumerate(got) if o is not None}
             memo = Memo()
-            answer = {"ok": True, "value": self.encode(value, memo, same)}
-            if op == "getattr" and memo.objs:
-                for known, entry in self.lent.items():  # lent already: the same one
+            known = None
+            if op == "getattr":
+                for bid, entry in self.lent.items():  # lent already: the same one
                     if entry[0] is value:
-                        answer["lend"] = known
+                        known, same = bid, entry[1]  # the other's copy, in place
                         break
-                else:
-                    bid = len(self.lent) + 1
-                    ids = {id(o): n for n, o in enumerate(memo.objs)}
-                    self.lent[bid] = (value, ids, list(memo.objs))
-                    answer["lend"] = bid
+            answer = {"ok": True, "value": self.encode(value, memo, same)}
+            if known is not None:
+                answer["lend"] = known
+            elif op == "getattr" and memo.objs:
+                bid = len(self.lent) + 1
+                ids = {id(o): n for n, o in enumerate(memo.objs)}
+                self.lent[bid] = (value, ids, list(memo.objs))
+                answer["lend"] = bid
             if args is not None:
                 answer["after"] = self.encode([list(args), kwargs], None, same)
             return answer
