@@ -8,6 +8,7 @@ able to create namespaces; they are skipped, with the reason, where it cannot.
 from __future__ import annotations
 
 import csv
+import io
 import textwrap
 import time
 from pathlib import Path
@@ -183,9 +184,11 @@ def tricked(small, tmp_path_factory):  # noqa: F811 - the fixture imported above
     return lab, report, out, written, root
 
 
-def _rows(path: Path) -> dict[str, dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as f:
-        return {row["student"]: row for row in csv.DictReader(f)}
+def _rows(path: Path | bytes) -> dict[str, dict[str, str]]:
+    """The CSV's rows by student: of the file now, or of the bytes the grader wrote
+    (without a sandbox a detached process may rewrite the file afterwards)."""
+    text = path.decode() if isinstance(path, bytes) else path.read_text("utf-8")
+    return {row["student"]: row for row in csv.DictReader(io.StringIO(text))}
 
 
 @needs_sandbox
@@ -208,7 +211,9 @@ def test_a_trick_never_passes(tricked, trick):
     """Each trick of issue 21 in the relu cell: failed, not implemented yet or used
     the reference (the checks decide in the grader; no reference in the kernel)."""
     lab, report, out, written, root = tricked
-    row = _rows(out)[trick]
+    if trick == "read_ref" and SANDBOX is None:
+        pytest.skip("without bubblewrap the reference's files are readable (README)")
+    row = _rows(written)[trick]
     # (an import that fails stops the cell: "error: ImportError ...", never passed)
     ok = row["relu"] in NOT_PASSED or row["relu"].startswith("error: ImportError")
     assert ok, (trick, row["relu"], row["notes"])
@@ -221,7 +226,7 @@ def test_a_trick_never_passes(tricked, trick):
 
 def test_an_honest_submission_is_graded_as_before(tricked):
     lab, report, out, written, root = tricked
-    row = _rows(out)["honest"]
+    row = _rows(written)["honest"]
     assert [row[e] for e in lab.exercises] == [G.PASSED] * len(lab.exercises)
     assert not report.sandbox_note or SANDBOX is None
 
