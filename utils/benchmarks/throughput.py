@@ -482,8 +482,9 @@ def measure(
     to its baseline (and to PyTorch) as the median of per-repeat ratios.
 
     Each repeat runs every row once over all ``batches`` (one pass is one timed
-    unit), in an order rotated by one at each repeat, and each row right after or
-    right before (alternating) a pass of its baseline: the pair's ratio is that
+    unit), in an order rotated by one at each repeat, and each row, after an untimed
+    pass that warms its arrays, right after or right before (alternating) a pass of
+    its baseline: the pair's ratio is that
     repeat's ratio, taken within a few milliseconds, so a load spike or a change of
     clock speed between repeats does not enter it. PyTorch's ratio is taken to the
     PyTorch pass of the same repeat.
@@ -523,6 +524,10 @@ def measure(
             if base == key or base not in steps:
                 times[key] = timed(key)
                 continue
+            # an untimed pass first: the baseline runs beside every row, so its
+            # weights and buffers are always in the cache, and a row's, last used
+            # a repeat ago, are not (that alone cost rows 5-10%)
+            timed(key)
             if r % 2:  # alternate which of the pair runs first
                 times[key], t_base = timed(key), timed(base)
             else:
