@@ -1248,7 +1248,7 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                 f"{len(parents)} input(s): one per input (None where no input "
                 "gradient is needed)."
             )
-        for parent, g, needed in zip(parents, grads, ctx.needs_input_grad):
+        for parent, g, needed in zip(parents, grads, ctx.needs_input_grad, strict=True):
             if not needed:
                 continue
             if g is None:
