@@ -63,6 +63,27 @@ def test_throughput_table_on_a_tiny_model():
         assert label in table
     assert "1.00x (a)" in table
     assert "20-12-8-3" in text
+    # every row with another baseline has a median per-repeat ratio
+    assert {"b", "c", "d"} <= set(result.ratios)
+    assert "a" not in result.ratios
+    assert all(v > 0 and np.isfinite(v) for v in result.ratios.values())
+    assert "median of the per-repeat ratios" in text
+
+
+def test_ratios_are_the_per_repeat_medians_not_the_best_times():
+    """The table and the note print the median per-repeat ratio when measured
+    (here faked: it differs from the ratio of the best samples/s)."""
+    impls = [
+        throughput.Impl("a", "(a) plain", None),
+        throughput.Impl("c", "(c) stage 2", None),
+    ]
+    res = throughput.Result(1, {"a": 1000.0, "c": 500.0}, ratios={"c": 0.96})
+    assert res.ratio("c", "a") == 0.96 and res.ratio("a", "a") == 1.0
+    assert "0.96x (a)" in throughput.format_table(impls, [res])
+    note = throughput.closing_note([res], load="load average 0.10 0.20 0.30")
+    assert note == (
+        "1 BLAS thread: stage 2 0.96x of the plain loop\nload average 0.10 0.20 0.30"
+    )
 
 
 def test_table_has_a_pytorch_column_and_a_closing_note_when_torch_ran():

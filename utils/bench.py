@@ -90,11 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         kwargs = dict(sizes=(20, 12, 8, 3), batch_size=8, n_batches=2, repeats=1)
     else:
-        kwargs = dict(n_batches=1, repeats=args.repeats or 150, mnist=mnist)
+        kwargs = dict(n_batches=1, repeats=args.repeats or 120, mnist=mnist)
     impls, results, text = throughput.run(threads=args.threads, **kwargs)
     sys.stdout.write(f"{text}\n{throughput.format_table(impls, results)}\n")
-    sys.stdout.write(f"{throughput.closing_note(results)}\n")
-    sys.stdout.write(f"{load_average()} (after the table)\n")
+    note = throughput.closing_note(results, load=f"{load_average()} (after the table)")
+    sys.stdout.write(f"{note}\n")
 
     _section("Where a step's time goes: best µs of each phase (1 BLAS thread)")
     with throughput.blas_threads(1):

@@ -33,9 +33,11 @@ arithmetic):
   network on the same images, its ratio to itself).
 
 The machine may be shared, so the implementations are *interleaved*: each repeat
-runs every implementation over all the batches once, in a rotating order, and each
-keeps its best time. A load spike then hits all of them alike, and the best of
-several repeats is the least disturbed.
+runs every implementation over all the batches once, in a rotating order, each
+beside a pass of its baseline (the plain loop), and each keeps its best time (the
+samples/s column). A ratio is the median, over the repeats, of the ratio of the two
+passes run back to back: machine-speed drift between repeats (other processes, the
+clock) cancels, and the median ignores the repeats a load spike hit.
 """
 
 from __future__ import annotations
@@ -444,11 +446,30 @@ def blas_threads(n: int) -> Iterator[int]:
 
 @dataclass
 class Result:
-    """Samples per second of every row, for one BLAS thread count."""
+    """Samples per second of every row, for one BLAS thread count.
+
+    ``ratios`` is each row's speed relative to its baseline: the median, over the
+    repeats, of the baseline's time over the row's time measured back to back in the
+    same repeat, so that the machine's speed drifting between repeats cancels.
+    ``torch_ratios`` is the same against PyTorch (row f). Either may be empty (then
+    the ratio of the best samples/s is shown)."""
 
     threads: int
     samples_per_s: dict[str, float] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    ratios: dict[str, float] = field(default_factory=dict)
+    torch_ratios: dict[str, float] = field(default_factory=dict)
+
+    def ratio(self, key: str, baseline: str) -> float | None:
+        """``key``'s speed over ``baseline``'s: the median of the per-repeat
+        ratios when measured, else the ratio of the best samples/s."""
+        if key == baseline:
+            return 1.0 if key in self.samples_per_s else None
+        table = self.torch_ratios if baseline == "f" else self.ratios
+        if key in table:
+            return table[key]
+        sps, base = self.samples_per_s.get(key), self.samples_per_s.get(baseline)
+        return sps / base if sps and base else None
 
 
 def measure(
@@ -457,13 +478,20 @@ def measure(
     repeats: int,
     threads: int,
 ) -> Result:
-    """Best-of-``repeats`` samples/s of every available row, interleaved.
+    """Best-of-``repeats`` samples/s of every available row, and each row's ratio
+    to its baseline (and to PyTorch) as the median of per-repeat ratios.
 
-    Each repeat runs every implementation once over all ``batches`` (one pass is
-    one timed unit), in an order rotated by one at each repeat.
+    Each repeat runs every row once over all ``batches`` (one pass is one timed
+    unit), in an order rotated by one at each repeat, and each row, after an untimed
+    pass that warms its arrays, right after or right before (alternating) a pass of
+    its baseline: the pair's ratio is that
+    repeat's ratio, taken within a few milliseconds, so a load spike or a change of
+    clock speed between repeats does not enter it. PyTorch's ratio is taken to the
+    PyTorch pass of the same repeat.
     """
     result = Result(threads)
     steps: dict[str, Step] = {}
+    baselines: dict[str, str] = {}
     for impl in impls:
         if impl.make is None:
             continue
@@ -474,18 +502,50 @@ def measure(
             result.errors[impl.key] = f"{type(exc).__name__}: {exc}"
             continue
         steps[impl.key] = step
+        baselines[impl.key] = impl.baseline
     n_samples = sum(len(y) for _, y in batches)
+
+    def timed(key: str) -> float:
+        step = steps[key]
+        start = time.perf_counter()
+        for X, y in batches:
+            step(X, y)
+        return time.perf_counter() - start
+
     best = dict.fromkeys(steps, float("inf"))
+    per_repeat: dict[str, list[float]] = {key: [] for key in steps}
+    vs_torch: dict[str, list[float]] = {key: [] for key in steps}
     keys = list(steps)
     for r in range(repeats):
         k = r % len(keys) if keys else 0
+        times: dict[str, float] = {}
         for key in keys[k:] + keys[:k]:
-            step = steps[key]
-            start = time.perf_counter()
-            for X, y in batches:
-                step(X, y)
-            best[key] = min(best[key], time.perf_counter() - start)
+            base = baselines[key]
+            if base == key or base not in steps:
+                times[key] = timed(key)
+                continue
+            # an untimed pass first: the baseline runs beside every row, so its
+            # weights and buffers are always in the cache, and a row's, last used
+            # a repeat ago, are not (that alone cost rows 5-10%)
+            timed(key)
+            if r % 2:  # alternate which of the pair runs first
+                times[key], t_base = timed(key), timed(base)
+            else:
+                t_base, times[key] = timed(base), timed(key)
+            best[base] = min(best[base], t_base)
+            per_repeat[key].append(t_base / times[key])
+        for key, t in times.items():
+            best[key] = min(best[key], t)
+        if "f" in times:
+            for key, t in times.items():
+                vs_torch[key].append(times["f"] / t)
     result.samples_per_s = {key: n_samples / t for key, t in best.items()}
+    result.ratios = {
+        key: float(np.median(values)) for key, values in per_repeat.items() if values
+    }
+    result.torch_ratios = {
+        key: float(np.median(values)) for key, values in vs_torch.items() if values
+    }
     return result
 
 
@@ -494,7 +554,7 @@ def run(
     sizes: Sequence[int] = SIZES,
     batch_size: int = BATCH_SIZE,
     n_batches: int = 1,
-    repeats: int = 150,
+    repeats: int = 120,
     threads: Sequence[int] = (1, 2),
     mnist: bool = False,
     lr: float = LR,
@@ -519,7 +579,8 @@ def run(
         f"MLP {shape}, batch {batch_size}, plain SGD (lr {lr:g}), float32, "
         f"{n_batches} batch{'es' if n_batches != 1 else ''} of {source}; "
         f"best of {repeats} interleaved repeats (a repeat: every row once over "
-        "the batches, in a rotating order)"
+        "the batches, in a rotating order, each beside a pass of its baseline); "
+        "ratios: the median of the per-repeat ratios"
     )
     return impls, results, text
 
@@ -544,17 +605,17 @@ def format_table(impls: Sequence[Impl], results: Sequence[Result]) -> str:
         cells = ""
         for res in results:
             sps = res.samples_per_s.get(impl.key)
-            base = res.samples_per_s.get(impl.baseline)
             if sps is None:
                 why = impl.note or res.errors.get(impl.key, "failed")
                 cells += f"{why[: cell - 2]:>{cell}}"
                 continue
-            ratio = f"{sps / base:.2f}x ({impl.baseline})" if base else ""
+            base = res.ratio(impl.key, impl.baseline)
+            ratio = f"{base:.2f}x ({impl.baseline})" if base else ""
             cells += f"{sps:>14,.0f}{ratio:>12}"
             if torch:
-                ref = res.samples_per_s.get("f")
+                ref = res.ratio(impl.key, "f")
                 same_model = impl.baseline == "a"  # rows on the MLP of row f
-                cells += f"{sps / ref:>9.2f}x" if ref and same_model else f"{'':>10}"
+                cells += f"{ref:>9.2f}x" if ref and same_model else f"{'':>10}"
         lines.append(f"{impl.label:<{width}}{cells}")
     for res in results:
         for key, err in res.errors.items():
@@ -563,21 +624,27 @@ def format_table(impls: Sequence[Impl], results: Sequence[Result]) -> str:
 
 
 def closing_note(
-    results: Sequence[Result], keys: Sequence[str] = ("c", "d", "e")
+    results: Sequence[Result],
+    keys: Sequence[str] = ("c", "d", "e"),
+    load: str | None = None,
 ) -> str:
     """One line per thread count: stages 2, 3 and 4 (rows c, d, e) as a ratio of
-    the plain loop, and of PyTorch when it was measured."""
+    the plain loop (the median of the per-repeat ratios), and of PyTorch when it
+    was measured; then ``load`` (the load average, say) on a line of its own."""
     names = {"c": "stage 2", "d": "stage 3", "e": "stage 4"}
     lines = []
     for res in results:
-        sps = res.samples_per_s
-        plain, torch = sps.get("a"), sps.get("f")
-        parts = [
-            f"{names.get(k, k)} {sps[k] / plain:.2f}x"
-            + (f" ({sps[k] / torch:.2f}x PyTorch)" if torch else "")
-            for k in keys
-            if k in sps and plain
-        ]
+        parts = []
+        for k in keys:
+            plain, torch = res.ratio(k, "a"), res.ratio(k, "f")
+            if plain is None:
+                continue
+            parts.append(
+                f"{names.get(k, k)} {plain:.2f}x"
+                + (f" ({torch:.2f}x PyTorch)" if torch else "")
+            )
         threads = f"{res.threads} BLAS thread" + ("s" if res.threads > 1 else "")
         lines.append(f"{threads}: " + ", ".join(parts) + " of the plain loop")
+    if load:
+        lines.append(load)
     return "\n".join(lines)
