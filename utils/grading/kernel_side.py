@@ -26,7 +26,6 @@ all it gains is to send other data back, as its own answer.
 # This file is not imported in the kernel: its source runs after wire.py's, in one
 # namespace (Peer, Memo, dumps, loads, rebuild_error, np are defined there).
 
-import base64 as _b64
 import builtins as _builtins
 import sys as _sys
 import types as _types
@@ -251,25 +250,25 @@ class KernelRemote:
 
     def serve(self, payload):
         """One request of the grader (an execute request runs this)."""
-        if not payload.startswith("{"):  # (base64, as an older grader sent it)
-            payload = _b64.b64decode(payload).decode()
         request = loads(payload)  # noqa: F821
-        if request.get("forget"):  # a new check: nothing lent or borrowed any more
-            self.peer.forget(handles=False)
-        self.peer.apply_state(request)
+        self._take_state(request)
         answer = self._loop() if request.get("op") == "loop" else self._answer(request)
         # read by the grader from the execute reply (a user expression)
         self.last = self.prefix + dumps(  # noqa: F821
             dict({"kind": "resp", **answer}, **self.peer.state())
         )
 
+    def _take_state(self, request):
+        """Apply the grader's state that comes with a request."""
+        if request.get("forget"):  # a new check: nothing lent or borrowed any more
+            self.peer.forget(handles=False)
+        self.peer.apply_state(request)
+
     def _loop(self):
         """Serve the grader's requests, each the reply to a prompt, until it stops."""
         message = self._send({"kind": "idle"})
         while message.get("kind") == "req":
-            if message.get("forget"):  # a new check
-                self.peer.forget(handles=False)
-            self.peer.apply_state(message)
+            self._take_state(message)
             message = self._send({"kind": "resp", **self._answer(message)})
         return {"ok": True, "value": None}
 

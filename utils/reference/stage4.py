@@ -1256,31 +1256,24 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                     f"{fn.__name__}.backward returned None for an input that "
                     "requires a gradient."
                 )
-            data = parent.data
-            if (
-                type(g) is not np.ndarray
-                or g.shape != data.shape
-                or g.dtype != data.dtype
-            ):
-                g = _checked(g, parent, fn)  # raises for a wrong shape, converts
-            if parent.grad_fn is not None:  # an intermediate: held for this pass only
-                key = id(parent)
-                # a second use adds into a new array: g may be shared (Add hands
-                # one array to both inputs), so it is never changed in place
-                pending[key] = g if key not in pending else pending[key] + g
-            elif parent.grad is not None:  # a leaf keeps its gradient: grad += g
-                parent.grad += g
-            else:
-                # the leaf's first gradient: kept without a copy when g is fresh, a
-                # new writeable array (not a view, not grad_output passed on, as Add
-                # does, and not handed to another input of this operation too)
+            if parent.grad_fn is None:  # a leaf keeps its gradient: t.grad += g
+                # fresh: a new writeable array (not a view, not t's own gradient
+                # passed on, as Add does, and not handed to another input of this
+                # operation too), which the leaf may keep without a copy
                 fresh = (
-                    g.base is None
+                    type(g) is np.ndarray
+                    and g.base is None
                     and g is not grad_output
                     and g.flags.writeable
                     and (len(grads) == 1 or [o is g for o in grads].count(True) == 1)
                 )
-                parent.grad = g if fresh else g.copy()
+                _accumulate(parent, g, fn, fresh=fresh)
+            else:  # an intermediate: held for this pass only
+                g = _checked(g, parent, fn)
+                key = id(parent)
+                # a second use adds into a new array: g may be shared (Add hands
+                # one array to both inputs), so it is never changed in place
+                pending[key] = g if key not in pending else pending[key] + g
         if not retain_graph:
             ctx.free()
 
