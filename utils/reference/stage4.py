@@ -746,12 +746,8 @@ class Affine(Function):
     def forward(
         ctx: Context, X: np.ndarray, W: np.ndarray, b: np.ndarray
     ) -> np.ndarray:
-        shapes_fit = X.ndim == W.ndim == 2 and X.shape[1] == W.shape[0]
-        if not shapes_fit or b.shape != W.shape[1:]:
-            raise ValueError(
-                f"Affine needs X (N, in), W (in, out) and b (out,); got shapes "
-                f"{X.shape}, {W.shape} and {b.shape}."
-            )
+        # shapes checked by the callers: linear() below, and Linear, which knows
+        # its own W and b and checks x once
         need_X, need_W, _ = ctx.needs_input_grad
         ctx.save_for_backward(X if need_W else None, W if need_X else None)
         out = X @ W  # (N, out), a new array
@@ -770,7 +766,18 @@ class Affine(Function):
 
 
 def linear(x: Tensor | np.ndarray, W: Tensor, b: Tensor) -> Tensor:
-    """``x @ W + b`` as one recorded operation, :class:`Affine`."""
+    """``x @ W + b`` as one recorded operation, :class:`Affine`.
+
+    Raises:
+        ValueError: unless x is (N, in), W (in, out) and b (out,).
+    """
+    X_shape, W_shape, b_shape = np.shape(_value(x)), W.shape, b.shape
+    shapes_fit = len(X_shape) == len(W_shape) == 2 and X_shape[1] == W_shape[0]
+    if not shapes_fit or b_shape != W_shape[1:]:
+        raise ValueError(
+            f"Affine needs X (N, in), W (in, out) and b (out,); got shapes "
+            f"{X_shape}, {W_shape} and {b_shape}."
+        )
     return Affine.apply(x, W, b)
 
 
@@ -1072,7 +1079,8 @@ def cross_entropy(logits: Tensor, y: Any) -> Tensor:
                 f"integer class labels expected, got dtype {y.dtype}; for "
                 "probabilities pass an (N, C) array."
             )
-        if y.min() < 0 or y.max() >= C:
+        # one pass checks both ends: seen as unsigned, a negative label is huge
+        if y.view(f"u{y.itemsize}").max() >= C:
             raise ValueError(
                 f"labels must be in [0, {C}), got values from {y.min()} to {y.max()}."
             )
