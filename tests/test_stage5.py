@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from utils import data
 from utils.reference import stage4 as nn
 from utils.reference import stage5
 from utils.reference.stage1 import GRAD_CHECK_BOUND
@@ -167,7 +168,7 @@ def test_bench_cnn_row_trains():
 def test_random_shift_moves_each_image_by_at_most_max_shift():
     rng = np.random.default_rng(0)
     X = rng.random((50, 6 * 7), dtype=np.float32) + 1  # no zero pixels
-    out = stage5.random_shift(X, (6, 7), 1, np.random.default_rng(1))
+    out = data.random_shift(X, (6, 7), 1, np.random.default_rng(1))
     assert out.shape == X.shape and out.dtype == X.dtype
     imgs, moved = X.reshape(-1, 6, 7), out.reshape(-1, 6, 7)
     seen = set()
@@ -185,4 +186,4 @@ def test_random_shift_moves_each_image_by_at_most_max_shift():
         assert len(found) == 1
         seen.add(found[0])
     assert len(seen) == 9  # every move is drawn
-    assert stage5.random_shift(X, (6, 7), 0, rng) is X
+    assert data.random_shift(X, (6, 7), 0, rng) is X

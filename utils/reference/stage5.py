@@ -77,7 +77,6 @@ __all__ = [
     "flatten",
     "im2col",
     "max_pool2d",
-    "random_shift",
 ]
 
 
@@ -439,35 +438,6 @@ def cnn(
 
 
 # --------------------------------------------------------------------------- data
-def random_shift(
-    X: np.ndarray,
-    image_shape: tuple[int, int],
-    max_shift: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Every image moved by its own random whole number of pixels, at most
-    ``max_shift`` up or down and left or right, zeros filled in (data augmentation:
-    a digit moved by a pixel is the same digit).
-
-    Args:
-        X: ``(N, H * W)`` rows of pixels or ``(N, 1, H, W)`` images.
-        image_shape: ``(H, W)``.
-        max_shift: the largest move, in pixels (0: ``X`` is returned as it is).
-        rng: draws the moves.
-
-    Returns:
-        A new array of ``X``'s shape and dtype (``X`` itself when ``max_shift`` is 0).
-    """
-    if max_shift == 0:
-        return X
-    N, (H, W), k = len(X), image_shape, max_shift
-    padded = np.pad(X.reshape(N, H, W), ((0, 0), (k, k), (k, k)))  # (N, H+2k, W+2k)
-    # (N, 2k+1, 2k+1, H, W): every placement of an H x W window, a view
-    placements = sliding_window_view(padded, (H, W), axis=(1, 2))
-    dy, dx = rng.integers(0, 2 * k + 1, size=(2, N))  # one move per image
-    return placements[np.arange(N), dy, dx].reshape(X.shape)
-
-
 # --------------------------------------------------------------------------- testing
 def conv2d_loops(
     x: np.ndarray,
