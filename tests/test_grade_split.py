@@ -13,7 +13,9 @@ state shared by both runs in one process changes which piece a hint names).
 from __future__ import annotations
 
 import importlib
+import traceback
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,3 +142,28 @@ def test_an_attribute_read_twice_is_one_object_kept_in_step():
     held[0] = 5.0  # changed here: the kernel sees it
     p.zero_grad()
     assert p.grad is held and not held.any()
+
+
+def test_a_kernel_frame_named_after_a_course_file_leaves_its_source_alone():
+    """An error's frames come from the kernel with the file names it gives them. One
+    that names a file of the grader (a catalogue class's frame in the reference
+    module, or a forged one) must not put the kernel's lines into the grader's
+    ``linecache`` for that file: ``inspect.getsource`` of a class there (the pieces
+    a lab hands out) then found no class, and no line of the grader's files may be
+    read into a message."""
+    import inspect
+    import linecache
+
+    from utils.reference import stage2
+
+    source = inspect.getsource(stage2.CrossEntropy)
+    secret = str(Path(__file__).resolve())  # a file of the grader, not in utils/
+    frames = [[stage2.__file__, 3, "forward", "x = 1"], [secret, 1, "f", "y = 2"]]
+    exc = wire.rebuild_error({"type": "ValueError", "message": "m", "frames": frames})
+    assert isinstance(exc, ValueError)
+    assert inspect.getsource(stage2.CrossEntropy) == source
+    first = Path(secret).read_text().splitlines()[0]
+    assert linecache.getline(secret, 1) == first + "\n"
+    names = [f.f_code.co_filename for f, _ in traceback.walk_tb(exc.__traceback__)]
+    assert not any(n in (stage2.__file__, secret) for n in names)
+    assert any(n.endswith(secret) for n in names)  # the student's frame, renamed

@@ -479,18 +479,31 @@ def error_data(exc):
     return data
 
 
+_REBUILT = "<kernel> "  # starts the file names of the frames rebuilt here
+
+
 def _raise_through(exc, frames):
     """``exc`` with a traceback through ``frames`` (their lines in ``linecache``), so
-    that the check names the student's line as it does in the notebook."""
+    that the check names the student's line as it does in the notebook.
+
+    A rebuilt frame's file name is the other side's, after :data:`_REBUILT`: it never
+    names a file of this side, so the lines sent never replace the lines of a real
+    file in ``linecache`` (which ``inspect.getsource`` reads), and no line of a file
+    here is read into a message. Frames in this side's own package are left out, as
+    the checks leave them out in process.
+    """
     import linecache
+
+    frames = [f for f in frames if not str(f[0]).startswith(_OWN_DIR)]
 
     def step(i):
         if i == len(frames):
             raise exc
         filename, lineno, func, line = frames[i]
+        filename = _REBUILT + str(filename)
         lineno = max(1, int(lineno))
         entry = linecache.cache.get(filename)
-        lines = list(entry[2]) if entry and entry[1] is None else []
+        lines = list(entry[2]) if entry and len(entry) == 4 else []
         lines += ["\n"] * (lineno - len(lines))
         lines[lineno - 1] = str(line) + "\n"
         linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
