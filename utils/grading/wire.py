@@ -519,14 +519,19 @@ def _raise_through(exc, frames):
     return exc
 
 
-def rebuild_error(data):
-    """The exception that ``error_data`` described (a built-in type when it was one)."""
+def rebuild_error(data, known=None):
+    """The exception that ``error_data`` described: of a built-in type, or of one of
+    ``known`` (``{name: class}``: the exceptions a lab hands out, such as
+    ``LazyModuleError``, that a check catches), when it was one by name; else a
+    look-alike :class:`RemoteError` of that name."""
     name = str(data.get("type", "Exception"))
     message = str(data.get("message", ""))
-    kind = _BUILTIN_ERRORS.get(name)
-    if isinstance(kind, type) and issubclass(kind, BaseException):
-        exc = kind(message)
-    else:
+    kind = (known or {}).get(name) or _BUILTIN_ERRORS.get(name)
+    exc = None
+    if isinstance(kind, type) and issubclass(kind, Exception):
+        with contextlib.suppress(Exception):  # a constructor that wants more
+            exc = kind(message)
+    if exc is None:
         exc = type(name if name.isidentifier() else "Error", (RemoteError,), {})(
             message
         )
