@@ -5,9 +5,11 @@ wire exactly as in grading: the student's side runs the kernel's end of the wire
 (:class:`utils.grading.split.Loopback`, the same messages as a kernel, in a thread),
 the check runs in the grader's process on a proxy. Its result must be the one the
 check gives in process: lab 1 entirely (status, cases, message's first line, hint),
-lab 2 by status and cases (two of its wrong implementations test
+labs 2 and 3 by status and cases (two of lab 2's wrong implementations test
 ``isinstance(layer, ref.Linear)``, which only the in-process run can see, and class
-state shared by both runs in one process changes which piece a hint names).
+state shared by both runs in one process changes which piece a hint names; in lab 3
+the results that one check module keeps of earlier exercises decide which of them a
+message blames).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pytest
 from utils.grading import split as S
 from utils.grading import wire
 
-SPLIT = ["lab1", "lab2"]
+SPLIT = ["lab1", "lab2", "lab3"]
 
 
 def _entries(lab: str):
@@ -113,9 +115,9 @@ def test_the_kernel_gets_the_given_pieces_alone():
 
 
 def test_a_lab_not_split_says_so_in_one_line():
-    assert S.enabled("utils.check.lab1") and S.enabled("utils.check.lab2")
-    assert not S.enabled("utils.check.lab3")
-    note = S.in_kernel_note("utils.check.lab3")
+    assert all(S.enabled(f"utils.check.lab{n}") for n in (1, 2, 3))
+    assert not S.enabled("utils.check.lab4")
+    note = S.in_kernel_note("utils.check.lab4")
     assert "\n" not in note and "inside each student's kernel" in note
 
 
