@@ -38,7 +38,7 @@ import numpy as np
 
 from utils.grading import wire
 
-SPLIT_LABS = ("utils.check.lab1", "utils.check.lab2", "utils.check.lab3")
+SPLIT_LABS = ("utils.check.lab1", "utils.check.lab2")
 ENV_SWITCH = "NN_GRADE_SPLIT"
 REMOTE = "__nn_remote__"  # the kernel's end, a global of the kernel
 _HERE = Path(__file__).resolve().parent
@@ -95,6 +95,48 @@ def _names_used(obj: Any) -> set[str]:
     return names
 
 
+def _numpy_name(value: Any) -> str:
+    """``value``'s name in NumPy when it is one of NumPy's scalar types, else ''."""
+    name = getattr(value, "__name__", "")
+    is_type = isinstance(value, type) and issubclass(value, np.generic)
+    return name if is_type and getattr(np, str(name), None) is value else ""
+
+
+def _initial_state(module: types.ModuleType, name: str, rng: Any) -> dict:
+    """The state of the random generator ``module.name`` right after the module's
+    import (a fresh copy of it is run), not as the grader's own use left it."""
+    spec = importlib.util.spec_from_file_location(
+        f"{module.__name__}__fresh", getattr(module, "__file__", "") or ""
+    )
+    with contextlib.suppress(Exception):  # no file: the state as it is
+        assert spec is not None and spec.loader is not None
+        copy = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(copy)
+        fresh = getattr(copy, name)
+        if isinstance(fresh, np.random.Generator):
+            return fresh.bit_generator.state
+    return rng.bit_generator.state
+
+
+def _bases_first(defs: dict[str, tuple[str, list[str]]]) -> list[str]:
+    """The sources of ``defs`` in an order that defines a class after its bases."""
+    ordered: list[str] = []
+    seen: set[str] = set()
+
+    def add(name: str) -> None:
+        if name in seen or name not in defs:
+            return
+        seen.add(name)
+        source, bases = defs[name]
+        for base in bases:
+            add(base)
+        ordered.append(source)
+
+    for name in defs:
+        add(name)
+    return ordered
+
+
 def given_pieces(import_source: str, forbidden: Any = ()) -> dict[str, str]:
     """Source that rebuilds, in the kernel, the pieces the lab imports from the
     reference (``from utils.reference.stage1 import GRAD_CHECK_BOUND, init_params``),
@@ -119,6 +161,7 @@ def given_pieces(import_source: str, forbidden: Any = ()) -> dict[str, str]:
     for module, names in found.items():
         start = importlib.import_module(module)
         todo, done, blocks = [(start, n) for n in names], set(), []
+        defs: dict[str, tuple[str, list[str]]] = {}  # name -> (source, bases)
         while todo:
             real, name = todo.pop(0)
             if name in done or name in ("np", "annotations"):
@@ -131,9 +174,19 @@ def given_pieces(import_source: str, forbidden: Any = ()) -> dict[str, str]:
                 blocks.insert(0, f"{name} = {value!r}")
             elif isinstance(value, types.ModuleType):
                 blocks.insert(0, f"import {value.__name__} as {name}")
+            elif _numpy_name(value):  # a dtype such as np.float32
+                blocks.insert(0, f"{name} = np.{_numpy_name(value)}")
+            elif isinstance(value, np.random.Generator):  # as on import
+                state = _initial_state(real, name, value)
+                blocks.insert(
+                    0,
+                    f"{name} = np.random.Generator(np.random.{state['bit_generator']}"
+                    f"())\n{name}.bit_generator.state = {state!r}",
+                )
             elif inspect.isfunction(value) or inspect.isclass(value):
                 home = sys.modules.get(getattr(value, "__module__", ""), real)
-                blocks.append(inspect.getsource(value))
+                bases = [b.__name__ for b in getattr(value, "__bases__", ())]
+                defs[name] = (inspect.getsource(value), bases)
                 todo += [
                     (home, n)
                     for n in sorted(_names_used(value))
@@ -141,6 +194,7 @@ def given_pieces(import_source: str, forbidden: Any = ()) -> dict[str, str]:
                 ]
             else:
                 raise ValueError(f"cannot hand {module}.{name} to the kernel alone")
+        blocks += _bases_first(defs)
         head = ["from __future__ import annotations", "import numpy as np", ""]
         sources[module] = "\n".join(head + blocks)
     return sources
