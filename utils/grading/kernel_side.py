@@ -71,6 +71,28 @@ class _GraderObject:
         return f"<{info.get('name', 'object')} (the grader's)>"
 
 
+def _instance_of_class(obj):
+    """Whether ``obj`` is an instance of a class (not a function, not the grader's)."""
+    plain = (
+        _types.FunctionType,
+        _types.BuiltinFunctionType,
+        _types.MethodType,
+        _GraderObject,
+        _Reference,
+    )
+    return not isinstance(obj, plain) and type(obj).__module__ != "builtins"
+
+
+def _bridge(name, fn):
+    """A method that calls the grader's function ``fn`` (a check's method)."""
+
+    def method(self, *args, **kwargs):
+        return fn(self, *args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
 class _Reference:
     """What ``check.reference(name)`` gives while grading: the grader's reference,
     called through the grader (the exercise then reads ``used the reference``)."""
@@ -174,10 +196,16 @@ class KernelRemote:
             "name": str(getattr(obj, "__name__", "") or type(obj).__name__),
             "type": type(obj).__name__,
         }
-        if info["kind"] == "object" and not isinstance(
+        plain = info["kind"] == "object" and not isinstance(
             obj, (_GraderObject, _Reference)
-        ):
-            info["cls"] = self.peer.encode(type(obj))
+        )
+        if plain or (info["kind"] == "callable" and _instance_of_class(obj)):
+            info["cls"] = self.peer.encode(type(obj))  # (a module is callable)
+        if info["kind"] == "class":  # its bases: the grader's stand-in has theirs
+            info["bases"] = [
+                self.peer.encode(b) for b in obj.__bases__ if b is not object
+            ]
+            info["iter"] = callable(getattr(obj, "__iter__", None))
         if isinstance(obj, _Reference):
             info["reference"] = [obj._name]
         elif info["kind"] != "class" and not isinstance(obj, _GraderObject):
@@ -240,6 +268,19 @@ class KernelRemote:
             if op == "new":  # an instance without __init__ (object.__new__(cls))
                 cls = self.peer.objects[int(request["h"])]
                 return {"ok": True, "value": self.peer.encode(cls.__new__(cls))}
+            if op == "subclass":  # a check's subclass of one of our classes
+                base = self.peer.objects[int(request["h"])]
+                methods = self.peer.decode(request["args"])[0][0]
+                ns = {
+                    str(k): _bridge(str(k), fn)
+                    for k, fn in methods.items()
+                    if str(k).isidentifier() and isinstance(fn, _GraderObject)
+                }
+                cls = type(str(request.get("name", "Sub")), (base,), ns)
+                return {"ok": True, "value": self.peer.encode(cls)}
+            if op == "iterate":  # for x in obj, in a check
+                obj = self.peer.objects[int(request["h"])]
+                return {"ok": True, "value": self.peer.encode(list(obj))}
             if op == "global":
                 obj = self.peer.objects[int(request["h"])]
                 found = self._global(obj, str(request["name"]))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import dis
 import importlib.util
 import inspect
@@ -94,6 +95,48 @@ def _names_used(obj: Any) -> set[str]:
     return names
 
 
+def _numpy_name(value: Any) -> str:
+    """``value``'s name in NumPy when it is one of NumPy's scalar types, else ''."""
+    name = getattr(value, "__name__", "")
+    is_type = isinstance(value, type) and issubclass(value, np.generic)
+    return name if is_type and getattr(np, str(name), None) is value else ""
+
+
+def _initial_state(module: types.ModuleType, name: str, rng: Any) -> dict:
+    """The state of the random generator ``module.name`` right after the module's
+    import (a fresh copy of it is run), not as the grader's own use left it."""
+    spec = importlib.util.spec_from_file_location(
+        f"{module.__name__}__fresh", getattr(module, "__file__", "") or ""
+    )
+    with contextlib.suppress(Exception):  # no file: the state as it is
+        assert spec is not None and spec.loader is not None
+        copy = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(copy)
+        fresh = getattr(copy, name)
+        if isinstance(fresh, np.random.Generator):
+            return fresh.bit_generator.state
+    return rng.bit_generator.state
+
+
+def _bases_first(defs: dict[str, tuple[str, list[str]]]) -> list[str]:
+    """The sources of ``defs`` in an order that defines a class after its bases."""
+    ordered: list[str] = []
+    seen: set[str] = set()
+
+    def add(name: str) -> None:
+        if name in seen or name not in defs:
+            return
+        seen.add(name)
+        source, bases = defs[name]
+        for base in bases:
+            add(base)
+        ordered.append(source)
+
+    for name in defs:
+        add(name)
+    return ordered
+
+
 def given_pieces(import_source: str, forbidden: Any = ()) -> dict[str, str]:
     """Source that rebuilds, in the kernel, the pieces the lab imports from the
     reference (``from utils.reference.stage1 import GRAD_CHECK_BOUND, init_params``),
@@ -118,6 +161,7 @@ def given_pieces(import_source: str, forbidden: Any = ()) -> dict[str, str]:
     for module, names in found.items():
         start = importlib.import_module(module)
         todo, done, blocks = [(start, n) for n in names], set(), []
+        defs: dict[str, tuple[str, list[str]]] = {}  # name -> (source, bases)
         while todo:
             real, name = todo.pop(0)
             if name in done or name in ("np", "annotations"):
@@ -130,9 +174,19 @@ def given_pieces(import_source: str, forbidden: Any = ()) -> dict[str, str]:
                 blocks.insert(0, f"{name} = {value!r}")
             elif isinstance(value, types.ModuleType):
                 blocks.insert(0, f"import {value.__name__} as {name}")
+            elif _numpy_name(value):  # a dtype such as np.float32
+                blocks.insert(0, f"{name} = np.{_numpy_name(value)}")
+            elif isinstance(value, np.random.Generator):  # as on import
+                state = _initial_state(real, name, value)
+                blocks.insert(
+                    0,
+                    f"{name} = np.random.Generator(np.random.{state['bit_generator']}"
+                    f"())\n{name}.bit_generator.state = {state!r}",
+                )
             elif inspect.isfunction(value) or inspect.isclass(value):
                 home = sys.modules.get(getattr(value, "__module__", ""), real)
-                blocks.append(inspect.getsource(value))
+                bases = [b.__name__ for b in getattr(value, "__bases__", ())]
+                defs[name] = (inspect.getsource(value), bases)
                 todo += [
                     (home, n)
                     for n in sorted(_names_used(value))
@@ -140,6 +194,7 @@ def given_pieces(import_source: str, forbidden: Any = ()) -> dict[str, str]:
                 ]
             else:
                 raise ValueError(f"cannot hand {module}.{name} to the kernel alone")
+        blocks += _bases_first(defs)
         head = ["from __future__ import annotations", "import numpy as np", ""]
         sources[module] = "\n".join(head + blocks)
     return sources
@@ -263,7 +318,17 @@ class Remote:
 
 
 class _RemoteClassMeta(type):
-    """The type of the grader's stand-in for a class of the kernel."""
+    """The type of the grader's stand-in for a class of the kernel.
+
+    A check's own subclass of such a class (``class Traced(M)``, lab 3) is made in
+    the kernel, as a subclass of the kernel's class: its methods are the check's
+    functions, which the kernel calls back here (see :func:`_kernel_subclass`).
+    """
+
+    def __new__(mcls, name, bases, ns, **kwargs):  # noqa: ANN001, ANN204, N804
+        if "_nn" in ns:  # a stand-in, made by remote_class
+            return super().__new__(mcls, name, bases, ns, **kwargs)
+        return _kernel_subclass(name, bases, ns)
 
     def __call__(cls, *args, **kwargs):  # an instance built in the kernel
         run, hid, _ = cls.__dict__["_nn"]
@@ -276,18 +341,74 @@ class _RemoteClassMeta(type):
         return run.call({"op": "getattr", "h": hid, "name": name})
 
 
+def _kernel_subclass(name: str, bases: tuple, ns: dict) -> type:
+    """``class Traced(M): ...`` in a check, ``M`` a kernel class: the class is made in
+    the kernel (so that the student's code sees a true subclass of its ``M``), each
+    of its methods calling the check's function of that name here. What the methods
+    record (a trace of calls) stays in the grader; the kernel only calls them."""
+    if len(bases) != 1 or not isinstance(bases[0], _RemoteClassMeta):
+        raise TypeError("a subclass of a kernel class has that class as its only base")
+    run, hid, _ = bases[0].__dict__["_nn"]
+    methods = {k: v for k, v in ns.items() if inspect.isfunction(v)}
+    cls = run.call({"op": "subclass", "h": hid, "name": name}, [methods], {})
+    if not isinstance(cls, _RemoteClassMeta):
+        raise TypeError("the kernel did not make the subclass")
+    if "__classcell__" in ns:
+        ns["__classcell__"].cell_contents = cls
+    return cls
+
+
+class _KernelInit:
+    """``M.__init__`` of a kernel class ``M``, as a check calls it on an instance
+    (``M.__init__(self)`` in a subclass's ``__init__``): the kernel's, run there.
+    Not a function, so that no search of a class's globals finds the grader's."""
+
+    def __init__(self, run: SplitRun, hid: int) -> None:
+        self._nn = (run, hid)
+
+    def __call__(self, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        run, hid = self._nn
+        request = {"op": "callmethod", "h": hid, "name": "__init__"}
+        return run.call(request, (obj, *args), kwargs)
+
+    @property
+    def __globals__(self) -> dict:
+        """The names the kernel class's methods see (a check looks for the
+        notebook's ``Parameter`` there), each asked of the kernel."""
+        run, hid = self._nn
+        return _Globals(run, hid)
+
+
+class _KernelIter:
+    """``iter(obj)`` of an instance of a kernel class that is iterable there (a
+    generator): the kernel's items, as a list."""
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+
+        def items() -> Any:
+            inst = obj._nn_target()
+            run, hid, _ = inst.__dict__["_nn"]
+            return iter(run.call({"op": "iterate", "h": hid}))
+
+        return items
+
+
 class _Lazy:
     """An instance of a kernel class, here: one sent by the kernel, or one made with
     ``object.__new__(cls)`` by a check that skips ``__init__`` (its twin in the
-    kernel is then made on first use). Attributes are the kernel's."""
+    kernel is then made on first use, and this object stands for it from then on).
+    Attributes are the kernel's; calling it calls the kernel's object."""
 
     def _nn_target(self) -> Any:
         d = self.__dict__
         if "_nn_inst" not in d:
             run, hid, _ = type(self).__dict__["_nn"]
             twin = run.call({"op": "new", "h": hid})
-            d["_nn_twin"] = twin
-            d["_nn_inst"] = twin.__dict__["_nn_inst"]
+            inst = twin.__dict__["_nn_inst"]
+            d["_nn_inst"] = inst
+            run.peer.proxies[inst.__dict__["_nn"][1]] = self  # the kernel's, here
         return d["_nn_inst"]
 
     def __getattr__(self, name: str):
@@ -298,23 +419,48 @@ class _Lazy:
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self._nn_target(), name, value)
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._nn_target()(*args, **kwargs)
+
 
 def _unwrap(obj: Any) -> Any:
     if isinstance(obj, _Lazy):
-        obj._nn_target()
-        return obj.__dict__.get("_nn_twin", obj)
+        obj._nn_target()  # its twin in the kernel exists: obj is its stand-in
     return obj
 
 
 def remote_class(run: SplitRun, hid: int, info: dict) -> type:
-    """A class standing in for the kernel's class ``hid``."""
+    """A class standing in for the kernel's class ``hid``, with stand-ins of the
+    kernel class's bases as its bases (``__mro__`` names the kernel's classes)."""
     name = str(info.get("name", "")) or "Class"
     name = name if name.isidentifier() else "Class"
-    ns: dict[str, Any] = {"__module__": "builtins", "_nn": (run, hid, info)}
+    ns: dict[str, Any] = {
+        "__module__": "builtins",
+        "_nn": (run, hid, info),
+        "__init__": _KernelInit(run, hid),
+    }
+    if info.get("iter") is True:
+        ns["__iter__"] = _KernelIter()
     marks = info.get("reference")
     if marks:
         ns["__nn_reference_for__"] = frozenset(str(m) for m in marks)
-    return _RemoteClassMeta(name, (_Lazy,), ns)
+    bases = []
+    building = run.building  # a kernel's class claiming to derive from itself
+    building.add(hid)
+    try:
+        for data in info.get("bases") or []:
+            if isinstance(data, dict) and data.get("$h", [None, hid])[1] in building:
+                continue
+            with contextlib.suppress(Exception):  # not a class: left out
+                base = run.peer.decode(data)
+                if isinstance(base, _RemoteClassMeta) and base not in bases:
+                    bases.append(base)
+    finally:
+        building.discard(hid)
+    try:
+        return _RemoteClassMeta(name, tuple(bases) or (_Lazy,), ns)
+    except TypeError:  # bases that make no MRO here
+        return _RemoteClassMeta(name, (_Lazy,), ns)
 
 
 _PROXY_TYPES: dict[str, type] = {}
@@ -347,6 +493,24 @@ def fresh_check_module(module: str) -> types.ModuleType:
         finally:
             sys.modules.pop(name, None)
     return mod
+
+
+def known_errors(checks: types.ModuleType) -> dict[str, type]:
+    """The exception classes of the reference modules a check module uses, by name:
+    an error of one of these names raised in the kernel (where the lab's given copy
+    of it is) is rebuilt here as that class, which the checks catch."""
+    found = {}
+    for value in vars(checks).values():
+        home = getattr(value, "__name__", "")
+        if isinstance(value, types.ModuleType) and home.startswith("utils.reference"):
+            for name, obj in vars(value).items():
+                if (
+                    isinstance(obj, type)
+                    and issubclass(obj, Exception)
+                    and obj.__module__ == home
+                ):
+                    found[name] = obj
+    return found
 
 
 # ------------------------------------------------------------------ transports
@@ -489,6 +653,8 @@ class SplitRun:
         self.used_reference = False
         self.dead = False
         self.looping = False  # the kernel waits in its serve loop for requests
+        self.building: set[int] = set()  # kernel classes whose stand-in is being made
+        self.errors = known_errors(self.checks)
         from utils.check.core import TIMEOUT_S
 
         # the check's time limit counts the kernel's time only (the student's code
@@ -550,7 +716,8 @@ class SplitRun:
             request = dict(request, value=self.peer.encode(value, memo))
         if args is not None:
             request = dict(
-                request, args=self.peer.encode([list(args), dict(kwargs)], memo)
+                request,
+                args=self.peer.encode([list(args), dict(kwargs)], memo, keep=True),
             )
         request = dict(request, **self.peer.state())
         top = self.depth == 0
@@ -599,7 +766,7 @@ class SplitRun:
         finally:
             self.depth -= 1
         if not message.get("ok"):
-            raise wire.rebuild_error(message.get("error", {}))
+            raise wire.rebuild_error(message.get("error", {}), self.errors)
         if "after" in message:
             self.peer.decode(message["after"], None, memo.objs)
         got: list = []

@@ -101,6 +101,14 @@ class Peer:
         self.frames = []  # (arguments received, their numbers) of calls being served
         self.lent = {}  # lend id -> (value, numbers): attributes read by the other
         self.borrowed = {}  # lend id -> (value, objects): attributes read from it
+        # arrays that outlive the call they were sent in (a Parameter that keeps
+        # the caller's array): this side's, numbered when sent with ``keep``, and
+        # this side's copies of the other's, by the other's number
+        self.kept = {}  # number -> this side's array
+        self._kept_ids = {}  # id(array) -> number
+        self.copies = {}  # number -> this side's copy of the other's array
+        self._copy_ids = {}  # id(copy) -> number
+        self._keeping = False
 
     # ------------------------------------------------------------ handles
     def handle(self, obj):
@@ -127,17 +135,25 @@ class Peer:
         return None
 
     # ------------------------------------------------------------ encode
-    def encode(self, x, sent=None, same=None):
+    def encode(self, x, sent=None, same=None, keep=False):
         """``x`` as JSON data.
 
         Args:
             sent: id(obj) -> number, filled in the order containers are met.
             same: id(obj) -> number of the objects received (their sender's own):
                 tagged ``$same`` so that the sender updates them in place.
+            keep: number each array (``$k``), so that the receiver's copy of it,
+                sent back in any later message, is tagged ``$yours`` and read here
+                as this very array (the arguments of a check's call: a student's
+                object that keeps one is seen to keep the check's own array).
         """
         sent = Memo() if sent is None else sent
         same = {} if same is None else same
-        return self._enc(x, sent, same)
+        self._keeping = keep
+        try:
+            return self._enc(x, sent, same)
+        finally:
+            self._keeping = False
 
     def _enc(self, x, sent, same):
         if x is None or isinstance(x, (bool, str)):
@@ -166,6 +182,10 @@ class Peer:
             out = {}
             if key in same:
                 out["$same"] = same[key]
+            elif key in self._copy_ids:
+                out["$yours"] = self._copy_ids[key]
+            elif self._keeping and isinstance(x, np.ndarray):
+                out["$k"] = self._keep(x)
             if isinstance(x, np.ndarray):
                 out["$nd"] = _array_bytes(x)
                 if (
@@ -212,6 +232,16 @@ class Peer:
             self._ids.clear()
         self.lent.clear()
         self.borrowed.clear()
+        for kept in (self.kept, self._kept_ids, self.copies, self._copy_ids):
+            kept.clear()
+
+    def _keep(self, x):
+        number = self._kept_ids.get(id(x))
+        if number is None or self.kept.get(number) is not x:
+            number = len(self.kept) + 1
+            self.kept[number] = x
+            self._kept_ids[id(x)] = number
+        return number
 
     # ------------------------------------------------------------ shared data
     def state(self):
@@ -321,6 +351,11 @@ class Peer:
             if not 0 <= n < len(originals):
                 raise IndexError("an unknown object")
             target = originals[n]
+        kept = None  # a kept array: ours ($yours), or our copy of the other's ($k)
+        if "$yours" in j:
+            kept = self.kept.get(int(j["$yours"]))
+        elif "$k" in j:
+            kept = self.copies.get(int(j["$k"]))
         slot = len(got)
         got.append(None)
         if "$nd" in j:
@@ -329,6 +364,12 @@ class Peer:
                 wide = np.empty((value.shape[0] * 2, *value.shape[1:]), value.dtype)
                 wide[::2] = value
                 value = wide[::2]
+            if (
+                target is None
+                and isinstance(kept, np.ndarray)
+                and (kept.shape, kept.dtype) == (value.shape, value.dtype)
+            ):
+                target = kept
             if isinstance(target, np.ndarray):
                 if (
                     target.shape == value.shape
@@ -339,6 +380,9 @@ class Peer:
                 value = target
             elif j.get("readonly"):
                 value.flags.writeable = False
+            if "$k" in j:  # the other's array, kept: our copy stands for it
+                self.copies[int(j["$k"])] = value
+                self._copy_ids[id(value)] = int(j["$k"])
             got[slot] = value
             return value
         if "$list" in j:
@@ -479,18 +523,31 @@ def error_data(exc):
     return data
 
 
+_REBUILT = "<kernel> "  # starts the file names of the frames rebuilt here
+
+
 def _raise_through(exc, frames):
     """``exc`` with a traceback through ``frames`` (their lines in ``linecache``), so
-    that the check names the student's line as it does in the notebook."""
+    that the check names the student's line as it does in the notebook.
+
+    A rebuilt frame's file name is the other side's, after :data:`_REBUILT`: it never
+    names a file of this side, so the lines sent never replace the lines of a real
+    file in ``linecache`` (which ``inspect.getsource`` reads), and no line of a file
+    here is read into a message. Frames in this side's own package are left out, as
+    the checks leave them out in process.
+    """
     import linecache
+
+    frames = [f for f in frames if not str(f[0]).startswith(_OWN_DIR)]
 
     def step(i):
         if i == len(frames):
             raise exc
         filename, lineno, func, line = frames[i]
+        filename = _REBUILT + str(filename)
         lineno = max(1, int(lineno))
         entry = linecache.cache.get(filename)
-        lines = list(entry[2]) if entry and entry[1] is None else []
+        lines = list(entry[2]) if entry and len(entry) == 4 else []
         lines += ["\n"] * (lineno - len(lines))
         lines[lineno - 1] = str(line) + "\n"
         linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
@@ -506,14 +563,19 @@ def _raise_through(exc, frames):
     return exc
 
 
-def rebuild_error(data):
-    """The exception that ``error_data`` described (a built-in type when it was one)."""
+def rebuild_error(data, known=None):
+    """The exception that ``error_data`` described: of a built-in type, or of one of
+    ``known`` (``{name: class}``: the exceptions a lab hands out, such as
+    ``LazyModuleError``, that a check catches), when it was one by name; else a
+    look-alike :class:`RemoteError` of that name."""
     name = str(data.get("type", "Exception"))
     message = str(data.get("message", ""))
-    kind = _BUILTIN_ERRORS.get(name)
-    if isinstance(kind, type) and issubclass(kind, BaseException):
-        exc = kind(message)
-    else:
+    kind = (known or {}).get(name) or _BUILTIN_ERRORS.get(name)
+    exc = None
+    if isinstance(kind, type) and issubclass(kind, Exception):
+        with contextlib.suppress(Exception):  # a constructor that wants more
+            exc = kind(message)
+    if exc is None:
         exc = type(name if name.isidentifier() else "Error", (RemoteError,), {})(
             message
         )
