@@ -179,12 +179,13 @@ def test_the_given_pieces_of_lab_3_keep_their_order_and_constants():
     """Lab 3 hands out classes derived from others it hands out (CrossEntropyLoss
     from Loss), a dtype constant (DTYPE = np.float32) and a module-level random
     generator: rebuilt with each base before its subclass, the dtype by its name
-    and the generator in its state as on import. Its `fit` is not handed out
-    alone: a default of it is the train_epoch exercise's reference."""
+    and the generator in its state as on import. Its `fit` names the train_epoch
+    exercise's reference as a default: the kernel gets a stub in its place, and
+    `evaluate` (not an exercise) before `fit`."""
     refs = S.fresh_check_module("utils.check.lab3").LAB.references.values()
     source = (
         "from utils.reference.stage3 import CrossEntropyLoss, LazyModuleError, "
-        "init_weight, manual_seed"
+        "Optimizer, fit, init_weight, manual_seed"
     )
     given = S.given_pieces(source, list(refs))["utils.reference.stage3"]
     space: dict = {"__name__": "given"}
@@ -196,3 +197,9 @@ def test_the_given_pieces_of_lab_3_keep_their_order_and_constants():
     fresh = np.random.default_rng(0).random(3)
     np.testing.assert_array_equal(space["_GLOBAL_RNG"].random(3), fresh)
     assert stage3  # (its generator may have been used: the copy's is as on import)
+    stub = space["fit"].__kwdefaults__["epoch_fn"]
+    assert stub is space["train_epoch"] and stub is not stage3.train_epoch
+    assert "iterate_minibatches" not in given  # nothing of the reference's body
+    with pytest.raises(NotImplementedError, match="pass your own train_epoch"):
+        stub()
+    assert space["fit"].__kwdefaults__["eval_fn"].__name__ == "evaluate"

@@ -69,18 +69,33 @@ class RemoteTimeout(BaseException):  # noqa: N818
 
 
 # ------------------------------------------------------------------ given pieces
+def _default_names(func: Any) -> set[str]:
+    """The module-level names of a function's default values that are functions or
+    classes (``epoch_fn=train_epoch``): its ``def`` reads them, not its code."""
+    home = vars(sys.modules.get(getattr(func, "__module__", ""), types))
+    values = list(func.__defaults__ or ()) + list((func.__kwdefaults__ or {}).values())
+    return {
+        v.__name__
+        for v in values
+        if (inspect.isfunction(v) or inspect.isclass(v)) and home.get(v.__name__) is v
+    }
+
+
 def _names_used(obj: Any) -> set[str]:
-    """The global names the code of a function or class may read."""
+    """The global names the code of a function or class may read, with those its
+    defaults name."""
     codes = []
+    names: set[str] = set()
     if inspect.isfunction(obj):
         codes.append(obj.__code__)
+        names |= _default_names(obj)
     elif inspect.isclass(obj):
         for attr in vars(obj).values():
             attr = getattr(attr, "__func__", attr)
             if inspect.isfunction(attr):
                 codes.append(attr.__code__)
+                names |= _default_names(attr)
         codes += [b for b in obj.__bases__ if b is not object]  # type: ignore[misc]
-    names: set[str] = set()
     while codes:
         code = codes.pop()
         if isinstance(code, type):
@@ -119,7 +134,8 @@ def _initial_state(module: types.ModuleType, name: str, rng: Any) -> dict:
 
 
 def _bases_first(defs: dict[str, tuple[str, list[str]]]) -> list[str]:
-    """The sources of ``defs`` in an order that defines a class after its bases."""
+    """The sources of ``defs`` in an order that defines a class after its bases and a
+    function after the functions its defaults name."""
     ordered: list[str] = []
     seen: set[str] = set()
 
@@ -143,9 +159,14 @@ def given_pieces(import_source: str, forbidden: Any = ()) -> dict[str, str]:
     with the constants and helpers they use, in a namespace with NumPy alone:
     ``{module: source}``.
 
+    An exercise's reference (``forbidden``) that a piece only uses (lab 3's
+    ``fit(..., epoch_fn=train_epoch)``) becomes a stub that raises
+    ``NotImplementedError`` when called: the piece works with the student's own
+    function passed in, and the kernel never holds the reference.
+
     Raises:
-        ValueError: a piece needs an exercise's reference (``forbidden``), or is not
-            a function, a class or a constant.
+        ValueError: a piece the lab imports is an exercise's reference
+            (``forbidden``), or is not a function, a class or a constant.
     """
     import builtins
 
@@ -168,8 +189,16 @@ def given_pieces(import_source: str, forbidden: Any = ()) -> dict[str, str]:
                 continue
             done.add(name)
             value = getattr(real, name)
-            if id(value) in banned:
+            if id(value) in banned and name in names:
                 raise ValueError(f"{module}.{name} is an exercise's reference")
+            if id(value) in banned:  # used by a piece: a stub in its place
+                why = f"{name} is an exercise of this lab: pass your own {name}"
+                blocks.insert(
+                    0,
+                    f"def {name}(*args, **kwargs):\n"
+                    f"    raise NotImplementedError({why!r})\n",
+                )
+                continue
             if isinstance(value, (int, float, str, bool)):
                 blocks.insert(0, f"{name} = {value!r}")
             elif isinstance(value, types.ModuleType):
@@ -186,6 +215,10 @@ def given_pieces(import_source: str, forbidden: Any = ()) -> dict[str, str]:
             elif inspect.isfunction(value) or inspect.isclass(value):
                 home = sys.modules.get(getattr(value, "__module__", ""), real)
                 bases = [b.__name__ for b in getattr(value, "__bases__", ())]
+                methods = [getattr(a, "__func__", a) for a in vars(value).values()]
+                for func in [value] if inspect.isfunction(value) else methods:
+                    if inspect.isfunction(func):  # its defaults before it
+                        bases += sorted(_default_names(func))
                 defs[name] = (inspect.getsource(value), bases)
                 todo += [
                     (home, n)
