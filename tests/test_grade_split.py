@@ -203,3 +203,24 @@ def test_the_given_pieces_of_lab_3_keep_their_order_and_constants():
     with pytest.raises(NotImplementedError, match="pass your own train_epoch"):
         stub()
     assert space["fit"].__kwdefaults__["eval_fn"].__name__ == "evaluate"
+
+
+@pytest.mark.parametrize("exercise", ["sgd", "momentum", "adam", "weight_decay"])
+def test_an_optimizer_reads_the_checks_parameters_without_a_message_each(exercise):
+    """The grader sends the attributes of its plain objects (a Parameter's data and
+    grad) with each message: a student's `step` reads them in the kernel, so the
+    kernel asks the grader nothing, and the in-place updates still reach the check."""
+    module = "utils.check.lab3"
+    cat, _ = _entries("lab3")
+    run = S.SplitRun(module, S.new_prefix(), "nonce", "application/x-test")
+    run.transport = S.Loopback(run.prefix, module)
+    served = []
+    serve = run._serve
+    run._serve = lambda message: served.append(message.get("op")) or serve(message)
+    proxy = run.peer.decode(run.transport.kernel_object(cat.REFERENCE_IMPLS[exercise]))
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(run._check, exercise, [proxy], {}).result()
+    assert result.status == "passed", result.text()
+    assert "getattr" not in served, served
+    assert S._plain_attributes(np.zeros(1)) == []  # arrays, functions: not theirs
+    assert S._plain_attributes(S.fresh_check_module) == []
