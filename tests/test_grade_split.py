@@ -222,5 +222,5 @@ def test_an_optimizer_reads_the_checks_parameters_without_a_message_each(exercis
         result = pool.submit(run._check, exercise, [proxy], {}).result()
     assert result.status == "passed", result.text()
     assert "getattr" not in served, served
-    assert S._plain_attributes(np.zeros(1)) == []  # arrays, functions: not theirs
-    assert S._plain_attributes(S.fresh_check_module) == []
+    assert wire.plain_attributes(np.zeros(1)) == []  # arrays, functions: not theirs
+    assert wire.plain_attributes(S.fresh_check_module) == []

@@ -31,7 +31,6 @@ import sys as _sys
 import types as _types
 
 _KINDS = {}
-_NOT_SENT = object()
 
 
 def _grader_type(name):
@@ -57,8 +56,8 @@ class _GraderObject:
         if name.startswith("__"):
             raise AttributeError(name)
         remote, hid, info = object.__getattribute__(self, "_nn")
-        found = remote.snapped(hid, name)
-        if found is not _NOT_SENT:  # sent with the grader's last message
+        found = remote.peer.snapped(hid, name)
+        if found is not NOT_SENT:  # noqa: F821 - sent with the grader's last message
             return found
         if name in info.get("methods", ()):  # called in one message, not two
 
@@ -161,7 +160,6 @@ class KernelRemote:
         self._ask = ask  # how to prompt the grader; None: input(), as set per request
         self.peer = Peer("k", self._proxy, self._describe)  # noqa: F821
         self.shim = _CheckShim(self, check_module)
-        self._snap, self._snapped = {}, {}  # the grader's last snapshot, as read
         if not install:
             return
         _sys.modules[check_module] = self.shim
@@ -257,34 +255,8 @@ class KernelRemote:
         prompt = self._ask or _builtins.input
         reply = prompt(self.prefix + dumps(data))  # noqa: F821
         message = loads(reply) if reply else {}  # noqa: F821
-        self._take_snapshot(message)
+        self.peer.take_snapshot(message)
         return message
-
-    def _take_snapshot(self, message):
-        """The attributes of the grader's plain objects (a Parameter's ``data`` and
-        ``grad``) as its message left them: read here without a message each, until
-        the grader's next message (only then can the grader's code change them)."""
-        snap = message.get("snap") if isinstance(message, dict) else None
-        self._snap = snap if isinstance(snap, dict) else {}
-        self._snapped = {}
-
-    def snapped(self, hid, name):
-        """An attribute of the grader's object ``hid`` from the last snapshot."""
-        key = (hid, name)
-        if key in self._snapped:
-            return self._snapped[key]
-        answer = (self._snap.get(str(hid)) or {}).get(name)
-        if not isinstance(answer, dict) or not answer.get("ok"):
-            return _NOT_SENT
-        known = self.peer.borrowed.get(answer.get("lend"))
-        if known is not None:  # read before: our copy, kept in step, is current
-            value = known[0]
-        else:
-            got = []
-            value = self.peer.decode(answer.get("value"), got)
-            self.peer.take(answer, got, value)
-        self._snapped[key] = value
-        return value
 
     def _answer(self, request):
         op = request.get("op")
@@ -325,7 +297,7 @@ class KernelRemote:
     def serve(self, payload):
         """One request of the grader (an execute request runs this)."""
         request = loads(payload)  # noqa: F821
-        self._take_snapshot(request)
+        self.peer.take_snapshot(request)
         self._take_state(request)
         answer = self._loop() if request.get("op") == "loop" else self._answer(request)
         # read by the grader from the execute reply (a user expression)

@@ -752,7 +752,7 @@ class SplitRun:
                 request,
                 args=self.peer.encode([list(args), dict(kwargs)], memo, keep=True),
             )
-        request = dict(request, **self._snapshot(), **self.peer.state())
+        request = dict(request, **self.peer.snapshot(), **self.peer.state())
         top = self.depth == 0
         if top and getattr(self, "forget_next", False):
             request["forget"], self.forget_next = True, False
@@ -791,7 +791,7 @@ class SplitRun:
                 if "sync" in message:  # the kernel's copies of our arguments, now
                     self.peer.decode(message["sync"], None, memo.objs)
                 answer = dict(
-                    self._serve(message), **self._snapshot(), **self.peer.state()
+                    self._serve(message), **self.peer.snapshot(), **self.peer.state()
                 )
                 self._input(wire.dumps({"kind": "resp", **answer}))
         except BaseException:
@@ -864,22 +864,6 @@ class SplitRun:
         self.looping = False
         self._input(wire.dumps({"kind": "stop"}))
         self._finish_top(10.0)
-
-    def _snapshot(self) -> dict:
-        """The public attributes of the plain objects lent to the kernel (a
-        reference ``Parameter``: arrays, numbers, None), as getattr answers: the
-        kernel reads them without a message each until this side's next message
-        (a student's ``step`` reads every parameter's ``data`` and ``grad``)."""
-        snap = {}
-        for hid, obj in list(self.peer.objects.items()):
-            entries = {}
-            for name in _plain_attributes(obj):
-                answer = self.peer.serve({"op": "getattr", "h": hid, "name": name})
-                if answer.get("ok"):
-                    entries[name] = answer
-            if entries:
-                snap[str(hid)] = entries
-        return {"snap": snap} if snap else {}
 
     def _recover(self) -> None:
         """After a timeout: interrupt the kernel and wait for it to be idle again."""
@@ -1010,38 +994,6 @@ class SplitRun:
         cell.outputs.append(
             nbformat.v4.new_output("display_data", data={self.mime: data})
         )
-
-
-_PLAIN = (type(None), bool, int, float, str)
-
-
-def _plain_attributes(obj: Any) -> list[str]:
-    """The public attributes of an instance that holds only arrays and scalars in
-    its ``__dict__`` and reads them the plain way (no ``__getattr__``, no class
-    attribute of that name, no ``__getattribute__`` of its own); else none."""
-    kind = type(obj)
-    attrs = getattr(obj, "__dict__", None)
-    if (
-        not isinstance(attrs, dict)
-        or isinstance(obj, type)
-        or callable(obj)
-        or kind.__getattribute__ is not object.__getattribute__
-        or hasattr(kind, "__getattr__")
-        or len(attrs) > 8
-    ):
-        return []
-    names = []
-    for name, value in attrs.items():
-        if not isinstance(name, str) or name.startswith("_") or hasattr(kind, name):
-            continue
-        plain = type(value) in _PLAIN or (
-            type(value) is np.ndarray
-            and not value.dtype.hasobject
-            and value.nbytes <= 1 << 20
-        )
-        if plain:
-            names.append(name)
-    return names
 
 
 def new_prefix() -> str:
