@@ -26,9 +26,8 @@ from utils.grading import split as S
 from utils.grading import wire
 
 SPLIT = ["lab1", "lab2", "lab3"]
-# lab 3's checks agree through the wire, but the lab is not in SPLIT_LABS yet: the
-# given `fit` has `epoch_fn=train_epoch` as a default, the exercise's reference, so
-# it cannot be handed to the kernel alone
+# lab 3's checks agree through the wire and its given pieces (fit included) go to
+# the kernel, but the lab is not in SPLIT_LABS yet: it grades about 1.7x slower split
 WIRE_ONLY = ["lab3"]
 
 
