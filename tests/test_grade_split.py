@@ -207,8 +207,9 @@ def test_the_given_pieces_of_lab_3_keep_their_order_and_constants():
 @pytest.mark.parametrize("exercise", ["sgd", "momentum", "adam", "weight_decay"])
 def test_an_optimizer_reads_the_checks_parameters_without_a_message_each(exercise):
     """The grader sends the attributes of its plain objects (a Parameter's data and
-    grad) with each message: a student's `step` reads them in the kernel, so the
-    kernel asks the grader nothing, and the in-place updates still reach the check."""
+    grad), once read, with each message: a student's `step` reads them in the
+    kernel, which asks the grader only for its first read of each (72 messages
+    before), and the in-place updates still reach the check."""
     module = "utils.check.lab3"
     cat, _ = _entries("lab3")
     run = S.SplitRun(module, S.new_prefix(), "nonce", "application/x-test")
@@ -220,6 +221,6 @@ def test_an_optimizer_reads_the_checks_parameters_without_a_message_each(exercis
     with ThreadPoolExecutor(1) as pool:
         result = pool.submit(run._check, exercise, [proxy], {}).result()
     assert result.status == "passed", result.text()
-    assert "getattr" not in served, served
+    assert served.count("getattr") <= 12, served  # a first read of each Parameter
     assert wire.plain_attributes(np.zeros(1)) == []  # arrays, functions: not theirs
     assert wire.plain_attributes(S.fresh_check_module) == []

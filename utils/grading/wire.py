@@ -143,6 +143,7 @@ class Peer:
         self._copy_ids = {}  # id(copy) -> number
         self._keeping = False
         self.snap = {}  # the other side's last snapshot (hid -> name -> answer)
+        self.read = set()  # handles of this side's objects the other read from
         self._snapped = {}  # (hid, name) -> its value here, read from it
 
     # ------------------------------------------------------------ handles
@@ -265,6 +266,7 @@ class Peer:
         if handles:
             self.objects.clear()
             self._ids.clear()
+            self.read.clear()
         self.lent.clear()
         self.borrowed.clear()
         for kept in (self.kept, self._kept_ids, self.copies, self._copy_ids):
@@ -280,15 +282,17 @@ class Peer:
 
     # ------------------------------------------------------------ snapshots
     def snapshot(self):
-        """The public attributes of this side's plain objects that the other holds
-        handles of (a ``Parameter``'s ``data`` and ``grad``: arrays, numbers,
-        None), as getattr answers: sent with every message, so that the other side
-        reads them without a message each until this side's next message (only
-        then can this side's code change them). Only the grader sends one: the
+        """The public attributes of this side's plain objects that the other has
+        read an attribute of (a ``Parameter``'s ``data`` and ``grad``: arrays,
+        numbers, None), as getattr answers: sent with every message, so that the
+        other side reads them without a message each until this side's next
+        message (only then can this side's code change them). Only the grader
+        sends one: the
         kernel's objects are read on demand (sending them all, every message, cost
         lab 3 more time than it saved)."""
         snap = {}
-        for hid, obj in list(self.objects.items()):
+        for hid in sorted(self.read):
+            obj = self.objects.get(hid)
             entries = {}
             for name in plain_attributes(obj):
                 entries[name] = self._lend(getattr(obj, name))
@@ -540,6 +544,7 @@ class Peer:
                     self.frames.pop()
             elif op == "getattr":
                 value = getattr(obj, str(request["name"]))
+                self.read.add(int(request["h"]))  # in the snapshots from now on
             elif op == "setattr":
                 setattr(obj, str(request["name"]), self.decode(request["value"], got))
                 value = None
