@@ -287,9 +287,8 @@ class Peer:
         numbers, None), as getattr answers: sent with every message, so that the
         other side reads them without a message each until this side's next
         message (only then can this side's code change them). Only the grader
-        sends one: the
-        kernel's objects are read on demand (sending them all, every message, cost
-        lab 3 more time than it saved)."""
+        sends one: the kernel's objects are read on demand (sending them all, every
+        message, cost lab 3 more time than it saved)."""
         snap = {}
         for hid in sorted(self.read):
             obj = self.objects.get(hid)
