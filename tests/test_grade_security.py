@@ -247,3 +247,18 @@ def test_the_sandbox_hides_the_output_and_keeps_python_visible(tmp_path):
     argv = sandbox.command(["python", "-V"], tmp_path / "work", tmp_path / "sock")
     assert "--unshare-all" in argv and "--die-with-parent" in argv
     assert argv[argv.index(str((tmp_path / "out").resolve())) - 1] == "--tmpfs"
+
+
+def test_a_course_under_tmp_is_shown_again_in_the_private_tmp(tmp_path):
+    """The private /tmp hides what is under the real one: a course or Python there
+    (a clone in /tmp) is bound again, read-only, after it, as in the hidden folders."""
+    course = Path("/tmp/some-clone/course")
+    sandbox = S.Sandbox("bwrap", [], [course])
+    argv = sandbox.command(["python", "-V"], tmp_path / "work", tmp_path / "sock")
+    tmpfs = [i for i in range(len(argv) - 1) if argv[i : i + 2] == ["--tmpfs", "/tmp"]]
+    shown = [
+        i
+        for i in range(len(argv) - 2)
+        if argv[i : i + 3] == ["--ro-bind", str(course), str(course)]
+    ]
+    assert len(tmpfs) == 1 and len(shown) == 1 and tmpfs[0] < shown[0]

@@ -63,14 +63,14 @@ class Sandbox:
             "/dev",
             "--proc",
             "/proc",
-            "--tmpfs",
-            "/tmp",
         ]
-        for folder in [home, *self.hidden]:
+        # a private /tmp and home, and the hidden folders: each empty, with the course
+        # and Python shown again inside (a course cloned under /tmp stays visible)
+        for folder in [Path("/tmp"), home, *self.hidden]:
             if folder == Path("/"):
                 continue
             args += ["--tmpfs", str(folder)]
-            for path in self.needed:  # Python or the course inside it (pyenv in ~)
+            for path in self.needed:  # Python or the course (pyenv in ~)
                 if _inside(path, folder):
                     args += ["--ro-bind", str(path), str(path)]
         for folder in (workdir, sockets):
