@@ -253,7 +253,8 @@ def test_a_course_under_tmp_is_shown_again_in_the_private_tmp(tmp_path):
     """The private /tmp hides what is under the real one: a course or Python there
     (a clone in /tmp) is bound again, read-only, after it, as in the hidden folders."""
     course = Path("/tmp/some-clone/course")
-    sandbox = S.Sandbox("bwrap", [], [course])
+    venv_python = course / ".venv" / "bin" / "python"  # a symlink: bound with course
+    sandbox = S.Sandbox("bwrap", [], [course, venv_python])
     argv = sandbox.command(["python", "-V"], tmp_path / "work", tmp_path / "sock")
     tmpfs = [i for i in range(len(argv) - 1) if argv[i : i + 2] == ["--tmpfs", "/tmp"]]
     shown = [
@@ -262,3 +263,4 @@ def test_a_course_under_tmp_is_shown_again_in_the_private_tmp(tmp_path):
         if argv[i : i + 3] == ["--ro-bind", str(course), str(course)]
     ]
     assert len(tmpfs) == 1 and len(shown) == 1 and tmpfs[0] < shown[0]
+    assert str(venv_python) not in argv

@@ -66,11 +66,18 @@ class Sandbox:
         ]
         # a private /tmp and home, and the hidden folders: each empty, with the course
         # and Python shown again inside (a course cloned under /tmp stays visible)
+        # each needed path once: one inside another comes with it (binding it again
+        # fails on a symlink, such as a virtual environment's bin/python)
+        needed = [
+            p
+            for p in self.needed
+            if not any(q != p and _inside(p, q) for q in self.needed)
+        ]
         for folder in [Path("/tmp"), home, *self.hidden]:
             if folder == Path("/"):
                 continue
             args += ["--tmpfs", str(folder)]
-            for path in self.needed:  # Python or the course (pyenv in ~)
+            for path in needed:  # Python or the course (pyenv in ~)
                 if _inside(path, folder):
                     args += ["--ro-bind", str(path), str(path)]
         for folder in (workdir, sockets):
