@@ -289,6 +289,20 @@ class _Globals(dict):
         return self.get(name) is not None
 
 
+def _deferrable(info: dict, name: str) -> bool:
+    """Whether setting ``name`` on the kernel's instance described by ``info`` can
+    wait for the next message: a plain instance (``object``'s ``__setattr__`` and
+    ``__getattribute__``, a ``__dict__``, no class attribute of that name), where a
+    set runs no code of the student's and reads back as the value set. (The kernel
+    says so; if it lies, it only gets its sets later: the grader's values are the
+    grader's.)"""
+    return (
+        info.get("plain") is True
+        and not name.startswith("_")
+        and name not in (info.get("cattrs") or ())
+    )
+
+
 class Remote:
     """The grader's stand-in for an object of the kernel (the student's function).
 
@@ -312,6 +326,9 @@ class Remote:
         if name.startswith("__") or name == "_nn":
             raise AttributeError(name)
         run, hid, info = self.__dict__["_nn"]
+        was = self.__dict__.get("_nn_set", {}).get(name)
+        if was is not None and was[0] == run.sent:  # set here, nothing sent since
+            return was[1]
         if name in info.get("methods", ()):  # read and called in one message
 
             def method(*args: Any, **kwargs: Any) -> Any:
@@ -323,11 +340,16 @@ class Remote:
         return run.call({"op": "getattr", "h": hid, "name": name})
 
     def __setattr__(self, name: str, value: Any) -> None:
-        run, hid, _ = self.__dict__["_nn"]
+        run, hid, info = self.__dict__["_nn"]
+        if _deferrable(info, name):  # sent with the next message, cached till then
+            run.defer(hid, name, value)
+            self.__dict__.setdefault("_nn_set", {})[name] = (run.sent, value)
+            return
         run.call({"op": "setattr", "h": hid, "name": name}, value=value)
 
     def __delattr__(self, name: str) -> None:
         run, hid, _ = self.__dict__["_nn"]
+        self.__dict__.get("_nn_set", {}).pop(name, None)
         run.call({"op": "delattr", "h": hid, "name": name})
 
     @property
@@ -688,6 +710,8 @@ class SplitRun:
         self.looping = False  # the kernel waits in its serve loop for requests
         self.building: set[int] = set()  # kernel classes whose stand-in is being made
         self.errors = known_errors(self.checks)
+        self.sent = 0  # messages sent to the kernel (a deferred set's cache: till one)
+        self.sets: list = []  # deferred sets: [hid, name, value as data]
         from utils.check.core import TIMEOUT_S
 
         # the check's time limit counts the kernel's time only (the student's code
@@ -721,10 +745,20 @@ class SplitRun:
 
     # -------------------------------------------------------------- channel
     def _execute(self, payload: str) -> str:
+        self.sent += 1
         return self.transport.execute(payload)
 
     def _input(self, text: str) -> None:
+        self.sent += 1
         self.transport.input(text)
+
+    def defer(self, hid: int, name: str, value: Any) -> None:
+        """A set of an attribute of a plain kernel instance, for the next message."""
+        self.sets.append([hid, name, self.peer.encode(value)])
+
+    def _take_sets(self) -> dict:
+        sets, self.sets = self.sets, []
+        return {"sets": sets} if sets else {}
 
     def _next(self, msg_id: str, seconds: float) -> tuple[str, Any]:
         return self.transport.next(msg_id, seconds)
@@ -752,7 +786,9 @@ class SplitRun:
                 request,
                 args=self.peer.encode([list(args), dict(kwargs)], memo, keep=True),
             )
-        request = dict(request, **self.peer.snapshot(), **self.peer.state())
+        request = dict(
+            request, **self._take_sets(), **self.peer.snapshot(), **self.peer.state()
+        )
         top = self.depth == 0
         if top and getattr(self, "forget_next", False):
             request["forget"], self.forget_next = True, False
@@ -791,7 +827,10 @@ class SplitRun:
                 if "sync" in message:  # the kernel's copies of our arguments, now
                     self.peer.decode(message["sync"], None, memo.objs)
                 answer = dict(
-                    self._serve(message), **self.peer.snapshot(), **self.peer.state()
+                    self._serve(message),
+                    **self._take_sets(),
+                    **self.peer.snapshot(),
+                    **self.peer.state(),
                 )
                 self._input(wire.dumps({"kind": "resp", **answer}))
         except BaseException:
