@@ -227,3 +227,28 @@ def test_an_optimizer_reads_the_checks_parameters_without_a_message_each(exercis
     assert served.count("getattr") <= 12, served  # a first read of each Parameter
     assert wire.plain_attributes(np.zeros(1)) == []  # arrays, functions: not theirs
     assert wire.plain_attributes(S.fresh_check_module) == []
+
+
+def test_a_plain_instances_sets_ride_on_the_next_message():
+    """The module check makes each Parameter with ``object.__new__`` and sets its
+    ``data`` and ``grad``: a plain instance's sets go with the next message, and
+    read back as the value set meanwhile; a Module's (its ``__setattr__`` is the
+    student's) still go one message each, when made."""
+    module = "utils.check.lab3"
+    cat, _ = _entries("lab3")
+    run = S.SplitRun(module, S.new_prefix(), "nonce", "application/x-test")
+    run.transport = S.Loopback(run.prefix, module)
+    asked = []
+    call = run.call
+    run.call = lambda request, *a, **k: (
+        asked.append((request.get("op"), request.get("name"))) or call(request, *a, **k)
+    )
+    proxy = run.peer.decode(run.transport.kernel_object(cat.REFERENCE_IMPLS["module"]))
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(run._check, "module", [proxy], {}).result()
+    assert result.status == "passed", result.text()
+    assert ("setattr", "data") not in asked and ("getattr", "data") not in asked
+    assert ("setattr", "W") in asked  # the student's Module.__setattr__ runs now
+    assert not run.sets  # all sent
+    assert not S._deferrable({"plain": True, "cattrs": ["data"]}, "data")
+    assert not S._deferrable({"methods": []}, "data")
