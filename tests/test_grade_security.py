@@ -151,6 +151,20 @@ def _tricks(folder: Path, out: Path, root: Path) -> dict[str, str]:
             """),
         # the reference handed out by the check library, called from a function
         "calls_reference": "def relu(z):\n    return check.reference('relu')(z)\n",
+        # a right relu that closes the kernel's end of the grader's channel
+        "closes_channel": textwrap.dedent("""\
+            import gc
+            import socket
+
+
+            def relu(z):
+                for _o in gc.get_objects():
+                    if isinstance(_o, socket.socket):
+                        _o.close()
+                return np.maximum(z, 0)
+            """),
+        # a right relu that asks for input while a check runs it
+        "asks_input": "def relu(z):\n    input('why?')\n    return np.maximum(z, 0)\n",
     }
 
 
@@ -222,6 +236,19 @@ def test_a_trick_never_passes(tricked, trick):
     # the other exercises are the lab's stubs, whatever the trick did
     others = [row[e] for e in lab.exercises if e not in ("relu", "relu_grad")]
     assert G.PASSED not in others, (trick, row)
+
+
+def test_the_channel_to_the_grader_survives_the_students_code(tricked):
+    """The check's messages go over a socket of the grader while its cell's checks
+    run: a student's ``input()`` there is answered, and a student's code that closes
+    the socket is graded like a cell that kills its kernel (never passed), the
+    notebook then run again without that cell."""
+    lab, report, out, written, root = tricked
+    rows = _rows(written)
+    assert rows["asks_input"]["relu"] == G.PASSED, rows["asks_input"]["notes"]
+    assert rows["asks_input"]["relu_grad"] == G.PASSED, rows["asks_input"]["notes"]
+    closed = rows["closes_channel"]
+    assert closed["relu"] != G.PASSED and "restarted" in closed["notes"], closed
 
 
 def test_an_honest_submission_is_graded_as_before(tricked):

@@ -354,6 +354,7 @@ class KernelRemote:
 
     def serve(self, payload):
         """One request of the grader (an execute request runs this)."""
+        self.last = ""  # until this request is answered: a raise leaves no answer
         request = loads(payload)  # noqa: F821
         self.peer.take_snapshot(request)
         self._apply_sets(request)

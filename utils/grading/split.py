@@ -1060,6 +1060,7 @@ class SplitRun:
             await self._checks_of_cell(cell)
         finally:
             await asyncio.to_thread(self.stop_loop)
+            self._close_channel()  # (a loop that never started, a dead kernel)
 
     async def _checks_of_cell(self, cell: Any) -> None:
         try:

@@ -145,6 +145,7 @@ class Peer:
         self.snap = {}  # the other side's last snapshot (hid -> name -> answer)
         self.read = set()  # handles of this side's objects the other read from
         self._snapped = {}  # (hid, name) -> its value here, read from it
+        self.synced = {}  # ("lent" | "borrowed", id) -> its data as both sides hold it
 
     # ------------------------------------------------------------ handles
     def handle(self, obj):
@@ -269,6 +270,7 @@ class Peer:
             self.read.clear()
         self.lent.clear()
         self.borrowed.clear()
+        self.synced.clear()
         for kept in (self.kept, self._kept_ids, self.copies, self._copy_ids):
             kept.clear()
 
@@ -344,15 +346,23 @@ class Peer:
 
     # ------------------------------------------------------------ shared data
     def state(self):
-        """The data lent and borrowed, as it is now: sent with every message, so
-        that an attribute read on one side and changed in place on either stays
-        the same on both (a layer's ``params`` updated by the other side)."""
-        lent = [[b, self.encode(v, None, ids)] for b, (v, ids, _) in self.lent.items()]
-        borrowed = []
+        """The data lent and borrowed that changed since both sides last agreed on
+        it: sent with every message, so that an attribute read on one side and
+        changed in place on either stays the same on both (a layer's ``params``
+        updated by the other side). An entry as it was last sent or taken is kept
+        (:attr:`synced`): one that encodes the same is not sent again."""
+        lent, borrowed = [], []
+        for b, (v, ids, _) in self.lent.items():
+            self._if_changed(lent, ("lent", b), self.encode(v, None, ids))
         for b, (v, objs) in self.borrowed.items():
             ids = {id(o): n for n, o in enumerate(objs) if o is not None}
-            borrowed.append([b, self.encode(v, None, ids)])
+            self._if_changed(borrowed, ("borrowed", b), self.encode(v, None, ids))
         return {"lent": lent, "borrowed": borrowed}
+
+    def _if_changed(self, items, key, data):
+        if self.synced.get(key) != data:
+            self.synced[key] = data
+            items.append([key[1], data])
 
     def apply_state(self, message):
         """Take the other side's :meth:`state` (in place, where it can)."""
@@ -360,13 +370,16 @@ class Peer:
             for item in message.get(key) or []:
                 try:
                     bid, data = item
+                    bid = int(bid)
                     if key == "lent":  # the other's own data: our borrowed copy
-                        objs = self.borrowed[int(bid)][1]
+                        objs, ours = self.borrowed[bid][1], "borrowed"
                     else:  # our own data, as the other side left it
-                        objs = self.lent[int(bid)][2]
+                        objs, ours = self.lent[bid][2], "lent"
                 except (KeyError, TypeError, ValueError):
                     continue
+                self.synced.pop((ours, bid), None)  # (until decoded whole)
                 self.decode(data, None, objs)
+                self.synced[(ours, bid)] = data  # both sides hold this now
 
     def originals(self, answer, objs):
         """The objects an answer's ``$same`` tags refer to: those of an attribute
