@@ -17,7 +17,8 @@ which puts into ``sys.modules``:
 
 The grader talks to it with ``__nn_remote__.serve(payload)`` (an execute request);
 the kernel answers, and asks the grader about the grader's objects, through
-``input()`` prompts that start with ``prefix``.
+prompts that start with ``prefix``: lines on the grader's Unix socket while its
+serve loop runs (``{"op": "loop", "sock": path}``), else ``input()``.
 
 Nothing here is trusted by the grader: a student's code can change all of it, and
 all it gains is to send other data back, as its own answer.
@@ -180,10 +181,7 @@ class _SocketLine:
         return line.decode("ascii")
 
     def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        self.sock.close()
 
 
 class KernelRemote:

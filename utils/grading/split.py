@@ -584,11 +584,11 @@ class JupyterTransport:
 
     While the kernel's serve loop runs, its prompts and the grader's replies go over
     a Unix socket of their own (:meth:`listen`), one line of JSON each, instead of
-    the Jupyter stdin channel: a round trip there takes a few microseconds, against
-    about a millisecond through the kernel's stdin (signed messages, a flush of its
-    output streams per prompt). The stdin channel is still watched, for the
-    student's own ``input()`` and for the end of the execution. A reply goes back
-    the way the last prompt came.
+    the Jupyter stdin channel (signed messages, and a flush of the kernel's output
+    streams per prompt): lab 3's solution waited 0.35 s for the kernel over its 762
+    messages, against 1.03 s through stdin. The stdin channel is still watched, for
+    the student's own ``input()`` and for the end of the execution. A reply goes
+    back the way the last prompt came.
     """
 
     def __init__(self, client: Any, loop: asyncio.AbstractEventLoop) -> None:
@@ -895,7 +895,7 @@ class SplitRun:
         if top and getattr(self, "forget_next", False):
             request["forget"], self.forget_next = True, False
         if top:
-            if self.looping:  # the kernel's serve loop: one stdin round trip
+            if self.looping:  # the kernel's serve loop: one round trip
                 self._input(wire.dumps({"kind": "req", **request}))
             else:
                 self.msg_id = self._execute(wire.dumps(request))  # ASCII JSON
@@ -980,7 +980,8 @@ class SplitRun:
 
     def start_loop(self) -> None:
         """Start the kernel's serve loop (one execute request): the requests of the
-        checks then go as stdin replies, much cheaper than an execute request each."""
+        checks then go as replies to its prompts (over the transport's socket where
+        it has one), much cheaper than an execute request each."""
         if self.dead or self.looping:
             return
         listen = getattr(self.transport, "listen", None)
