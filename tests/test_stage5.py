@@ -187,3 +187,99 @@ def test_random_shift_moves_each_image_by_at_most_max_shift():
         seen.add(found[0])
     assert len(seen) == 9  # every move is drawn
     assert data.random_shift(X, (6, 7), 0, rng) is X
+
+
+class _LrLog(nn.Adam):
+    """Adam that records the learning rate of every step."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lrs: list[float] = []
+
+    def step(self):
+        self.lrs.append(self.lr)
+        super().step()
+
+
+def _old_epoch(lr, num_steps, image_shape, max_shift):
+    """The chapter's and lab's inline epoch before shifted_cosine_epoch, verbatim."""
+    step = iter(range(num_steps))
+
+    def train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng):
+        total_loss, correct = 0.0, 0
+        for Xb, yb in data.iterate_minibatches(X, y, batch_size, rng=rng):
+            optimizer.lr = lr * (1 + np.cos(np.pi * next(step) / num_steps)) / 2
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(data.random_shift(Xb, image_shape, max_shift, rng))
+            loss = loss_fn(logits, yb)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item() * len(yb)
+            correct += int(np.sum(logits.data.argmax(axis=1) == yb))
+        return total_loss / len(y), correct / len(y)
+
+    return train_epoch
+
+
+def _tiny_run(make_epoch, max_shift=1):
+    """Two epochs of a 4x4-image linear model on 10 examples, 5 steps each."""
+    rng = np.random.default_rng(0)
+    X = rng.random((10, 16), dtype=np.float32)
+    y = rng.integers(0, 3, size=10)
+    nn.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 3))
+    optimizer = _LrLog(model.parameters(), lr=0.1)
+    num_epochs, batch_size = 2, 2
+    num_steps = num_epochs * -(-len(y) // batch_size)
+    epoch_fn = make_epoch(0.1, num_steps, (4, 4), max_shift)
+    history = nn.fit(
+        model,
+        nn.CrossEntropyLoss(),
+        optimizer,
+        X,
+        y,
+        num_epochs=num_epochs,
+        batch_size=batch_size,
+        epoch_fn=epoch_fn,
+        progress=False,
+    )
+    return model, optimizer, history, epoch_fn
+
+
+def test_shifted_cosine_epoch_schedule_and_what_fit_expects():
+    model, optimizer, history, epoch_fn = _tiny_run(stage5.shifted_cosine_epoch)
+    lrs = np.array(optimizer.lrs)
+    assert len(lrs) == 10  # one per step, counted across the two epochs
+    np.testing.assert_allclose(lrs, 0.1 * (1 + np.cos(np.pi * np.arange(10) / 10)) / 2)
+    assert lrs[0] == pytest.approx(0.1)  # lr at the first step
+    assert lrs[5] == pytest.approx(0.05)  # lr / 2 at the middle
+    assert 0 < lrs[-1] < 0.003  # near 0 at the last
+    assert np.all(np.diff(lrs) < 0)
+    for key in ("train_loss", "train_acc"):
+        assert len(history[key]) == 2 and all(np.isfinite(history[key]))
+    assert all(0 <= acc <= 1 for acc in history["train_acc"])
+    # called directly, as fit calls it: (loss, accuracy); past T steps it says so
+    X, y = np.zeros((2, 16), dtype=np.float32), np.array([0, 1])
+    with pytest.raises(RuntimeError, match="num_steps=10"):
+        epoch_fn(
+            model, nn.CrossEntropyLoss(), optimizer, X, y, 2, np.random.default_rng(0)
+        )
+    epoch_fn = stage5.shifted_cosine_epoch(0.1, 1, (4, 4), 1)
+    loss, acc = epoch_fn(
+        model, nn.CrossEntropyLoss(), optimizer, X, y, 2, np.random.default_rng(0)
+    )
+    assert isinstance(loss, float) and isinstance(acc, float) and 0 <= acc <= 1
+    with pytest.raises(ValueError, match="num_steps"):
+        stage5.shifted_cosine_epoch(0.1, 0, (4, 4), 1)
+
+
+@pytest.mark.parametrize("max_shift", [0, 1])
+def test_shifted_cosine_epoch_trains_as_the_notebooks_inline_epoch_did(max_shift):
+    """Same rng use (shifts from fit's generator, after each epoch's order), same
+    learning rates: the weights and history are the same to the bit."""
+    new = _tiny_run(stage5.shifted_cosine_epoch, max_shift)
+    old = _tiny_run(_old_epoch, max_shift)
+    assert new[2] == old[2]
+    assert new[1].lrs == old[1].lrs
+    for p, q in zip(new[0].parameters(), old[0].parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data)

@@ -25,6 +25,8 @@ the only backward written is that of the new primitive operations.
   C order (channel, then row, then column), which is PyTorch's order, so weights
   trained there would line up here.
 * :func:`cnn` is a small network made of these with stage 4's ``Sequential``.
+* :func:`shifted_cosine_epoch` makes the epoch that trains it past 99% on MNIST:
+  stage 4's, with random shifts of every batch and a cosine learning rate.
 
 The rule of each operation is the one-line comment at the top of its class.
 
@@ -46,9 +48,12 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from utils import data as _data
 from utils.reference import stage3 as _s3
 from utils.reference.stage4 import (
     DTYPE,
@@ -77,6 +82,7 @@ __all__ = [
     "flatten",
     "im2col",
     "max_pool2d",
+    "shifted_cosine_epoch",
 ]
 
 
@@ -438,6 +444,85 @@ def cnn(
 
 
 # --------------------------------------------------------------------------- data
+# --------------------------------------------------------------------------- training
+def shifted_cosine_epoch(
+    lr: float,
+    num_steps: int,
+    image_shape: tuple[int, int],
+    max_shift: int,
+) -> Callable[..., tuple[float, float]]:
+    """Stage 4's epoch with random shifts and a cosine learning rate, for ``fit``.
+
+    Returns an ``epoch_fn`` for stage 4's :func:`~utils.reference.stage4.fit`,
+    called as ``epoch_fn(model, loss_fn, optimizer, X, y, batch_size, rng)`` once
+    per epoch. It is :func:`~utils.reference.stage4.train_epoch` with two changes:
+
+    * every batch is moved by ``data.random_shift(Xb, image_shape, max_shift,
+      rng)``, a new move for every image at every epoch, drawn from the same
+      ``rng`` as the order of the minibatches (after that epoch's permutation);
+    * before step ``t`` (counted from 0 over the whole run, across epochs) the
+      learning rate is set to half a cosine from ``lr`` down to 0:
+
+          lr_t = lr (1 + cos(pi t / T)) / 2,    t = 0, 1, ..., T - 1,
+
+      with ``T = num_steps``: ``lr`` at the first step, ``lr / 2`` at the middle,
+      close to 0 at the last.
+
+    The step counter belongs to the returned function: make a new one for every
+    run (a second run with the same one would go past ``T``: it raises there).
+
+    Args:
+        lr: the learning rate at the first step (the peak of the schedule).
+        num_steps: ``T``, the optimizer steps of the whole run: ``num_epochs *
+            ceil(len(X) / batch_size)``.
+        image_shape: ``(H, W)`` of the images, for the shifts.
+        max_shift: the largest move in pixels, up or down and left or right (0: no
+            shift, and no draw from ``rng``).
+
+    Returns:
+        ``epoch_fn(model, loss_fn, optimizer, X, y, batch_size, rng)``, which runs
+        one epoch and returns the mean training loss and accuracy over it, each
+        batch measured before its step.
+
+    Raises:
+        ValueError: If ``num_steps < 1``. (``epoch_fn`` raises ``RuntimeError`` at
+            a step past ``T``.)
+    """
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be at least 1, got {num_steps}")
+    steps = iter(range(num_steps))  # t = 0, ..., T - 1 over the whole run
+
+    def epoch_fn(
+        model: Module,
+        loss_fn: Callable[[Tensor, np.ndarray], Tensor],
+        optimizer: _s3.Optimizer,
+        X: np.ndarray,
+        y: np.ndarray,
+        batch_size: int,
+        rng: np.random.Generator,
+    ) -> tuple[float, float]:
+        total_loss, correct = 0.0, 0
+        for Xb, yb in _data.iterate_minibatches(X, y, batch_size, rng=rng):
+            t = next(steps, None)
+            if t is None:
+                raise RuntimeError(
+                    f"more than num_steps={num_steps} steps: make a new epoch_fn "
+                    "for every run, with num_steps = num_epochs * ceil(len(X) / "
+                    "batch_size)"
+                )
+            optimizer.lr = lr * (1 + np.cos(np.pi * t / num_steps)) / 2
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(_data.random_shift(Xb, image_shape, max_shift, rng))
+            loss = loss_fn(logits, yb)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item() * len(yb)
+            correct += int(np.sum(logits.data.argmax(axis=1) == yb))
+        return total_loss / len(y), correct / len(y)
+
+    return epoch_fn
+
+
 # --------------------------------------------------------------------------- testing
 def conv2d_loops(
     x: np.ndarray,
