@@ -291,3 +291,38 @@ def test_a_course_under_tmp_is_shown_again_in_the_private_tmp(tmp_path):
     ]
     assert len(tmpfs) == 1 and len(shown) == 1 and tmpfs[0] < shown[0]
     assert str(venv_python) not in argv
+
+
+@pytest.mark.parametrize("confined", [True, False], ids=["sandbox", "no-sandbox"])
+def test_the_serve_loop_talks_over_a_socket(confined, small, tmp_path, monkeypatch):  # noqa: F811
+    """The kernel's serve loop talks over a Unix socket: in the sandbox's socket
+    folder, or without bubblewrap in a folder of the grader's own under the system's
+    temporary folder, removed afterwards."""
+    import glob
+    import tempfile
+
+    from utils.grading import split
+
+    if confined and SANDBOX is None:
+        pytest.skip(WHY_NOT or "no sandbox")
+    monkeypatch.setenv(S.ENV_SWITCH, "1" if confined else "0")
+    paths = []
+    listen = split.JupyterTransport.listen
+    monkeypatch.setattr(
+        split.JupyterTransport,
+        "listen",
+        lambda self: paths.append(listen(self)) or paths[-1],
+    )
+    lab, solution, untouched = small
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    jupytext.write(solution, folder / "honest.md")
+    before = set(glob.glob(str(Path(tempfile.gettempdir()) / "nnw-*")))
+    out = tmp_path / "out" / "grades.csv"
+    report = G.grade(lab.path, folder, out, jobs=1, limits=LIMITS, progress=False)
+    row = _rows(out)["honest"]
+    assert [row[e] for e in lab.exercises] == [G.PASSED] * len(lab.exercises), row
+    assert ("no sandbox" in report.sandbox_note) != confined
+    folder = "nng-" if confined else "nnw-"  # a socket per check cell
+    assert paths and all(p and folder in p for p in paths), paths
+    assert set(glob.glob(str(Path(tempfile.gettempdir()) / "nnw-*"))) <= before
