@@ -37,6 +37,23 @@ def _entries(lab: str):
     return cat, items
 
 
+def _loopback_run(lab: str):
+    """A split run of ``lab`` whose 'kernel' is a thread of this process, and the
+    lab's catalogue."""
+    module = f"utils.check.{lab}"
+    run = S.SplitRun(module, S.new_prefix(), "nonce", "application/x-test")
+    run.transport = S.Loopback(run.prefix, module)
+    return run, _entries(lab)[0]
+
+
+def _check_through(run, exercise: str, impl):
+    """The check of ``exercise`` run by the grader's side on ``impl``, an object of
+    the 'kernel': in a thread, as in the grader (its own deadline, not SIGALRM's)."""
+    proxy = run.peer.decode(run.transport.kernel_object(impl))
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run._check, exercise, [proxy], {}).result()
+
+
 def _key(result, full: bool):
     if not full:
         return result.status, result.cases_passed
@@ -53,17 +70,13 @@ def test_both_paths_give_the_same_result_on_the_catalogue(lab):
     assert (module in S.SPLIT_LABS) == (lab not in WIRE_ONLY)
     cat, items = _entries(lab)
     in_process = S.fresh_check_module(module)
-    run = S.SplitRun(module, S.new_prefix(), "nonce", "application/x-test")
-    run.transport = S.Loopback(run.prefix, module)
+    run, _ = _loopback_run(lab)
     differ = []
     for exercise, impl, why in items:
         getattr(cat, "_KEPT", {}).clear()  # a catalogue's global state, per run
         here = getattr(in_process, exercise)(impl)
         getattr(cat, "_KEPT", {}).clear()
-        proxy = run.peer.decode(run.transport.kernel_object(impl))
-        # in a thread, as in the grader: the grader's own deadline, not SIGALRM's
-        with ThreadPoolExecutor(1) as pool:
-            there = pool.submit(run._check, exercise, [proxy], {}).result()
+        there = _check_through(run, exercise, impl)
         if _key(here, lab == "lab1") != _key(there, lab == "lab1"):
             differ.append(f"{exercise} ({why}): {here.text()}\n  vs {there.text()}")
     assert not differ, "\n".join(differ)
@@ -212,16 +225,11 @@ def test_an_optimizer_reads_the_checks_parameters_without_a_message_each(exercis
     grad), once read, with each message: a student's `step` reads them in the
     kernel, which asks the grader only for its first read of each (72 messages
     before), and the in-place updates still reach the check."""
-    module = "utils.check.lab3"
-    cat, _ = _entries("lab3")
-    run = S.SplitRun(module, S.new_prefix(), "nonce", "application/x-test")
-    run.transport = S.Loopback(run.prefix, module)
+    run, cat = _loopback_run("lab3")
     served = []
     serve = run._serve
     run._serve = lambda message: served.append(message.get("op")) or serve(message)
-    proxy = run.peer.decode(run.transport.kernel_object(cat.REFERENCE_IMPLS[exercise]))
-    with ThreadPoolExecutor(1) as pool:
-        result = pool.submit(run._check, exercise, [proxy], {}).result()
+    result = _check_through(run, exercise, cat.REFERENCE_IMPLS[exercise])
     assert result.status == "passed", result.text()
     assert served.count("getattr") <= 12, served  # a first read of each Parameter
     assert wire.plain_attributes(np.zeros(1)) == []  # arrays, functions: not theirs
@@ -233,18 +241,13 @@ def test_a_plain_instances_sets_ride_on_the_next_message():
     ``data`` and ``grad``: a plain instance's sets go with the next message, and
     read back as the value set meanwhile; a Module's (its ``__setattr__`` is the
     student's) still go one message each, when made."""
-    module = "utils.check.lab3"
-    cat, _ = _entries("lab3")
-    run = S.SplitRun(module, S.new_prefix(), "nonce", "application/x-test")
-    run.transport = S.Loopback(run.prefix, module)
+    run, cat = _loopback_run("lab3")
     asked = []
     call = run.call
     run.call = lambda request, *a, **k: (
         asked.append((request.get("op"), request.get("name"))) or call(request, *a, **k)
     )
-    proxy = run.peer.decode(run.transport.kernel_object(cat.REFERENCE_IMPLS["module"]))
-    with ThreadPoolExecutor(1) as pool:
-        result = pool.submit(run._check, "module", [proxy], {}).result()
+    result = _check_through(run, "module", cat.REFERENCE_IMPLS["module"])
     assert result.status == "passed", result.text()
     assert ("setattr", "data") not in asked and ("getattr", "data") not in asked
     assert ("setattr", "W") in asked  # the student's Module.__setattr__ runs now
