@@ -184,7 +184,7 @@ class Context:
         for a in arrays:
             if isinstance(a, np.ndarray):
                 a = a.view()  # a view: the caller's array keeps its own flags
-                a.setflags(write=False)
+                a.setflags(False)  # write=False (positional: half the time)
             saved.append(a)
         self._saved = tuple(saved)
 
@@ -249,10 +249,13 @@ class Function:
             if not isinstance(x, Tensor):
                 parents = _wrap_constants(inputs)
                 break
-        needs = tuple([p.requires_grad for p in parents])
+        arrays, needs = [], []
+        for p in parents:
+            arrays.append(p.data)
+            needs.append(p.requires_grad)
         record = _GRAD_ENABLED and True in needs
-        ctx = Context(needs, record)
-        out = cls.forward(ctx, *[p.data for p in parents], **kwargs)
+        ctx = Context(tuple(needs), record)
+        out = cls.forward(ctx, *arrays, **kwargs)
         if type(out) is not np.ndarray:
             out = np.asarray(out)
         result = Tensor.__new__(Tensor)
@@ -1253,6 +1256,8 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                 f"{len(parents)} input(s): one per input (None where no input "
                 "gradient is needed)."
             )
+        # whether no array was handed to two inputs (two Nones also count as one)
+        distinct = len(grads) == 1 or len(set(map(id, grads))) == len(grads)
         for parent, g, needed in zip(parents, grads, ctx.needs_input_grad, strict=True):
             if not needed:
                 continue
@@ -1266,11 +1271,11 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                 # passed on, as Add does, and not handed to another input of this
                 # operation too), which the leaf may keep without a copy
                 fresh = (
-                    g is not grad_output
+                    distinct
+                    and g is not grad_output
                     and type(g) is np.ndarray
                     and g.base is None
                     and g.flags.writeable
-                    and (len(grads) == 1 or [o is g for o in grads].count(True) == 1)
                 )
                 _accumulate(parent, g, fn, fresh=fresh)
             else:  # an intermediate: held for this pass only
