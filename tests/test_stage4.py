@@ -348,6 +348,24 @@ def test_topological_order_parents_first_root_last():
     assert all(t is not constant for t in topological_sort((a * constant).sum()))
 
 
+def test_backward_walks_the_operations_of_the_topological_order():
+    """backward's own walk lists the non-leaves of reversed(topological_sort), in
+    the same order (so the same sums in the same order), without the leaves."""
+    a, b = _leaf((2,)), _leaf((2,), 1)
+    c = a * b
+    h = c.exp()
+    skip = h + (h * c).relu()  # a non-leaf reached by a short and a long path
+    doubled = a
+    for _ in range(5):
+        doubled = doubled + doubled
+    graphs = [(skip * b).sum(), (skip + doubled).sum(), doubled, c]
+    model = Sequential(Linear(3, 4), ReLU(), Linear(2))
+    graphs.append(cross_entropy(model(_randn((5, 3))), np.array([0, 1, 1, 0, 1])))
+    for root in graphs:
+        expected = [t for t in reversed(topological_sort(root)) if not t.is_leaf]
+        assert [id(t) for t in nn._operations(root)] == [id(t) for t in expected]
+
+
 def test_gradient_accumulates_over_every_use():
     x = _leaf((3,))
     (x * x + x).sum().backward()  # d/dx (x^2 + x) = 2x + 1

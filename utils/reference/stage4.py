@@ -1144,6 +1144,37 @@ def topological_sort(root: Tensor) -> list[Tensor]:
     return order
 
 
+def _operations(root: Tensor) -> list[Tensor]:
+    """The results of recorded operations that ``root`` depends on, ``root`` first:
+    the tensors of ``reversed(topological_sort(root))`` that have a ``grad_fn``, in
+    the same order, by the same depth-first walk.
+
+    What :func:`backward` visits. A leaf has no operation to run (its gradient is
+    complete when an operation passes it on), so the walk neither lists nor
+    remembers the leaves; and it checks on the way that no operation was freed.
+
+    Raises:
+        RuntimeError: if an earlier backward freed the arrays an operation saved.
+    """
+    order: list[Tensor] = []
+    seen = {id(root)}
+    stack = [(root, iter(root.grad_fn.parents))]
+    while stack:
+        t, todo = stack[-1]
+        for p in todo:
+            if p.requires_grad and p.grad_fn is not None and id(p) not in seen:
+                seen.add(id(p))
+                stack.append((p, iter(p.grad_fn.parents)))  # walk into p first
+                break
+        else:  # every operation before t is listed
+            stack.pop()
+            if t.grad_fn._freed:
+                raise RuntimeError(_FREED_MESSAGE.format(op=t.grad_fn.fn.__name__))
+            order.append(t)
+    order.reverse()
+    return order
+
+
 def _checked(grad: Any, t: Tensor, source: str | type[Function]) -> np.ndarray:
     """``grad`` as an array of ``t``'s dtype, after checking that it has ``t``'s
     shape.
@@ -1230,13 +1261,10 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
     if root.grad_fn is None:  # a leaf differentiated with respect to itself
         _accumulate(root, _value(grad), "backward(grad=...)")
         return
-    # the operations' results, root first; a leaf's gradient is complete when it is
-    # reached, so leaves need no visit. Checked before any gradient is added, so
-    # that a freed graph raises without changing a single .grad
-    results = [t for t in reversed(topological_sort(root)) if t.grad_fn is not None]
-    for t in results:
-        if t.grad_fn._freed:
-            raise RuntimeError(_FREED_MESSAGE.format(op=t.grad_fn.fn.__name__))
+    # the operations' results, root first (a leaf has no operation to run); all
+    # listed, and checked not freed, before any gradient is added, so that a freed
+    # graph raises without changing a single .grad
+    results = _operations(root)
     # dL/dt of this pass for the intermediate results t, by id(t): a tensor's entry
     # is complete when the loop reaches it, and removed there
     pending = {id(root): _checked(_value(grad), root, "backward(grad=...)")}
