@@ -1070,9 +1070,10 @@ def cross_entropy(logits: Tensor, y: Any) -> Tensor:
     """
     logits = logits if isinstance(logits, Tensor) else Tensor(logits)
     y = np.asarray(_value(y))
-    if logits.ndim != 2:
-        raise ValueError(f"logits must be (N, C), got shape {logits.shape}.")
-    N, C = logits.shape
+    shape = logits.data.shape
+    if len(shape) != 2:
+        raise ValueError(f"logits must be (N, C), got shape {shape}.")
+    N, C = shape
     if N == 0:
         raise ValueError("cross_entropy got an empty batch (N = 0).")
     if y.shape == (N,):
