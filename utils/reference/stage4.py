@@ -1224,12 +1224,12 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
     """Reverse-mode differentiation: ``t.grad += d root / d t`` for every leaf ``t``
     of the graph that requires a gradient.
 
-    Each tensor is visited once, in reverse topological order, so that its
-    gradient has received the contributions of all its uses before its own
-    operation's backward passes it on. The gradients of intermediate results are
-    held in a dictionary for this pass only and dropped once passed on (PyTorch's
-    rule): only the leaves, which an optimizer updates, keep ``grad``, and an
-    intermediate keeps it only after :meth:`Tensor.retain_grad`.
+    Each operation is run once, in reverse topological order (:func:`_operations`),
+    so that its result's gradient has received the contributions of all its uses
+    before the operation's backward passes it on. The gradients of intermediate
+    results are held in a dictionary for this pass only and dropped once passed on
+    (PyTorch's rule): only the leaves, which an optimizer updates, keep ``grad``,
+    and an intermediate keeps it only after :meth:`Tensor.retain_grad`.
 
     Args:
         root: the tensor to differentiate, usually a scalar loss.
@@ -1285,7 +1285,8 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                 f"{len(parents)} input(s): one per input (None where no input "
                 "gradient is needed)."
             )
-        # whether no array was handed to two inputs (two Nones also count as one)
+        # whether no array was handed to two inputs (Add may hand one to both; two
+        # Nones count as a repeat too, which only costs the copies below)
         distinct = len(grads) == 1 or len(set(map(id, grads))) == len(grads)
         for parent, g, needed in zip(parents, grads, ctx.needs_input_grad, strict=True):
             if not needed:
