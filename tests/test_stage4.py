@@ -464,6 +464,14 @@ def test_second_backward_says_the_graph_was_freed():
     loss.backward(retain_graph=True)
     loss.backward()
     np.testing.assert_allclose(y.grad, 2 * (np.exp(y.data) * (1 + y.data)))
+    # a new graph on a freed part: raises, naming the freed operation, before any
+    # gradient changes (the new operations are not run first)
+    h = y.exp()
+    h.sum().backward()
+    before = y.grad.copy()
+    with pytest.raises(RuntimeError, match="arrays that Exp saved"):
+        (h * y).sum().backward()
+    np.testing.assert_array_equal(y.grad, before)
 
 
 def test_no_grad_records_nothing_and_is_restored():

@@ -1158,6 +1158,7 @@ def _operations(root: Tensor) -> list[Tensor]:
         RuntimeError: if an earlier backward freed the arrays an operation saved.
     """
     order: list[Tensor] = []
+    freed = None
     seen = {id(root)}
     stack = [(root, iter(root.grad_fn.parents))]
     while stack:
@@ -1169,9 +1170,11 @@ def _operations(root: Tensor) -> list[Tensor]:
                 break
         else:  # every operation before t is listed
             stack.pop()
-            if t.grad_fn._freed:
-                raise RuntimeError(_FREED_MESSAGE.format(op=t.grad_fn.fn.__name__))
             order.append(t)
+            if t.grad_fn._freed:
+                freed = t.grad_fn  # the last listed: the first that backward meets
+    if freed is not None:
+        raise RuntimeError(_FREED_MESSAGE.format(op=freed.fn.__name__))
     order.reverse()
     return order
 
