@@ -1262,8 +1262,10 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
             )
         # dL/dL = 1 (np.ones, a Python function, takes four times longer)
         grad = np.array(1, root.data.dtype).reshape(root.data.shape)
+    else:
+        grad = _checked(_value(grad), root, "backward(grad=...)")
     if root.grad_fn is None:  # a leaf differentiated with respect to itself
-        _accumulate(root, _value(grad), "backward(grad=...)")
+        _accumulate(root, grad, "backward(grad=...)")
         return
     # the operations' results, root first (a leaf has no operation to run); all
     # listed, and checked not freed, before any gradient is added, so that a freed
@@ -1271,7 +1273,7 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
     results = _operations(root)
     # dL/dt of this pass for the intermediate results t, by id(t): a tensor's entry
     # is complete when the loop reaches it, and removed there
-    pending = {id(root): _checked(_value(grad), root, "backward(grad=...)")}
+    pending = {id(root): grad}
     for t in results:
         ctx = t.grad_fn
         fn = ctx.fn
