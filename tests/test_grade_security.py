@@ -165,6 +165,8 @@ def _tricks(folder: Path, out: Path, root: Path) -> dict[str, str]:
             """),
         # a right relu that asks for input while a check runs it
         "asks_input": "def relu(z):\n    input('why?')\n    return np.maximum(z, 0)\n",
+        # a relu that never returns when a check calls it (the cell itself is quick)
+        "hangs_in_check": "def relu(z):\n    while True:\n        pass\n",
     }
 
 
@@ -241,14 +243,17 @@ def test_a_trick_never_passes(tricked, trick):
 def test_the_channel_to_the_grader_survives_the_students_code(tricked):
     """The check's messages go over a socket of the grader while its cell's checks
     run: a student's ``input()`` there is answered, and a student's code that closes
-    the socket is graded like a cell that kills its kernel (never passed), the
-    notebook then run again without that cell."""
+    the socket, or never returns, fails its own exercise only."""
     lab, report, out, written, root = tricked
     rows = _rows(written)
     assert rows["asks_input"]["relu"] == G.PASSED, rows["asks_input"]["notes"]
     assert rows["asks_input"]["relu_grad"] == G.PASSED, rows["asks_input"]["notes"]
-    closed = rows["closes_channel"]
-    assert closed["relu"] != G.PASSED and "restarted" in closed["notes"], closed
+    # the check gets no answer, the kernel is interrupted (by a message: a signal
+    # would end bwrap) and the next check cell opens another socket; the same for
+    # code stopped by the check's time limit
+    for name in ("closes_channel", "hangs_in_check"):
+        row = rows[name]
+        assert row["relu"] == "failed" and row["relu_grad"] == G.PASSED, row
 
 
 def test_an_honest_submission_is_graded_as_before(tricked):
@@ -326,3 +331,13 @@ def test_the_serve_loop_talks_over_a_socket(confined, small, tmp_path, monkeypat
     folder = "nng-" if confined else "nnw-"  # a socket per check cell
     assert paths and all(p and folder in p for p in paths), paths
     assert set(glob.glob(str(Path(tempfile.gettempdir()) / "nnw-*"))) <= before
+
+
+def test_a_confined_kernel_is_interrupted_by_a_message(tmp_path):
+    """SIGINT to bwrap would end it and the kernel with it (the kernel runs in a
+    session of its own): a sandboxed kernel is interrupted on its control channel."""
+    km = S.Sandbox("bwrap", [], []).kernel_manager(tmp_path)
+    try:
+        assert km.kernel_spec.interrupt_mode == "message"
+    finally:
+        S.cleanup(km)

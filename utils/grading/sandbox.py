@@ -2,9 +2,11 @@
 
 The kernel runs as::
 
-    bwrap --unshare-all --die-with-parent --ro-bind / / --dev /dev --proc /proc
-          --tmpfs /tmp --tmpfs $HOME --tmpfs <each hidden folder>
-          --bind <work folder> <work folder> --chdir <work folder> -- python -m ...
+    bwrap --unshare-all --die-with-parent --new-session --ro-bind / /
+          --dev /dev --proc /proc --tmpfs /tmp --tmpfs $HOME
+          --tmpfs <each hidden folder> (the course and Python bound again inside)
+          --bind <work folder> <work folder> --bind <sockets> <sockets>
+          --chdir <work folder> -- python -m ...
 
 - ``--unshare-all``: no network (a loopback of its own), and its own PID, IPC and UTS
   namespaces: when the kernel ends, the namespace's first process ends and the kernel
@@ -13,8 +15,12 @@ The kernel runs as::
 - The whole file system read-only; a private ``/tmp`` and home; the submissions
   folder and the grader's output (CSV, feedback) replaced by empty folders; only the
   kernel's own work folder writable.
-- The kernel talks to the grader over Unix sockets (ZeroMQ ``ipc``) in the work
-  folder, since it has no network to share with the grader.
+- The kernel talks to the grader over Unix sockets (ZeroMQ ``ipc``) in a socket
+  folder of its own, since it has no network to share with the grader; the split
+  path's serve loop adds one of its own there.
+- It is interrupted by an ``interrupt_request`` on its control channel, not by
+  SIGINT: the signal would reach ``bwrap`` (the kernel runs in a session of its
+  own, ``--new-session``), which it ends, and the kernel with it.
 
 Where ``bwrap`` is missing or cannot create namespaces (a container without the
 right), :func:`detect` says why in one line and the grader falls back to its
@@ -100,6 +106,16 @@ class Sandbox:
             def format_kernel_cmd(self, extra_arguments=None):  # noqa: ANN001
                 argv = super().format_kernel_cmd(extra_arguments)
                 return sandbox.command(argv, workdir.resolve(), sockets)
+
+            @property
+            def kernel_spec(self):  # noqa: ANN202
+                # interrupted by a message on the control channel, never by a
+                # signal: SIGINT would reach bwrap, not the kernel in its session
+                # (bwrap --new-session), and end both
+                spec = super().kernel_spec
+                if spec is not None:
+                    spec.interrupt_mode = "message"
+                return spec
 
         km = _Confined(
             kernel_name="python3",
