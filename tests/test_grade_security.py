@@ -20,6 +20,7 @@ from tests.test_grade import LIMITS, _with, small  # noqa: F401 - the fixture
 from utils import grade as G
 from utils.grade import REPO
 from utils.grading import sandbox as S
+from utils.grading import split
 
 SANDBOX, WHY_NOT = S.detect()
 needs_sandbox = pytest.mark.skipif(SANDBOX is None, reason=WHY_NOT or "no sandbox")
@@ -167,6 +168,22 @@ def _tricks(folder: Path, out: Path, root: Path) -> dict[str, str]:
         "asks_input": "def relu(z):\n    input('why?')\n    return np.maximum(z, 0)\n",
         # a relu that never returns when a check calls it (the cell itself is quick)
         "hangs_in_check": "def relu(z):\n    while True:\n        pass\n",
+        # a right relu that floods the grader's end of the channel with one endless
+        # line (the grader caps a line at split.MAX_LINE, 4 MiB in these tests)
+        "floods_channel": textwrap.dedent("""\
+            import gc
+            import socket
+
+
+            def relu(z):
+                for _o in gc.get_objects():
+                    if isinstance(_o, socket.socket):
+                        try:
+                            _o.sendall(b"x" * (8 << 20))
+                        except OSError:
+                            pass
+                return np.maximum(z, 0)
+            """),
     }
 
 
@@ -194,7 +211,9 @@ def tricked(small, tmp_path_factory):  # noqa: F811 - the fixture imported above
     for name, source in _tricks(folder, out, root).items():
         cell = GRAD + source
         jupytext.write(_with(untouched, "relu", cell), folder / f"{name}.md")
-    report = G.grade(lab.path, folder, out, jobs=2, limits=LIMITS, progress=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(split, "MAX_LINE", 4 << 20)
+        report = G.grade(lab.path, folder, out, jobs=2, limits=LIMITS, progress=False)
     written = out.read_bytes()
     time.sleep(3)  # the detached process would have rewritten it by now
     return lab, report, out, written, root
@@ -243,7 +262,7 @@ def test_a_trick_never_passes(tricked, trick):
 def test_the_channel_to_the_grader_survives_the_students_code(tricked):
     """The check's messages go over a socket of the grader while its cell's checks
     run: a student's ``input()`` there is answered, and a student's code that closes
-    the socket, or never returns, fails its own exercise only."""
+    the socket, floods it, or never returns, fails its own exercise only."""
     lab, report, out, written, root = tricked
     rows = _rows(written)
     assert rows["asks_input"]["relu"] == G.PASSED, rows["asks_input"]["notes"]
@@ -251,7 +270,7 @@ def test_the_channel_to_the_grader_survives_the_students_code(tricked):
     # the check gets no answer, the kernel is interrupted (by a message: a signal
     # would end bwrap) and the next check cell opens another socket; the same for
     # code stopped by the check's time limit
-    for name in ("closes_channel", "hangs_in_check"):
+    for name in ("closes_channel", "hangs_in_check", "floods_channel"):
         row = rows[name]
         assert row["relu"] == "failed" and row["relu_grad"] == G.PASSED, row
 

@@ -157,7 +157,7 @@ class _SocketLine:
     """A prompt to the grader over its Unix socket: one line out, one line back."""
 
     def __init__(self, sock):
-        self.sock, self.buffer = sock, b""
+        self.sock, self.buffer = sock, bytearray()
 
     @classmethod
     def connect(cls, path):
@@ -172,12 +172,15 @@ class _SocketLine:
 
     def __call__(self, text):
         self.sock.sendall(text.encode("ascii") + b"\n")
-        while b"\n" not in self.buffer:
+        scanned = 0
+        while (newline := self.buffer.find(b"\n", scanned)) < 0:
+            scanned = len(self.buffer)
             chunk = self.sock.recv(1 << 20)
             if not chunk:  # the grader closed it: nothing more to serve
                 return ""
             self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
+        line = bytes(self.buffer[:newline])
+        del self.buffer[: newline + 1]
         return line.decode("ascii")
 
     def close(self):

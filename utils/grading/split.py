@@ -45,6 +45,7 @@ from utils.grading import wire
 SPLIT_LABS = ("utils.check.lab1", "utils.check.lab2", "utils.check.lab3")
 ENV_SWITCH = "NN_GRADE_SPLIT"
 REMOTE = "__nn_remote__"  # the kernel's end, a global of the kernel
+MAX_LINE = 1 << 28  # bytes of one message from the kernel's serve loop (256 MiB)
 _HERE = Path(__file__).resolve().parent
 
 
@@ -595,7 +596,8 @@ class JupyterTransport:
         self.client, self.loop = client, loop
         self._listener: socket.socket | None = None
         self._conn: socket.socket | None = None
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of the buffer known to hold no newline
         self._from_socket = False  # where the last prompt came from
         self._own_folder: str | None = None
 
@@ -625,19 +627,28 @@ class JupyterTransport:
                 with contextlib.suppress(OSError):
                     sock.close()
         self._listener = self._conn = None
-        self._buffer, self._from_socket = b"", False
+        self._buffer, self._scanned, self._from_socket = bytearray(), 0, False
         if self._own_folder is not None:
             shutil.rmtree(self._own_folder, ignore_errors=True)
             self._own_folder = None
 
     def _line(self, seconds: float) -> str | None:
         """The kernel's next line on the socket, waiting up to ``seconds``; None if
-        none came (or the socket closed: the stdin channel then says why)."""
+        none came (or the socket closed: the stdin channel then says why). A line
+        longer than :data:`MAX_LINE` closes the socket (the check then times out):
+        the grader's memory is not the kernel's to fill."""
         end = time.monotonic() + seconds
         while True:
-            if b"\n" in self._buffer:
-                line, _, self._buffer = self._buffer.partition(b"\n")
+            newline = self._buffer.find(b"\n", self._scanned)
+            if newline >= 0:
+                line = bytes(self._buffer[:newline])
+                del self._buffer[: newline + 1]
+                self._scanned = 0
                 return line.decode("ascii", "replace")
+            self._scanned = len(self._buffer)
+            if self._scanned > MAX_LINE:
+                self.close()
+                return None
             sock = self._conn or self._listener
             if sock is None:
                 return None
