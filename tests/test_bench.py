@@ -8,6 +8,7 @@ backward pass visits each node once.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from utils import bench
 from utils.benchmarks import graph, throughput
 
 SIZES = (20, 12, 8, 3)
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_every_framework_trains_like_the_plain_loop():
@@ -190,3 +192,23 @@ def test_stage3_row_runs_the_default_model_on_the_fast_path(monkeypatch):
     which[0] = "dX"
     slow(*batch)
     assert flags == {"fast": [False], "dX": [True]}
+
+
+def test_chapter5_recipe_runs_are_those_the_chapter_states():
+    """``python -m utils.benchmarks.cnn_recipe`` repeats chapter 5's validation
+    runs: every setting the chapter names is among them, and one run trains (here a
+    short one on the 8x8 digits) and returns an accuracy per epoch."""
+    from utils import data
+    from utils.benchmarks import cnn_recipe
+
+    text = (REPO / "book" / "05-convolutions.md").read_text()
+    assert "python -m utils.benchmarks.cnn_recipe" in text
+    runs = set(cnn_recipe.RUNS)
+    for seed in (0, 3, 4, 5):  # batches of 64 against 128, from four seeds
+        assert {cnn_recipe.Run(seed), cnn_recipe.Run(seed, 8, 64, 2e-3)} <= runs
+    for epochs in (4, 6, 10):
+        assert cnn_recipe.Run(3, num_epochs=epochs) in runs
+    ds = data.load_digits().with_validation(0.2)
+    run = cnn_recipe.Run(0, num_epochs=2, batch_size=64, max_shift=0)
+    val_acc, seconds = cnn_recipe.train(run, ds)
+    assert len(val_acc) == 2 and all(0 <= a <= 1 for a in val_acc) and seconds > 0
