@@ -254,3 +254,16 @@ def test_a_plain_instances_sets_ride_on_the_next_message():
     assert not run.sets  # all sent
     assert not S._deferrable({"plain": True, "cattrs": ["data"]}, "data")
     assert not S._deferrable({"methods": []}, "data")
+
+
+def test_lines_are_framed_across_chunks():
+    """The serve loop's socket carries one JSON line per message: a line split
+    over several reads comes out whole, two in one read come out one by one."""
+    lines = wire.Lines()
+    lines.feed(b'{"a":')
+    assert lines.pop() is None and len(lines) == 5
+    lines.feed(b'1}\n{"b":2}\n{"c"')
+    assert lines.pop() == '{"a":1}' and lines.pop() == '{"b":2}'
+    assert lines.pop() is None
+    lines.feed(b":3}\n")
+    assert lines.pop() == '{"c":3}' and len(lines) == 0

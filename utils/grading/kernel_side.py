@@ -157,7 +157,7 @@ class _SocketLine:
     """A prompt to the grader over its Unix socket: one line out, one line back."""
 
     def __init__(self, sock):
-        self.sock, self.buffer = sock, bytearray()
+        self.sock, self.lines = sock, Lines()  # noqa: F821 - wire.py's
 
     @classmethod
     def connect(cls, path):
@@ -172,16 +172,12 @@ class _SocketLine:
 
     def __call__(self, text):
         self.sock.sendall(text.encode("ascii") + b"\n")
-        scanned = 0
-        while (newline := self.buffer.find(b"\n", scanned)) < 0:
-            scanned = len(self.buffer)
+        while (line := self.lines.pop()) is None:
             chunk = self.sock.recv(1 << 20)
             if not chunk:  # the grader closed it: nothing more to serve
                 return ""
-            self.buffer += chunk
-        line = bytes(self.buffer[:newline])
-        del self.buffer[: newline + 1]
-        return line.decode("ascii")
+            self.lines.feed(chunk)
+        return line
 
     def close(self):
         self.sock.close()

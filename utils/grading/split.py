@@ -596,8 +596,7 @@ class JupyterTransport:
         self.client, self.loop = client, loop
         self._listener: socket.socket | None = None
         self._conn: socket.socket | None = None
-        self._buffer = bytearray()
-        self._scanned = 0  # bytes of the buffer known to hold no newline
+        self._lines = wire.Lines()
         self._from_socket = False  # where the last prompt came from
         self._own_folder: str | None = None
 
@@ -627,7 +626,7 @@ class JupyterTransport:
                 with contextlib.suppress(OSError):
                     sock.close()
         self._listener = self._conn = None
-        self._buffer, self._scanned, self._from_socket = bytearray(), 0, False
+        self._lines, self._from_socket = wire.Lines(), False
         if self._own_folder is not None:
             shutil.rmtree(self._own_folder, ignore_errors=True)
             self._own_folder = None
@@ -639,14 +638,10 @@ class JupyterTransport:
         the grader's memory is not the kernel's to fill."""
         end = time.monotonic() + seconds
         while True:
-            newline = self._buffer.find(b"\n", self._scanned)
-            if newline >= 0:
-                line = bytes(self._buffer[:newline])
-                del self._buffer[: newline + 1]
-                self._scanned = 0
-                return line.decode("ascii", "replace")
-            self._scanned = len(self._buffer)
-            if self._scanned > MAX_LINE:
+            line = self._lines.pop()
+            if line is not None:
+                return line
+            if len(self._lines) > MAX_LINE:
                 self.close()
                 return None
             sock = self._conn or self._listener
@@ -669,7 +664,7 @@ class JupyterTransport:
             if not chunk:  # closed: its loop has ended
                 self.close()
                 return None
-            self._buffer += chunk
+            self._lines.feed(chunk)
 
     def _await(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()

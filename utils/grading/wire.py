@@ -79,6 +79,32 @@ def _array_of(text: str) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
+class Lines:
+    """Lines of ASCII JSON out of a byte stream: how each end reads the serve loop's
+    socket. :meth:`feed` adds the bytes received; :meth:`pop` gives the next whole
+    line, or None, searching only the bytes fed since its last search."""
+
+    def __init__(self):
+        self.buffer = bytearray()
+        self._scanned = 0  # bytes of the buffer known to hold no newline
+
+    def __len__(self):
+        return len(self.buffer)
+
+    def feed(self, chunk):
+        self.buffer += chunk
+
+    def pop(self):
+        newline = self.buffer.find(b"\n", self._scanned)
+        if newline < 0:
+            self._scanned = len(self.buffer)
+            return None
+        line = bytes(self.buffer[:newline])
+        del self.buffer[: newline + 1]
+        self._scanned = 0
+        return line.decode("ascii", "replace")
+
+
 NOT_SENT = object()  # no such attribute in the other side's last snapshot
 _PLAIN = (type(None), bool, int, float, str)
 
@@ -133,6 +159,7 @@ class Peer:
         self.describe = describe
         self.frames = []  # (arguments received, their numbers) of calls being served
         self.lent = {}  # lend id -> (value, numbers): attributes read by the other
+        self._lent_ids = {}  # id(value) -> its lend id
         self.borrowed = {}  # lend id -> (value, objects): attributes read from it
         # arrays that outlive the call they were sent in (a Parameter that keeps
         # the caller's array): this side's, numbered when sent with ``keep``, and
@@ -269,6 +296,7 @@ class Peer:
             self._ids.clear()
             self.read.clear()
         self.lent.clear()
+        self._lent_ids.clear()
         self.borrowed.clear()
         self.synced.clear()
         for kept in (self.kept, self._kept_ids, self.copies, self._copy_ids):
@@ -301,16 +329,24 @@ class Peer:
                 snap[str(hid)] = entries
         return {"snap": snap} if snap else {}
 
-    def _lend(self, value):
-        """A getattr answer for ``value``, encoded whole (the other side may not
-        have read it yet), lent like one: kept in step from then on."""
-        bid = next((b for b, entry in self.lent.items() if entry[0] is value), None)
+    def _lend(self, value, tagged=False):
+        """A getattr answer for ``value``, lent: kept in step from then on (see
+        :meth:`state`). A value with containers or arrays gets a lend id; one lent
+        before keeps its id, and with ``tagged`` (an answer the other side reads
+        at once, against its copy: :meth:`originals`) its containers are tagged
+        ``$same``, so that the other side's copy is updated in place. A snapshot's
+        answers are encoded whole: the other side may not have read them yet."""
+        bid = self._lent_ids.get(id(value))
+        if bid is not None and self.lent[bid][0] is not value:
+            bid = None  # an id reused by another object
+        same = self.lent[bid][1] if bid is not None and tagged else {}
         memo = Memo()
-        answer = {"ok": True, "value": self.encode(value, memo)}
+        answer = {"ok": True, "value": self.encode(value, memo, same)}
         if bid is None and memo.objs:
             bid = len(self.lent) + 1
             ids = {id(o): n for n, o in enumerate(memo.objs)}
             self.lent[bid] = (value, ids, list(memo.objs))
+            self._lent_ids[id(value)] = bid
         if bid is not None:
             answer["lend"] = bid
         return answer
@@ -565,22 +601,10 @@ class Peer:
                 value = None
             else:
                 raise ValueError(f"unknown operation {op!r}")
-            same = {id(o): n for n, o in enumerate(got) if o is not None}
-            memo = Memo()
-            known = None
             if op == "getattr":
-                for bid, entry in self.lent.items():  # lent already: the same one
-                    if entry[0] is value:
-                        known, same = bid, entry[1]  # the other's copy, in place
-                        break
-            answer = {"ok": True, "value": self.encode(value, memo, same)}
-            if known is not None:
-                answer["lend"] = known
-            elif op == "getattr" and memo.objs:
-                bid = len(self.lent) + 1
-                ids = {id(o): n for n, o in enumerate(memo.objs)}
-                self.lent[bid] = (value, ids, list(memo.objs))
-                answer["lend"] = bid
+                return self._lend(value, tagged=True)
+            same = {id(o): n for n, o in enumerate(got) if o is not None}
+            answer = {"ok": True, "value": self.encode(value, None, same)}
             if args is not None:
                 answer["after"] = self.encode([list(args), kwargs], None, same)
             return answer
