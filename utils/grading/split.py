@@ -599,6 +599,7 @@ class JupyterTransport:
         self._lines = wire.Lines()
         self._from_socket = False  # where the last prompt came from
         self._own_folder: str | None = None
+        self._path = ""  # the listening socket's file
 
     def listen(self) -> str | None:
         """Listen on a new Unix socket that the kernel can reach; its path, or None
@@ -616,7 +617,7 @@ class JupyterTransport:
             listener.listen(1)
         except OSError:
             return None
-        self._listener = listener
+        self._listener, self._path = listener, path
         return path
 
     def close(self) -> None:
@@ -657,6 +658,8 @@ class JupyterTransport:
                     self._conn.settimeout(30.0)  # a send never blocks the grader
                     sock.close()
                     self._listener = None
+                    with contextlib.suppress(OSError):  # no second connection
+                        os.unlink(self._path)
                     continue
                 chunk = sock.recv(1 << 20)
             except OSError:
