@@ -1809,7 +1809,10 @@ def _split_run(lab: LabSpec, nonce: str) -> tuple[Any, str]:
     from utils.grading import split
 
     prefix = split.new_prefix()
-    setup = split.kernel_setup(lab.module, lab.nb.cells[lab.import_cell].source, prefix)
+    code = "\n".join(c.source for c in lab.nb.cells if c.cell_type == "code")
+    setup = split.kernel_setup(
+        lab.module, lab.nb.cells[lab.import_cell].source, prefix, code
+    )
     return split.SplitRun(lab.module, prefix, nonce, MIME), setup
 
 

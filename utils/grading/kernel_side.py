@@ -71,6 +71,10 @@ class _GraderObject:
             return method
         return remote.ask({"op": "getattr", "h": hid, "name": name})
 
+    @property
+    def __name__(self):  # a Function class's name, in a message of the course's
+        return str(object.__getattribute__(self, "_nn")[2].get("name", "object"))
+
     def __repr__(self):
         info = object.__getattribute__(self, "_nn")[2]
         return f"<{info.get('name', 'object')} (the grader's)>"
@@ -96,6 +100,36 @@ def _bridge(name, fn):
 
     method.__name__ = name
     return method
+
+
+def _forwarded(name, remote):
+    """A method of the copy of a grader's record that calls its original there (a
+    tensor's operators: the operations of the check's run)."""
+
+    def method(self, *args, **kwargs):
+        peer = remote.peer
+        n = peer._rec_copy_ids.get(id(self))
+        if n is None or peer.rec_copies.get(n) is not self:
+            raise RuntimeError("this tensor belongs to a check that has ended")
+        return remote.ask({"op": "recmethod", "r": n, "name": name}, args, kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
+def _counted(name, reads):
+    """A property for the field ``name`` that counts its reads in ``reads``."""
+
+    def get(self):
+        counts = reads.setdefault(id(self), {})
+        counts[name] = counts.get(name, 0) + 1
+        attrs = self.__dict__
+        return attrs[name] if name in attrs else getattr(type(self)._nn_base, name)
+
+    def put(self, value):
+        self.__dict__[name] = value
+
+    return property(get, put)
 
 
 class _Reference:
@@ -191,15 +225,19 @@ class KernelRemote:
         self.last = ""
         self._ask = ask  # how to prompt the grader; None: input(), as set per request
         self.peer = Peer("k", self._proxy, self._describe)  # noqa: F821
+        self.peer.make_record = self._make_record
+        self._copies_of = {}  # (class, calls, watched) -> the class of such copies
         self.shim = _CheckShim(self, check_module)
         if not install:
             return
         _sys.modules[check_module] = self.shim
         package, _, leaf = check_module.rpartition(".")
         self._install(package, leaf, self.shim)
-        for module, pieces in given.items():
-            fake = _types.ModuleType(module)
-            fake.__dict__.update(pieces)
+        for module, pieces in given.items():  # a module, or its pieces by name
+            fake = pieces
+            if not isinstance(fake, _types.ModuleType):
+                fake = _types.ModuleType(module)
+                fake.__dict__.update(pieces)
             _sys.modules[module] = fake
             package, _, leaf = module.rpartition(".")
             self._install(package, leaf, fake)
@@ -275,6 +313,53 @@ class KernelRemote:
         if codes:
             info["co_names"] = sorted({n for c in codes for n in c.co_names})
         return info
+
+    def _make_record(self, kind, watch, calls, obj=None):
+        """A new copy of the grader's record of ``kind`` (``module:Class``, a class
+        of the given pieces), or ``obj``: of a subclass whose methods ``calls``
+        call the grader's object, and that counts the reads of the fields
+        ``watch`` (reported to the grader with the record)."""
+        if obj is None:
+            base = self._record_class(kind)
+        else:
+            base = getattr(type(obj), "_nn_base", type(obj))
+            calls = getattr(type(obj), "_nn_calls", ())
+        key = (base, tuple(calls or ()), tuple(watch or ()))
+        made = self._copies_of.get(key)
+        if made is None:
+            ns = {"__slots__": (), "_nn_base": base, "_nn_calls": key[1]}
+            for name in key[1]:
+                if isinstance(name, str) and name.isidentifier():
+                    ns[name] = _forwarded(name, self)
+            for name in key[2]:
+                ns[name] = _counted(name, self.peer.rec_reads)
+            made = self._copies_of[key] = type(base.__name__, (base,), ns)
+        if obj is None:
+            return made.__new__(made)
+        obj.__class__ = made
+        return obj
+
+    @staticmethod
+    def _record_class(kind):
+        module, _, name = str(kind).partition(":")
+        cls = getattr(_sys.modules.get(module), name, None)
+        if not isinstance(cls, type):
+            raise TypeError(f"no class {kind} here")
+        return cls
+
+    def _take_records(self, spec):
+        """The kinds of record the grader takes: ours of those classes go as data."""
+        kinds, state = [], set()
+        for item in spec if isinstance(spec, list) else []:
+            try:
+                kind, alone, keep = item
+                kinds.append((str(kind), self._record_class(kind), bool(alone), ()))
+            except (TypeError, ValueError):
+                continue
+            if keep:
+                state.add(str(kind))
+        self.peer.record_kinds = tuple(kinds)
+        self.peer.state_kinds = state
 
     def _global(self, obj, name):
         spaces = []
@@ -369,6 +454,7 @@ class KernelRemote:
         """Apply the grader's state that comes with a request."""
         if request.get("forget"):  # a new check: nothing lent or borrowed any more
             self.peer.forget(handles=False)
+            self._take_records(request.get("records"))
         self.peer.apply_state(request)
 
     def _loop(self, path=None):
@@ -392,9 +478,14 @@ class KernelRemote:
     def ask(self, request, args=None, kwargs=None):
         """Ask the grader about one of its objects; serve its questions meanwhile."""
         memo = Memo()  # noqa: F821
-        if args is not None:
-            request = dict(request, args=self.peer.encode([list(args), kwargs], memo))
-        sync = self.peer.sync()
+        full, self.peer.rec_full = self.peer.rec_full, False  # a question in the
+        try:  # middle of a call: the grader's records there stay as they are (their
+            if args is not None:  # state goes with the answer to its call)
+                args = self.peer.encode([list(args), kwargs], memo)
+                request = dict(request, args=args)
+            sync = self.peer.sync()
+        finally:
+            self.peer.rec_full = full
         if sync is not None:
             request = dict(request, sync=sync)
         message = self._send({"kind": "req", **request})

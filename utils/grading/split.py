@@ -26,12 +26,14 @@ import dis
 import importlib.util
 import inspect
 import os
+import re
 import secrets
 import select
 import shutil
 import socket
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import types
@@ -42,7 +44,12 @@ import numpy as np
 
 from utils.grading import wire
 
-SPLIT_LABS = ("utils.check.lab1", "utils.check.lab2", "utils.check.lab3")
+SPLIT_LABS = (
+    "utils.check.lab1",
+    "utils.check.lab2",
+    "utils.check.lab3",
+    "utils.check.lab4",
+)
 ENV_SWITCH = "NN_GRADE_SPLIT"
 REMOTE = "__nn_remote__"  # the kernel's end, a global of the kernel
 MAX_LINE = 1 << 28  # bytes of one message from the kernel's serve loop (256 MiB)
@@ -158,11 +165,84 @@ def _bases_first(defs: dict[str, tuple[str, list[str]]]) -> list[str]:
     return ordered
 
 
-def given_pieces(import_source: str, forbidden: Any = ()) -> dict[str, str]:
+_GIVEN = "_nn_given"  # in a given module's namespace: the given modules built so far
+_REFERENCE = "utils.reference"
+
+
+# in the kernel, in place of an exercise's reference that a given piece uses (the
+# ReLU module's Relu, fit's train_epoch): the notebook's own of that name, else an
+# error that says so
+_YOURS = """
+class _nn_yours:
+    def __init__(self, name, why):
+        self.__name__, self._why = name, why
+
+    def _own(self):
+        import sys
+
+        found = getattr(sys.modules.get("__main__"), self.__name__, None)
+        if found is None or found is self:
+            raise NotImplementedError(self._why)
+        return found
+
+    def __call__(self, *args, **kwargs):
+        return self._own()(*args, **kwargs)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._own(), name)
+
+    def __repr__(self):
+        return f"<{self.__name__}: the notebook's own>"
+"""
+
+
+def _module_attrs(obj: Any, alias: str) -> set[str]:
+    """The attributes that the code of ``obj`` (a function, or a class's methods)
+    reads of its global ``alias`` (a module: ``_s3.Module``)."""
+    codes = [getattr(obj, "__code__", None)]
+    if inspect.isclass(obj):
+        codes = [getattr(getattr(a, "__func__", a), "__code__", None) for a in vars(obj).values()]
+    found: set[str] = set()
+    codes = [c for c in codes if inspect.iscode(c)]
+    while codes:
+        code = codes.pop()
+        ins = list(dis.get_instructions(code))
+        for a, b in zip(ins, ins[1:], strict=False):
+            if a.opname in ("LOAD_GLOBAL", "LOAD_NAME") and a.argval == alias:
+                if b.opname in ("LOAD_ATTR", "LOAD_METHOD"):
+                    found.add(str(b.argval))
+        codes += [c for c in code.co_consts if inspect.iscode(c)]
+    return found
+
+
+def _decorator_names(source: str) -> set[str]:
+    """The names that the decorators of a ``def`` or ``class`` source read."""
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in tree.body[:1]:
+        for dec in getattr(node, "decorator_list", []):
+            names |= {n.id for n in ast.walk(dec) if isinstance(n, ast.Name)}
+    return names
+
+
+def given_pieces(
+    import_source: str, forbidden: Any = (), uses_source: str = ""
+) -> dict[str, str]:
     """Source that rebuilds, in the kernel, the pieces the lab imports from the
     reference (``from utils.reference.stage1 import GRAD_CHECK_BOUND, init_params``),
     with the constants and helpers they use, in a namespace with NumPy alone:
-    ``{module: source}``.
+    ``{module: source}``, each module after those it uses.
+
+    A reference module the lab imports whole (``from utils.reference import
+    stage4``) is given with the attributes that ``uses_source`` (the lab's code)
+    reads of it (``stage4.Function``); one that a piece reads through an alias
+    (``_s3.Module``) is given with what the pieces read of it. Such a module is
+    never imported in the kernel: it is the given module of that name.
 
     An exercise's reference (``forbidden``) that a piece only uses (lab 3's
     ``fit(..., epoch_fn=train_epoch)``) becomes a stub that raises
@@ -176,89 +256,145 @@ def given_pieces(import_source: str, forbidden: Any = ()) -> dict[str, str]:
     import builtins
 
     tree = ast.parse(import_source)
-    found: dict[str, list[str]] = {}
+    asked: dict[str, list[str]] = {}  # module -> names the lab imports from it
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-            "utils.reference"
+            _REFERENCE
         ):
-            found.setdefault(node.module, []).extend(a.name for a in node.names)
+            asked.setdefault(node.module, []).extend(a.name for a in node.names)
     banned = {id(x) for x in forbidden}
+    todo: list[tuple[str, str]] = [(m, n) for m, names in asked.items() for n in names]
+    done: set[tuple[str, str]] = set()
+    blocks: dict[str, list[str]] = {}
+    defs: dict[str, dict[str, tuple[str, list[str]]]] = {}  # module -> name -> def
+    needs: dict[str, set[str]] = {}  # module -> the given modules it reads
+    homes: dict[tuple[str, str], Any] = {}  # (module, name) -> where to read it
+    while todo:
+        module, name = todo.pop(0)
+        if (module, name) in done or name in ("np", "annotations"):
+            continue
+        done.add((module, name))
+        real = homes.get((module, name)) or importlib.import_module(module)
+        out = blocks.setdefault(module, [])
+        value = getattr(real, name)
+        direct = name in asked.get(module, ())
+        if id(value) in banned and direct:
+            raise ValueError(f"{module}.{name} is an exercise's reference")
+        if id(value) in banned:  # used by a piece: the notebook's own, when it has one
+            why = f"{name} is an exercise of this lab: pass your own {name}"
+            out.insert(0, f"{name} = _nn_yours({name!r}, {why!r})")
+            continue
+        if isinstance(value, types.ModuleType) and value.__name__.startswith(
+            _REFERENCE + "."
+        ):  # a reference module: the given one of that name, with what is read of it
+            target = value.__name__
+            needs.setdefault(module, set()).add(target)
+            out.insert(0, f"{name} = {_GIVEN}[{target!r}]")
+            if direct:  # the lab's own code reads it: stage4.Function
+                pattern = rf"\b{re.escape(name)}\.([A-Za-z_]\w*)"
+                todo += [(target, a) for a in sorted(set(re.findall(pattern, uses_source)))]
+            continue
+        if isinstance(value, (int, float, str, bool)):
+            out.insert(0, f"{name} = {value!r}")
+        elif isinstance(value, types.ModuleType):
+            out.insert(0, f"import {value.__name__} as {name}")
+        elif _numpy_name(value):  # a dtype such as np.float32
+            out.insert(0, f"{name} = np.{_numpy_name(value)}")
+        elif isinstance(value, np.random.Generator):  # as on import
+            state = _initial_state(real, name, value)
+            out.insert(
+                0,
+                f"{name} = np.random.Generator(np.random.{state['bit_generator']}"
+                f"())\n{name}.bit_generator.state = {state!r}",
+            )
+        elif inspect.isfunction(value) or inspect.isclass(value):
+            home = sys.modules.get(getattr(value, "__module__", ""), real)
+            bases = [b.__name__ for b in getattr(value, "__bases__", ())]
+            methods = [getattr(a, "__func__", a) for a in vars(value).values()]
+            for func in [value] if inspect.isfunction(value) else methods:
+                if inspect.isfunction(func):  # its defaults before it
+                    bases += sorted(_default_names(func))
+            source = inspect.getsource(value)
+            defs.setdefault(module, {})[name] = (source, bases)
+            used = _names_used(value) | _decorator_names(source)
+            used |= {
+                n
+                for b in getattr(value, "__bases__", ())
+                for n, v in vars(home).items()
+                if isinstance(v, types.ModuleType)
+                and v.__name__.startswith(_REFERENCE + ".")
+                and getattr(v, b.__name__, 0) is b
+            }  # class Module(_s3.Module): the alias its base is read through
+            for n in sorted(used):
+                if n not in vars(home) or hasattr(builtins, n):
+                    continue
+                homes.setdefault((module, n), home)
+                todo.append((module, n))
+                alias = vars(home)[n]
+                if isinstance(alias, types.ModuleType) and alias.__name__.startswith(
+                    _REFERENCE + "."
+                ):  # what this piece reads of that module
+                    attrs = _module_attrs(value, n) | {
+                        b.__name__
+                        for b in getattr(value, "__bases__", ())
+                        if getattr(alias, b.__name__, 0) is b
+                    }
+                    todo += [(alias.__name__, a) for a in sorted(attrs)]
+        else:
+            raise ValueError(f"cannot hand {module}.{name} to the kernel alone")
     sources = {}
-    for module, names in found.items():
-        start = importlib.import_module(module)
-        todo, done, blocks = [(start, n) for n in names], set(), []
-        defs: dict[str, tuple[str, list[str]]] = {}  # name -> (source, bases)
-        while todo:
-            real, name = todo.pop(0)
-            if name in done or name in ("np", "annotations"):
-                continue
-            done.add(name)
-            value = getattr(real, name)
-            if id(value) in banned and name in names:
-                raise ValueError(f"{module}.{name} is an exercise's reference")
-            if id(value) in banned:  # used by a piece: a stub in its place
-                why = f"{name} is an exercise of this lab: pass your own {name}"
-                blocks.insert(
-                    0,
-                    f"def {name}(*args, **kwargs):\n"
-                    f"    raise NotImplementedError({why!r})\n",
-                )
-                continue
-            if isinstance(value, (int, float, str, bool)):
-                blocks.insert(0, f"{name} = {value!r}")
-            elif isinstance(value, types.ModuleType):
-                blocks.insert(0, f"import {value.__name__} as {name}")
-            elif _numpy_name(value):  # a dtype such as np.float32
-                blocks.insert(0, f"{name} = np.{_numpy_name(value)}")
-            elif isinstance(value, np.random.Generator):  # as on import
-                state = _initial_state(real, name, value)
-                blocks.insert(
-                    0,
-                    f"{name} = np.random.Generator(np.random.{state['bit_generator']}"
-                    f"())\n{name}.bit_generator.state = {state!r}",
-                )
-            elif inspect.isfunction(value) or inspect.isclass(value):
-                home = sys.modules.get(getattr(value, "__module__", ""), real)
-                bases = [b.__name__ for b in getattr(value, "__bases__", ())]
-                methods = [getattr(a, "__func__", a) for a in vars(value).values()]
-                for func in [value] if inspect.isfunction(value) else methods:
-                    if inspect.isfunction(func):  # its defaults before it
-                        bases += sorted(_default_names(func))
-                defs[name] = (inspect.getsource(value), bases)
-                todo += [
-                    (home, n)
-                    for n in sorted(_names_used(value))
-                    if n in vars(home) and not hasattr(builtins, n)
-                ]
-            else:
-                raise ValueError(f"cannot hand {module}.{name} to the kernel alone")
-        blocks += _bases_first(defs)
-        head = ["from __future__ import annotations", "import numpy as np", ""]
-        sources[module] = "\n".join(head + blocks)
+    head = ["from __future__ import annotations", "import numpy as np", ""]
+    for module in _modules_first(list(blocks), needs):
+        body = blocks[module] + _bases_first(defs.get(module, {}))
+        yours = [_YOURS] if any("_nn_yours(" in b for b in body) else []
+        sources[module] = "\n".join(head + yours + body)
     return sources
 
 
-def kernel_setup(check_module: str, import_source: str, prefix: str) -> str:
-    """The first cell of a split-path notebook: the kernel's end of the wire."""
+def _modules_first(modules: list[str], needs: dict[str, set[str]]) -> list[str]:
+    """``modules`` in an order that builds each after the given modules it reads."""
+    ordered: list[str] = []
+
+    def add(module: str, path: tuple[str, ...] = ()) -> None:
+        if module in ordered or module in path:
+            return
+        for dep in sorted(needs.get(module, ())):
+            add(dep, (*path, module))
+        if module in modules:
+            ordered.append(module)
+
+    for module in modules:
+        add(module)
+    return ordered
+
+
+def kernel_setup(
+    check_module: str, import_source: str, prefix: str, uses_source: str = ""
+) -> str:
+    """The first cell of a split-path notebook: the kernel's end of the wire, and
+    the given pieces (``uses_source``: the lab's code, see :func:`given_pieces`),
+    each module built from its source alone, after the given modules it reads."""
     code = (
         (_HERE / "wire.py").read_text()
         + "\n\n"
         + (_HERE / "kernel_side.py").read_text()
     )
     refs = fresh_check_module(check_module).LAB.references.values()
-    given = given_pieces(import_source, list(refs))
+    given = given_pieces(import_source, list(refs), uses_source)
     return (
         "def _nn_setup(code, prefix, module, given):  # added by the batch grader\n"
+        "    import types\n"
         "    space = {'__name__': '__nn_wire__'}\n"
         "    exec(compile(code, '<grader wire>', 'exec'), space)\n"
-        "    pieces = {}\n"
+        "    built = {}\n"
         "    for name, source in given.items():\n"
-        "        alone = {'__name__': name}\n"
+        f"        alone = {{'__name__': name, {_GIVEN!r}: built}}\n"
         "        exec(compile(source, '<given ' + name + '>', 'exec'), alone)\n"
         "        skip = ('np', 'annotations')\n"
-        "        pieces[name] = {k: v for k, v in alone.items()\n"
-        "                        if not k.startswith('_') and k not in skip}\n"
-        "    return space['KernelRemote'](prefix, module, pieces)\n\n\n"
+        "        built[name] = types.ModuleType(name)\n"
+        "        built[name].__dict__.update({k: v for k, v in alone.items()\n"
+        "                                     if not k.startswith('_') and k not in skip})\n"
+        "    return space['KernelRemote'](prefix, module, built)\n\n\n"
         f"{REMOTE} = _nn_setup({code!r}, {prefix!r}, {check_module!r}, {given!r})\n"
         "del _nn_setup\n"
     )
@@ -814,6 +950,11 @@ class SplitRun:
         self.checks = fresh_check_module(module)
         self.prefix, self.nonce, self.mime = prefix, nonce, mime
         self.peer = wire.Peer("g", self._proxy, self._describe, _unwrap)
+        # (kind, class, alone, made as, calls, state): the check module's WIRE_RECORDS
+        self.records = tuple(getattr(self.checks, "WIRE_RECORDS", ()))
+        self.peer.record_kinds = tuple((r[0], r[1], r[2], r[4]) for r in self.records)
+        self.peer.make_record = self._make_record
+        self.peer.state_kinds = {r[0] for r in self.records if r[5]}
         self.transport: Any = None
         self.depth = 0
         self.kernel_left = 0.0  # seconds the kernel may still take in this check
@@ -840,6 +981,16 @@ class SplitRun:
                 inst.__dict__["_nn_inst"] = Remote(self, hid, info)
                 return inst
         return _proxy_type(str(info.get("type", "object")))(self, hid, info)
+
+    def _make_record(self, kind: str, watch: Any, calls: Any, obj: Any = None) -> Any:
+        """A copy, here, of the kernel's record of ``kind`` (a tensor that the
+        student's code made), as the check's own class for it."""
+        if obj is not None:
+            return obj
+        for spec in self.records:
+            if spec[0] == kind:
+                return spec[3].__new__(spec[3])
+        raise TypeError(f"no record of kind {kind!r} here")
 
     @staticmethod
     def _describe(obj: Any) -> dict:
@@ -891,19 +1042,25 @@ class SplitRun:
         if self.dead:
             raise KernelGone("the kernel is gone")
         memo = wire.Memo()
-        if value is not wire.Memo:  # (a marker: no value given)
-            request = dict(request, value=self.peer.encode(value, memo))
-        if args is not None:
+        full, self.peer.rec_full = self.peer.rec_full, True  # our records as they are
+        try:
+            if value is not wire.Memo:  # (a marker: no value given)
+                request = dict(request, value=self.peer.encode(value, memo))
+            if args is not None:
+                args = self.peer.encode([list(args), dict(kwargs)], memo, keep=True)
+                request = dict(request, args=args)
             request = dict(
                 request,
-                args=self.peer.encode([list(args), dict(kwargs)], memo, keep=True),
+                **self._take_sets(),
+                **self.peer.snapshot(),
+                **self.peer.state(),
             )
-        request = dict(
-            request, **self._take_sets(), **self.peer.snapshot(), **self.peer.state()
-        )
+        finally:
+            self.peer.rec_full = full
         top = self.depth == 0
         if top and getattr(self, "forget_next", False):
             request["forget"], self.forget_next = True, False
+            request["records"] = [[r[0], r[2], r[5]] for r in self.records]
         if top:
             if self.looping:  # the kernel's serve loop: one round trip
                 self._input(wire.dumps({"kind": "req", **request}))
@@ -938,8 +1095,13 @@ class SplitRun:
                     break
                 if "sync" in message:  # the kernel's copies of our arguments, now
                     self.peer.decode(message["sync"], None, memo.objs)
+                self.peer.rec_full = False  # an answer in the kernel's call: our
+                try:  # records there stay as they are (ours go with our next call)
+                    served = self._serve(message)
+                finally:
+                    self.peer.rec_full = True
                 answer = dict(
-                    self._serve(message),
+                    served,
                     **self._take_sets(),
                     **self.peer.snapshot(),
                     **self.peer.state(),
@@ -1051,6 +1213,8 @@ class SplitRun:
             hid = self.peer.handle(impl)
             return self.peer.serve({**message, "op": "call", "h": hid})
         op, name = message.get("op"), str(message.get("name", ""))
+        if op == "recmethod":  # a method of one of our records, on the kernel's copy
+            return self._serve_record(message, name)
         named = op in ("getattr", "callmethod")
         if op not in ("call", "getattr", "callmethod") or (
             named and name.startswith("_")
@@ -1059,6 +1223,20 @@ class SplitRun:
             error = ValueError("the kernel may only call the grader's objects")
             return {"ok": False, "error": wire.error_data(error)}
         return self.peer.serve(message)
+
+    def _serve_record(self, message: dict, name: str) -> dict:
+        """The kernel's copy of one of our records calls a method of the original
+        (a tensor's operator: the check's operations): only one its kind forwards."""
+        try:
+            obj = self.peer.rec_objs[int(message["r"])]
+        except (KeyError, TypeError, ValueError):
+            obj = None
+        calls = [r[4] for r in self.records if isinstance(obj, r[1])]
+        if obj is None or not calls or name not in calls[0]:
+            error = ValueError(f"the kernel may not call {name!r} of that record")
+            return {"ok": False, "error": wire.error_data(error)}
+        hid = self.peer.handle(obj)
+        return self.peer.serve({**message, "op": "callmethod", "h": hid})
 
     # -------------------------------------------------------------- checks
     async def after_check_cell(self, client: Any, cell: Any) -> None:

@@ -69,12 +69,30 @@ class RemoteError(Exception):
 
 
 def _array_bytes(a: np.ndarray) -> str:
+    """An array as text: ``~dtype;shape;bytes`` for a C-ordered array of numbers
+    (a tenth of ``np.load``'s time for a small one), else ``np.save``'s bytes (which
+    keep a Fortran order), both in base64."""
+    kind = a.dtype
+    if a.flags.c_contiguous and kind.kind in "biufc" and kind.names is None:
+        shape = ",".join(map(str, a.shape))
+        raw = base64.b64encode(a.tobytes()).decode("ascii")
+        return f"~{kind.str};{shape};{raw}"
     buf = io.BytesIO()
     np.save(buf, a, allow_pickle=False)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _array_of(text: str) -> np.ndarray:
+    if text.startswith("~"):
+        name, shape, raw = text[1:].split(";", 2)
+        kind = np.dtype(name)
+        if kind.kind not in "biufc" or kind.names is not None or kind.str != name:
+            raise TypeError(f"not an array of numbers: {name!r}")
+        dims = tuple(int(d) for d in shape.split(",")) if shape else ()
+        data = base64.b64decode(raw.encode("ascii"), validate=True)
+        if any(d < 0 for d in dims) or int(np.prod(dims)) * kind.itemsize != len(data):
+            raise ValueError("an array whose bytes do not fill its shape")
+        return np.frombuffer(data, kind).reshape(dims).copy()
     data = base64.b64decode(text.encode("ascii"), validate=True)
     return np.load(io.BytesIO(data), allow_pickle=False)
 
@@ -138,6 +156,97 @@ def plain_attributes(obj):
     return names
 
 
+_SLOTS = {}  # class -> the names of its slots
+
+
+def _slots(kind):
+    found = _SLOTS.get(kind)
+    if found is None:
+        names = []
+        for klass in kind.__mro__:
+            declared = vars(klass).get("__slots__", ())
+            declared = (declared,) if isinstance(declared, str) else declared
+            names += [n for n in declared if n not in ("__dict__", "__weakref__")]
+        found = _SLOTS[kind] = tuple(dict.fromkeys(names))
+    return found
+
+
+def record_fields(obj):
+    """A record's fields: its slots that are set, then its ``__dict__``."""
+    fields = []
+    for name in _slots(type(obj)):
+        try:
+            fields.append((name, object.__getattribute__(obj, name)))
+        except AttributeError:
+            continue
+    attrs = vars(obj) if hasattr(obj, "__dict__") else None
+    if isinstance(attrs, dict):
+        fields += [(k, v) for k, v in attrs.items() if isinstance(k, str)]
+    return fields
+
+
+def set_field(obj, name, value):
+    """Set a record's field as it is stored (a slot, or its ``__dict__``), past any
+    property of its class; False for a name that is not a field's."""
+    if not (isinstance(name, str) and name.isidentifier()) or name.startswith("__"):
+        return False
+    if name in _slots(type(obj)):
+        try:
+            if object.__getattribute__(obj, name) is value:
+                return True
+        except AttributeError:
+            pass
+        object.__setattr__(obj, name, value)
+        return True
+    attrs = vars(obj) if hasattr(obj, "__dict__") else None
+    if not isinstance(attrs, dict):
+        return False
+    if attrs.get(name, NOT_SENT) is not value:
+        attrs[name] = value
+    return True
+
+
+def _token(value):
+    """What a field holds, to tell whether it changed since it was last sent: the
+    same object with the same bytes (an array changed in place is changed)."""
+    if type(value) in _PLAIN:
+        return (type(value).__name__, value)
+    if type(value) is np.ndarray:
+        return ("a", id(value), value.shape, value.dtype.str, hash(value.tobytes()))
+    if type(value) in (tuple, list) and len(value) <= 64:
+        return (type(value).__name__, id(value), tuple(map(_token, value)))
+    return ("o", id(value))
+
+
+def _holds(value):
+    """Whether a field's value is or holds objects that may be records."""
+    if type(value) in (tuple, list):
+        return any(_holds(v) for v in value)
+    return not (type(value) in _PLAIN or isinstance(value, (np.ndarray, np.generic)))
+
+
+def _watched(obj):
+    """The fields of ``obj``'s ``__dict__`` that its class reads through a property
+    (a check that counts the reads of ``ctx.parents``): the other side counts its
+    reads of them, and they are read here as often."""
+    attrs = vars(obj) if hasattr(obj, "__dict__") else {}
+    kind = type(obj)
+    return sorted(
+        n
+        for n in attrs
+        if isinstance(n, str) and isinstance(getattr(kind, n, None), property)
+    )
+
+
+def _replay_reads(obj, reads):
+    if not isinstance(reads, dict):
+        return
+    for name, count in reads.items():
+        if isinstance(name, str) and name in _watched(obj) and type(count) is int:
+            for _ in range(max(0, min(count, 1 << 20))):
+                getattr(obj, name)
+
+
 class Peer:
     """One end of the conversation: its objects behind handles, the other's proxied.
 
@@ -173,6 +282,30 @@ class Peer:
         self.read = set()  # handles of this side's objects the other read from
         self._snapped = {}  # (hid, name) -> its value here, read from it
         self.synced = {}  # ("lent" | "borrowed", id) -> its data as both sides hold it
+        # records: this side's objects of a few classes (a tensor, the context of the
+        # operation that made it) that travel as their fields, not behind a handle,
+        # numbered so that the other side keeps one copy of each in step: a graph
+        # crosses once, and a walk over it costs no message (see _enc_record)
+        # (kind, class, alone, calls): this side's objects sent as records; a class
+        # with alone False (a context) is a record only as a record's field; calls:
+        # the methods that the other side's copy calls back here
+        self.record_kinds = ()
+        # make_record(kind, watched, calls, obj=None): a new copy of the other's
+        # record here, or ``obj`` counting the reads of the fields ``watched``
+        self.make_record = None
+        self.rec_full = True  # send the changed fields of records the other holds
+        self.rec_objs = {}  # number -> this side's object sent as a record
+        self._rec_ids = {}  # id(object) -> its number
+        self._next_rec = 0  # never reused: a stale number finds nothing
+        self.rec_copies = {}  # number -> this side's copy of the other's record
+        self._rec_copy_ids = {}  # id(copy) -> number
+        self.rec_agreed = {}  # ("own" | "other", number) -> {field: token}
+        self.rec_reads = {}  # id(copy) -> {field: reads} of the watched fields
+        self._rec_depth = 0  # > 0 while a record's fields are encoded
+        self._rec_queue = []  # records met by encode whose fields are still to send
+        self._rec_slots = None  # while decoding: number -> (record, key of its fields)
+        self.state_kinds = set()  # kinds of record whose changes go with every message
+        self._state_keys = []  # ("own" | "other", number) of those records
 
     # ------------------------------------------------------------ handles
     def handle(self, obj):
@@ -214,10 +347,19 @@ class Peer:
         sent = Memo() if sent is None else sent
         same = {} if same is None else same
         self._keeping = keep
+        outer, self._rec_queue = self._rec_queue, []
         try:
-            return self._enc(x, sent, same)
+            value = self._enc(x, sent, same)
+            # the records' fields, after the value and one record after another (a
+            # chain of 2,000 operations is no recursion 2,000 deep): [number, fields]
+            recs, queue = [], self._rec_queue
+            while len(recs) < len(queue):
+                number, obj, fresh, agreed_key = queue[len(recs)]
+                recs.append([number, self._rec_fields(obj, fresh, agreed_key, sent, same)])
+            return {"$recs": recs, "$v": value} if recs else value
         finally:
             self._keeping = False
+            self._rec_queue = outer
 
     def _enc(self, x, sent, same):
         if x is None or isinstance(x, (bool, str)):
@@ -286,6 +428,9 @@ class Peer:
             return {"$type": x.__name__}
         if type(x) is complex:
             return {"$complex": [repr(x.real), repr(x.imag)]}
+        kind = self._record_kind(x)
+        if kind is not None:
+            return self._enc_record(x, kind, sent, same)
         return self._handle_of(x)
 
     def forget(self, handles=True):
@@ -301,6 +446,11 @@ class Peer:
         self.synced.clear()
         for kept in (self.kept, self._kept_ids, self.copies, self._copy_ids):
             kept.clear()
+        for records in (self.rec_objs, self._rec_ids, self.rec_copies):
+            records.clear()
+        for records in (self._rec_copy_ids, self.rec_agreed, self.rec_reads):
+            records.clear()
+        self._state_keys.clear()
 
     def _keep(self, x):
         number = self._kept_ids.get(id(x))
@@ -309,6 +459,111 @@ class Peer:
             self.kept[number] = x
             self._kept_ids[id(x)] = number
         return number
+
+    # ------------------------------------------------------------ records
+    def _record_kind(self, x):
+        """``"copy"`` for this side's copy of the other's record, the kind of one of
+        this side's objects sent as a record, or None (a handle). A class with
+        ``alone`` False (a context) is a record only as a record's field."""
+        n = self._rec_copy_ids.get(id(x))
+        if n is not None and self.rec_copies.get(n) is x:
+            return "copy"
+        for kind, cls, alone, _ in self.record_kinds:
+            if isinstance(x, cls) and (alone or self._rec_depth):
+                return kind
+        return None
+
+    def _enc_record(self, x, kind, sent, same):
+        """A record: ``{"$R": n, "kind": ...}`` for one of ours, ``{"$r": n}`` for a
+        copy going home; with ``"f"``, its fields (``__slots__`` and ``__dict__``):
+        all of them the first time, then those whose token changed and those that
+        hold records (their own changes are inside), unless :attr:`rec_full` is off
+        (a question asked in the middle of a call: only new records get fields).
+        A copy also reports how often the fields its original watches were read."""
+        key = id(x)
+        if key in sent.ids:
+            return {"$ref": sent.ids[key]}
+        sent.add(x)
+        if kind == "copy":
+            n = self._rec_copy_ids[key]
+            out, agreed_key, fresh = {"$r": n}, ("other", n), False
+            reads = self.rec_reads.pop(key, None)
+            if reads:
+                out["reads"] = reads
+        else:
+            n = self._rec_ids.get(key)
+            fresh = n is None or self.rec_objs.get(n) is not x
+            if fresh:
+                self._next_rec += 1
+                n = self._next_rec
+                self.rec_objs[n], self._rec_ids[key] = x, n
+                if kind in self.state_kinds:
+                    self._state_keys.append(("own", n))
+            out, agreed_key = {"$R": n, "kind": kind}, ("own", n)
+            calls = next((c for k, _, _, c in self.record_kinds if k == kind), ())
+            if fresh and calls:
+                out["calls"] = list(calls)
+            watch = _watched(x)
+            if watch:
+                out["watch"] = watch
+        if fresh or self.rec_full:
+            self._rec_queue.append((sent.ids[key], x, fresh, agreed_key))
+        return out
+
+    def _rec_fields(self, x, fresh, agreed_key, sent, same):
+        agreed = self.rec_agreed.setdefault(agreed_key, {})
+        fields = []
+        self._rec_depth += 1
+        try:
+            for name, value in record_fields(x):
+                token = _token(value)
+                if not fresh and agreed.get(name) == token and not _holds(value):
+                    continue
+                agreed[name] = token
+                fields.append([name, self._enc(value, sent, same)])
+        finally:
+            self._rec_depth -= 1
+        return fields
+
+    def _dec_record(self, j, got, originals):
+        """The object a record names, its fields set from the data (in place)."""
+        slot = len(got)
+        got.append(None)
+        if "$r" in j:  # one of ours, home again
+            n = int(j["$r"])
+            obj = self.rec_objs.get(n)
+            if obj is None:
+                raise KeyError(f"no record {n} here")
+            agreed_key = ("own", n)
+            _replay_reads(obj, j.get("reads"))
+        else:
+            n = int(j["$R"])
+            watch = [str(w) for w in j.get("watch") or []]
+            obj = self.rec_copies.get(n)
+            if obj is None:
+                if self.make_record is None:
+                    raise TypeError("no records are taken here")
+                calls = [str(c) for c in j.get("calls") or []]
+                obj = self.make_record(str(j.get("kind")), watch, calls)
+                self.rec_copies[n], self._rec_copy_ids[id(obj)] = obj, n
+                if str(j.get("kind")) in self.state_kinds:
+                    self._state_keys.append(("other", n))
+            elif watch and self.make_record is not None:
+                self.make_record(None, watch, None, obj)  # watch these too now
+            agreed_key = ("other", n)
+        got[slot] = obj
+        if self._rec_slots is not None:
+            self._rec_slots[slot] = (obj, agreed_key)
+        return obj
+
+    def _dec_fields(self, item, got, originals):
+        number, fields = item
+        obj, agreed_key = self._rec_slots[int(number)]
+        agreed = self.rec_agreed.setdefault(agreed_key, {})
+        for name, data in fields:
+            value = self._dec(data, got, originals)
+            if set_field(obj, name, value):
+                agreed[str(name)] = _token(value)
 
     # ------------------------------------------------------------ snapshots
     def snapshot(self):
@@ -393,7 +648,30 @@ class Peer:
         for b, (v, objs) in self.borrowed.items():
             ids = {id(o): n for n, o in enumerate(objs) if o is not None}
             self._if_changed(borrowed, ("borrowed", b), self.encode(v, None, ids))
-        return {"lent": lent, "borrowed": borrowed}
+        out = {"lent": lent, "borrowed": borrowed}
+        recs = self._changed_state()
+        if recs:
+            out["recs"] = recs
+        return out
+
+    def _changed_state(self):
+        """The records of the kinds in :attr:`state_kinds` (a model's parameters:
+        they outlive a step, and either side's code may change them, an optimizer
+        here, a backward there) whose fields changed since both sides agreed on
+        them, as data; None if none did."""
+        changed = []
+        for key in self._state_keys:
+            obj = (self.rec_objs if key[0] == "own" else self.rec_copies).get(key[1])
+            agreed = self.rec_agreed.get(key, {})
+            if any(agreed.get(k) != _token(v) for k, v in record_fields(obj)):
+                changed.append(obj)
+        if not changed:
+            return None
+        full, self.rec_full = self.rec_full, True
+        try:
+            return self.encode(changed)
+        finally:
+            self.rec_full = full
 
     def _if_changed(self, items, key, data):
         if self.synced.get(key) != data:
@@ -402,6 +680,8 @@ class Peer:
 
     def apply_state(self, message):
         """Take the other side's :meth:`state` (in place, where it can)."""
+        if message.get("recs"):
+            self.decode(message["recs"])
         for key in ("lent", "borrowed"):
             for item in message.get(key) or []:
                 try:
@@ -451,7 +731,17 @@ class Peer:
                 ``$same`` is updated in place and returned as that object.
         """
         got = [] if got is None else got
-        return self._dec(j, got, originals or [])
+        originals = originals or []
+        if not (isinstance(j, dict) and "$recs" in j and "$v" in j):
+            return self._dec(j, got, originals)
+        outer, self._rec_slots = self._rec_slots, {}  # number -> (record, its key)
+        try:
+            value = self._dec(j["$v"], got, originals)
+            for item in j["$recs"]:  # the records' fields, in the order sent
+                self._dec_fields(item, got, originals)
+        finally:
+            self._rec_slots = outer
+        return value
 
     def _dec(self, j, got, originals):
         if j is None or isinstance(j, (bool, str, int)):
@@ -483,6 +773,8 @@ class Peer:
             )
         if "$complex" in j:
             return complex(float(j["$complex"][0]), float(j["$complex"][1]))
+        if "$R" in j or "$r" in j:
+            return self._dec_record(j, got, originals)
         if "$h" in j:
             side, hid = j["$h"]
             hid = int(hid)
