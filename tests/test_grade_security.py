@@ -360,3 +360,64 @@ def test_a_confined_kernel_is_interrupted_by_a_message(tmp_path):
         assert km.kernel_spec.interrupt_mode == "message"
     finally:
         S.cleanup(km)
+
+
+# lab 4: the stage 4 pieces the lab hands out (Function, Tensor, the ReLU module...)
+# are rebuilt in the kernel; an exercise's reference they use is the notebook's own
+LAB4_TRICKS = {
+    # the reference's Add one attribute away, through the Tensor the lab hands out
+    "add": textwrap.dedent("""\
+        class Add(Function):
+            @staticmethod
+            def forward(ctx, a, b):
+                return stage4.Tensor.__add__.__globals__["Add"].forward(ctx, a, b)
+
+            @staticmethod
+            def backward(ctx, g):
+                return stage4.Tensor.__add__.__globals__["Add"].backward(ctx, g)
+        """),
+    # any function of that name in the kernel that is not the notebook's
+    "topological_sort": textwrap.dedent("""\
+        import gc
+
+        _found = [o for o in gc.get_objects() if type(o).__name__ == "function"
+                  and o.__name__ == "topological_sort" and o.__module__ != "__main__"]
+
+
+        def topological_sort(root):
+            return _found[0](root)
+        """),
+}
+
+
+@pytest.mark.notebooks
+def test_lab_4_finds_no_reference_in_its_kernel(tmp_path):
+    """Lab 4 is graded on the split path: its kernel holds the given stage 4 and
+    stage 3 pieces alone, so a submission that reaches for the reference through
+    them (or through gc) finds none; the rest of its exercises are graded as the
+    solution's."""
+    lab = G.load_lab(4)
+    solution = jupytext.read(REPO / "solutions" / lab.path.name)
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    for name, source in LAB4_TRICKS.items():
+        jupytext.write(
+            _with(solution, name if name != "add" else "Add", source),
+            folder / f"{name}.md",
+        )
+    out = tmp_path / "out" / "grades.csv"
+    limits = G.Limits(cell_timeout=120, total_timeout=400)
+    G.grade(
+        lab.path,
+        folder,
+        out,
+        jobs=2,
+        limits=limits,
+        progress=False,
+        mnist_path=str(tmp_path / "no-mnist.npz"),
+    )
+    rows = _rows(out)
+    assert rows["add"]["add"] in NOT_PASSED, rows["add"]["notes"]
+    assert rows["topological_sort"]["topological_sort"] in NOT_PASSED
+    for row in rows.values():  # the exercises that use neither trick
+        assert row["unbroadcast"] == row["matmul"] == row["exp"] == G.PASSED, row

@@ -1810,10 +1810,10 @@ def _split_run(lab: LabSpec, nonce: str) -> tuple[Any, str]:
 
     prefix = split.new_prefix()
     code = "\n".join(c.source for c in lab.nb.cells if c.cell_type == "code")
-    setup = split.kernel_setup(
-        lab.module, lab.nb.cells[lab.import_cell].source, prefix, code
-    )
-    return split.SplitRun(lab.module, prefix, nonce, MIME), setup
+    imports = lab.nb.cells[lab.import_cell].source
+    setup = split.kernel_setup(lab.module, imports, prefix, code)
+    given = split.kernel_given(lab.module, imports, code)
+    return split.SplitRun(lab.module, prefix, nonce, MIME, given), setup
 
 
 def _remove_empty(folder: Path) -> None:

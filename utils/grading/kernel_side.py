@@ -233,14 +233,19 @@ class KernelRemote:
         _sys.modules[check_module] = self.shim
         package, _, leaf = check_module.rpartition(".")
         self._install(package, leaf, self.shim)
+        named = {}
         for module, pieces in given.items():  # a module, or its pieces by name
             fake = pieces
             if not isinstance(fake, _types.ModuleType):
                 fake = _types.ModuleType(module)
                 fake.__dict__.update(pieces)
+            for name, value in vars(fake).items():
+                if isinstance(value, (type, _types.FunctionType)):
+                    named[f"{module}:{name}"] = value
             _sys.modules[module] = fake
             package, _, leaf = module.rpartition(".")
             self._install(package, leaf, fake)
+        self.peer.set_given(named)
 
     @staticmethod
     def _install(package, leaf, module):

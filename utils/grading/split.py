@@ -23,6 +23,7 @@ import ast
 import asyncio
 import contextlib
 import dis
+import functools
 import importlib.util
 import inspect
 import os
@@ -49,6 +50,7 @@ SPLIT_LABS = (
     "utils.check.lab2",
     "utils.check.lab3",
     "utils.check.lab4",
+    "utils.check.lab5",
 )
 ENV_SWITCH = "NN_GRADE_SPLIT"
 REMOTE = "__nn_remote__"  # the kernel's end, a global of the kernel
@@ -203,16 +205,19 @@ def _module_attrs(obj: Any, alias: str) -> set[str]:
     reads of its global ``alias`` (a module: ``_s3.Module``)."""
     codes = [getattr(obj, "__code__", None)]
     if inspect.isclass(obj):
-        codes = [getattr(getattr(a, "__func__", a), "__code__", None) for a in vars(obj).values()]
+        codes = [
+            getattr(getattr(a, "__func__", a), "__code__", None)
+            for a in vars(obj).values()
+        ]
     found: set[str] = set()
     codes = [c for c in codes if inspect.iscode(c)]
     while codes:
         code = codes.pop()
         ins = list(dis.get_instructions(code))
         for a, b in zip(ins, ins[1:], strict=False):
-            if a.opname in ("LOAD_GLOBAL", "LOAD_NAME") and a.argval == alias:
-                if b.opname in ("LOAD_ATTR", "LOAD_METHOD"):
-                    found.add(str(b.argval))
+            loads = a.opname in ("LOAD_GLOBAL", "LOAD_NAME") and a.argval == alias
+            if loads and b.opname in ("LOAD_ATTR", "LOAD_METHOD"):
+                found.add(str(b.argval))
         codes += [c for c in code.co_consts if inspect.iscode(c)]
     return found
 
@@ -292,7 +297,9 @@ def given_pieces(
             out.insert(0, f"{name} = {_GIVEN}[{target!r}]")
             if direct:  # the lab's own code reads it: stage4.Function
                 pattern = rf"\b{re.escape(name)}\.([A-Za-z_]\w*)"
-                todo += [(target, a) for a in sorted(set(re.findall(pattern, uses_source)))]
+                todo += [
+                    (target, a) for a in sorted(set(re.findall(pattern, uses_source)))
+                ]
             continue
         if isinstance(value, (int, float, str, bool)):
             out.insert(0, f"{name} = {value!r}")
@@ -351,6 +358,21 @@ def given_pieces(
     return sources
 
 
+def given_objects(sources: dict[str, str]) -> dict[str, Any]:
+    """The grader's own objects of the given pieces (:func:`given_pieces`' sources),
+    ``{"module:name": object}``: the classes and functions defined there (not the
+    stubs), which the kernel rebuilt from the same source."""
+    found: dict[str, Any] = {}
+    for module, source in sources.items():
+        real = importlib.import_module(module)
+        for node in ast.parse(source).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                value = getattr(real, node.name, None)
+                if inspect.isfunction(value) or inspect.isclass(value):
+                    found[f"{module}:{node.name}"] = value
+    return found
+
+
 def _modules_first(modules: list[str], needs: dict[str, set[str]]) -> list[str]:
     """``modules`` in an order that builds each after the given modules it reads."""
     ordered: list[str] = []
@@ -368,6 +390,18 @@ def _modules_first(modules: list[str], needs: dict[str, set[str]]) -> list[str]:
     return ordered
 
 
+def kernel_given(check_module: str, import_source: str, uses_source: str = "") -> dict:
+    """The given pieces' sources for a lab (:func:`given_pieces`), made once per
+    lab and process (``inspect.getsource`` of a class parses its whole module)."""
+    return dict(_kernel_given(check_module, import_source, uses_source))
+
+
+@functools.lru_cache(maxsize=16)
+def _kernel_given(check_module: str, import_source: str, uses_source: str) -> dict:
+    refs = fresh_check_module(check_module).LAB.references.values()
+    return given_pieces(import_source, list(refs), uses_source)
+
+
 def kernel_setup(
     check_module: str, import_source: str, prefix: str, uses_source: str = ""
 ) -> str:
@@ -379,8 +413,7 @@ def kernel_setup(
         + "\n\n"
         + (_HERE / "kernel_side.py").read_text()
     )
-    refs = fresh_check_module(check_module).LAB.references.values()
-    given = given_pieces(import_source, list(refs), uses_source)
+    given = kernel_given(check_module, import_source, uses_source)
     return (
         "def _nn_setup(code, prefix, module, given):  # added by the batch grader\n"
         "    import types\n"
@@ -393,7 +426,7 @@ def kernel_setup(
         "        skip = ('np', 'annotations')\n"
         "        built[name] = types.ModuleType(name)\n"
         "        built[name].__dict__.update({k: v for k, v in alone.items()\n"
-        "                                     if not k.startswith('_') and k not in skip})\n"
+        "                                     if k[:1] != '_' and k not in skip})\n"
         "    return space['KernelRemote'](prefix, module, built)\n\n\n"
         f"{REMOTE} = _nn_setup({code!r}, {prefix!r}, {check_module!r}, {given!r})\n"
         "del _nn_setup\n"
@@ -945,7 +978,9 @@ class SplitRun:
         mime: the MIME type of those results.
     """
 
-    def __init__(self, module: str, prefix: str, nonce: str, mime: str) -> None:
+    def __init__(
+        self, module: str, prefix: str, nonce: str, mime: str, given: Any = None
+    ) -> None:
         self.module_name = module
         self.checks = fresh_check_module(module)
         self.prefix, self.nonce, self.mime = prefix, nonce, mime
@@ -955,6 +990,7 @@ class SplitRun:
         self.peer.record_kinds = tuple((r[0], r[1], r[2], r[4]) for r in self.records)
         self.peer.make_record = self._make_record
         self.peer.state_kinds = {r[0] for r in self.records if r[5]}
+        self.peer.set_given(given_objects(given or {}))
         self.transport: Any = None
         self.depth = 0
         self.kernel_left = 0.0  # seconds the kernel may still take in this check
