@@ -5,7 +5,7 @@ wire exactly as in grading: the student's side runs the kernel's end of the wire
 (:class:`utils.grading.split.Loopback`, the same messages as a kernel, in a thread),
 the check runs in the grader's process on a proxy. Its result must be the one the
 check gives in process: lab 1 entirely (status, cases, message's first line, hint),
-labs 2 and 3 by status and cases (two of lab 2's wrong implementations test
+labs 2 to 5 by status and cases (two of lab 2's wrong implementations test
 ``isinstance(layer, ref.Linear)``, which only the in-process run can see, and class
 state shared by both runs in one process changes which piece a hint names; in lab 3
 the results that one check module keeps of earlier exercises decide which of them a
@@ -144,11 +144,13 @@ def test_the_kernel_gets_the_given_pieces_alone():
     assert jupytext  # (the lab is read with jupytext above)
 
 
-def test_a_lab_not_split_says_so_in_one_line():
-    assert S.enabled("utils.check.lab1") and S.enabled("utils.check.lab4")
+def test_every_lab_is_split_and_a_run_without_says_so_in_one_line(monkeypatch):
+    assert all(S.enabled(f"utils.check.lab{n}") for n in range(1, 6))
+    monkeypatch.setenv(S.ENV_SWITCH, "0")
     assert not S.enabled("utils.check.lab5")
     note = S.in_kernel_note("utils.check.lab5")
     assert "\n" not in note and "inside each student's kernel" in note
+    assert "the split path is off" in note
 
 
 class _Holder:

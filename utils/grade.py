@@ -50,10 +50,10 @@ one saying why and what to do (:func:`write_ungraded_feedback`). A run removes t
 feedback it wrote of students no longer in the folder (:func:`remove_stale_feedback`).
 
 Each kernel runs under bubblewrap where it can (:mod:`utils.grading.sandbox`). For
-the labs in :data:`utils.grading.split.SPLIT_LABS` (1, 2 and 3) the checks decide in
+the labs in :data:`utils.grading.split.SPLIT_LABS` (all five) the checks decide in
 the grader's process, the kernel only running the student's code on inputs sent as
-data (:mod:`utils.grading.split`); labs 4 and 5 still decide inside the kernel (see
-the README, "For instructors").
+data (:mod:`utils.grading.split`; ``NN_GRADE_SPLIT=0`` decides inside the kernel, as
+``check.summary()`` does in a notebook: see the README, "For instructors").
 """
 
 from __future__ import annotations

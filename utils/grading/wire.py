@@ -13,8 +13,18 @@ object that is still the one it received is tagged ``"$same": n``, so the sender
 updates its own object in place (a mutated input, an in-place update) or finds its
 own object in a result that returns an input.
 
+A few classes travel as *records* instead (a lab 4 ``Tensor`` and the ``Context``
+of its operation, named by the check module's ``WIRE_RECORDS``): their fields as
+data, numbered, so that the other side keeps one copy of each and a graph crosses in
+one message; later messages carry only the fields that changed (a gradient set), and
+the fields of records that persist (a ``Parameter``) go with every message once
+changed. A copy's methods may call its original (the check's operations). The
+pieces a lab hands out, which both sides build from the same source, travel by name
+(``{"$given": "module:name"}``) and are read as the receiver's own.
+
 Only this module's own code is trusted on each side; whatever the kernel sends is
-decoded as plain data or as a handle the grader created, nothing else.
+decoded as plain data, a record's fields, a given piece by name or a handle the
+grader created, nothing else.
 """
 
 import base64
@@ -238,12 +248,16 @@ def _watched(obj):
     )
 
 
-def _replay_reads(obj, reads):
+def _replay_reads(obj, reads, budget):
+    """Read ``obj``'s watched fields as often as the other side read them, at most
+    ``budget[0]`` reads in all (one message cannot keep this side busy)."""
     if not isinstance(reads, dict):
         return
     for name, count in reads.items():
         if isinstance(name, str) and name in _watched(obj) and type(count) is int:
-            for _ in range(max(0, min(count, 1 << 20))):
+            count = max(0, min(count, budget[0]))
+            budget[0] -= count
+            for _ in range(count):
                 getattr(obj, name)
 
 
@@ -304,6 +318,7 @@ class Peer:
         self._rec_depth = 0  # > 0 while a record's fields are encoded
         self._rec_queue = []  # records met by encode whose fields are still to send
         self._rec_slots = None  # while decoding: number -> (record, key of its fields)
+        self._replays = [0]
         self.state_kinds = set()  # kinds of record whose changes go with every message
         self._state_keys = []  # ("own" | "other", number) of those records
         # the pieces both sides have, by "module:name" (a lab's given classes, the
@@ -550,7 +565,7 @@ class Peer:
             if obj is None:
                 raise KeyError(f"no record {n} here")
             agreed_key = ("own", n)
-            _replay_reads(obj, j.get("reads"))
+            _replay_reads(obj, j.get("reads"), self._replays)
         else:
             n = int(j["$R"])
             watch = [str(w) for w in j.get("watch") or []]
@@ -747,6 +762,7 @@ class Peer:
         """
         got = [] if got is None else got
         originals = originals or []
+        self._replays = [1 << 18]  # reads of watched fields this message may replay
         if not (isinstance(j, dict) and "$recs" in j and "$v" in j):
             return self._dec(j, got, originals)
         outer, self._rec_slots = self._rec_slots, {}  # number -> (record, its key)
