@@ -235,17 +235,25 @@ def _holds(value):
     return not (type(value) in _PLAIN or isinstance(value, (np.ndarray, np.generic)))
 
 
+_PROPERTIES = {}  # class -> the names of its properties
+
+
 def _watched(obj):
     """The fields of ``obj``'s ``__dict__`` that its class reads through a property
     (a check that counts the reads of ``ctx.parents``): the other side counts its
     reads of them, and they are read here as often."""
-    attrs = vars(obj) if hasattr(obj, "__dict__") else {}
     kind = type(obj)
-    return sorted(
-        n
-        for n in attrs
-        if isinstance(n, str) and isinstance(getattr(kind, n, None), property)
-    )
+    props = _PROPERTIES.get(kind)
+    if props is None:
+        props = _PROPERTIES[kind] = frozenset(
+            n
+            for klass in kind.__mro__
+            for n, v in vars(klass).items()
+            if isinstance(v, property)
+        )
+    if not props or not hasattr(obj, "__dict__"):
+        return []
+    return sorted(n for n in vars(obj) if n in props)
 
 
 def _replay_reads(obj, reads, budget):
@@ -278,6 +286,8 @@ class Peer:
         self.objects = {}  # hid -> object of this side
         self._ids = {}  # id(object) -> hid
         self.proxies = {}  # hid -> proxy of the other side's object
+        self._proxy_ids = {}  # id(proxy) -> hid
+        self._infos = {}  # hid -> what our object is (describe), as first sent
         self.make_proxy = make_proxy
         self.describe = describe
         self.frames = []  # (arguments received, their numbers) of calls being served
@@ -342,14 +352,13 @@ class Peer:
         if found is None:
             found = self.make_proxy(hid, info)
             self.proxies[hid] = found
+            self._proxy_ids[id(found)] = hid
         return found
 
     def own_hid(self, obj):
         """The other side's handle id if ``obj`` is a proxy of this peer, else None."""
-        for hid, proxy in self.proxies.items():
-            if proxy is obj:
-                return hid
-        return None
+        hid = self._proxy_ids.get(id(obj))
+        return hid if hid is not None and self.proxies.get(hid) is obj else None
 
     # ------------------------------------------------------------ encode
     def encode(self, x, sent=None, same=None, keep=False):
@@ -470,6 +479,7 @@ class Peer:
             self.objects.clear()
             self._ids.clear()
             self.read.clear()
+            self._infos.clear()
         self.lent.clear()
         self._lent_ids.clear()
         self.borrowed.clear()
@@ -748,7 +758,11 @@ class Peer:
         hid = self.own_hid(x)
         if hid is not None:  # the other side's own object, going home
             return {"$h": ["other", hid]}
-        return {"$h": [self.side, self.handle(x)], "info": self.describe(x)}
+        hid = self.handle(x)
+        info = self._infos.get(hid)
+        if info is None:
+            info = self._infos[hid] = self.describe(x)
+        return {"$h": [self.side, hid], "info": info}
 
     # ------------------------------------------------------------ decode
     def decode(self, j, got=None, originals=None):
