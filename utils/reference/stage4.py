@@ -175,14 +175,16 @@ class Context:
     def save_for_backward(self, *arrays: Any) -> None:
         """Keep ``arrays`` (``None`` allowed) for backward, as read-only views.
 
-        Nothing is kept when nothing will call backward (under :func:`no_grad`, or
-        when no input requires a gradient).
+        An array that is read-only already is kept as it is: a forward that saves
+        an array of its own, which it does not return (``Relu``'s mask), makes it
+        read-only itself and saves a view. Nothing is kept when nothing will call
+        backward (under :func:`no_grad`, or when no input requires a gradient).
         """
         if not self._record:
             return
         saved = []
         for a in arrays:
-            if isinstance(a, np.ndarray):
+            if isinstance(a, np.ndarray) and a.flags.writeable:
                 a = a.view()  # a view: the caller's array keeps its own flags
                 a.setflags(False)  # write=False (positional: half the time)
             saved.append(a)
@@ -929,6 +931,7 @@ class Relu(Function):
     @staticmethod
     def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
         mask = a > 0  # (N, H) booleans: a byte per entry, all backward needs
+        mask.setflags(False)  # read-only: ours, so it is saved without a view
         ctx.save_for_backward(mask)
         # maximum, not a * mask (nan at a = -inf) nor np.where(mask, a, 0), which
         # picks entry by entry and is several times slower on a random mask
@@ -1014,6 +1017,7 @@ class CrossEntropy(Function):
             loss = (log_sums.sum() - z[np.arange(N), y].sum()) / N
         else:  # (N, C) target probabilities: log p = z - log_sums, every entry
             loss = -(y * (z - log_sums)).sum() / N
+        probs.setflags(False)  # read-only: ours, so it is saved without a view
         ctx.save_for_backward(probs, y)
         return np.asarray(loss, dtype=logits.dtype)
 
