@@ -1292,7 +1292,9 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                 f"{len(parents)} input(s): one per input (None where no input "
                 "gradient is needed)."
             )
-        for parent, g, needed in zip(parents, grads, ctx.needs_input_grad, strict=True):
+        # (no strict=True: the lengths are checked above, and a zip called with a
+        # keyword is built several times slower)
+        for parent, g, needed in zip(parents, grads, ctx.needs_input_grad):  # noqa: B905
             if not needed:
                 continue
             data = parent.data  # g must be an array of its shape and dtype
