@@ -160,17 +160,29 @@ class Context:
     arrays go through :meth:`save_for_backward`.
     """
 
-    # class-level defaults: creating a context sets two attributes, not seven
-    fn: type[Function] | None = None
+    # slots for what every context holds (faster to set and read than a
+    # dictionary's entries), and a __dict__ for what a forward adds, created only
+    # then; ``parents`` lives there too, where apply sets it (a default until then)
+    __slots__ = (
+        "needs_input_grad",
+        "_record",
+        "fn",
+        "_saved",
+        "_freed",
+        "retains_grad",
+        "__dict__",
+        "__weakref__",
+    )
     parents: tuple[Tensor, ...] = ()
-    _saved: tuple[Any, ...] = ()
-    _freed = False
-    # set by Tensor.retain_grad() on the operation's result (one result per context)
-    retains_grad = False
 
     def __init__(self, needs_input_grad: tuple[bool, ...], record: bool) -> None:
         self.needs_input_grad = needs_input_grad
         self._record = record
+        self.fn: type[Function] | None = None
+        self._saved: tuple[Any, ...] = ()
+        self._freed = False
+        # set by Tensor.retain_grad() on the operation's result (one per context)
+        self.retains_grad = False
 
     def save_for_backward(self, *arrays: Any) -> None:
         """Keep ``arrays`` (``None`` allowed) for backward, as read-only views.
