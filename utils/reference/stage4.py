@@ -153,8 +153,9 @@ class Context:
         fn: the :class:`Function` subclass (set by ``apply``).
         parents: the input tensors (set by ``apply``).
         saved_tensors: what ``forward`` passed to :meth:`save_for_backward`, as
-            read-only views, so that an in-place edit raises instead of silently
-            changing the gradient. Freed by :func:`backward`.
+            read-only views (an array read-only already as it is), so that an
+            in-place edit raises instead of silently changing the gradient. Freed
+            by :func:`backward`.
 
     ``forward`` may also set small attributes of its own (``ctx.axis = axis``);
     arrays go through :meth:`save_for_backward`.
