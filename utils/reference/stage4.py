@@ -190,8 +190,8 @@ class Context:
 
         An array that is read-only already is kept as it is: a forward that saves
         an array of its own, which it does not return (``Relu``'s mask), makes it
-        read-only itself and saves a view. Nothing is kept when nothing will call
-        backward (under :func:`no_grad`, or when no input requires a gradient).
+        read-only itself, and no view is made. Nothing is kept when nothing will
+        call backward (under :func:`no_grad`, or when no input requires a gradient).
         """
         if not self._record:
             return
@@ -1181,7 +1181,8 @@ def _operations(root: Tensor) -> list[Tensor]:
     while stack:
         t, todo = stack[-1]
         for p in todo:
-            if p.grad_fn is not None and id(p) not in seen:  # an operation's result
+            # grad_fn first: a leaf or a constant is passed over on one test
+            if p.grad_fn is not None and p.requires_grad and id(p) not in seen:
                 seen.add(id(p))
                 stack.append((p, iter(p.grad_fn.parents)))  # walk into p first
                 break
