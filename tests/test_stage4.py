@@ -527,6 +527,26 @@ def test_saved_arrays_are_read_only_and_inputs_are_not():
     assert z.data.flags.writeable
 
 
+def test_saved_arrays_of_the_mlp_step_are_read_only():
+    # Relu's mask and CrossEntropy's probabilities are their own arrays, made
+    # read-only and saved without a view; every other saved array is a read-only
+    # view, and the arrays it views stay writeable
+    X, y = _randn((4, 3)), _labels(4, 2)
+    W = nn.Parameter(_randn((3, 2), 1))
+    b = nn.Parameter(np.zeros(2))
+    h = nn.Affine.apply(X, W, b)
+    r = h.relu()
+    loss = nn.cross_entropy(r, y)
+    saved = [s for t in (h, r, loss) for s in t.grad_fn.saved_tensors]
+    assert all(s is None or not s.flags.writeable for s in saved)
+    mask, (probs, y_saved) = r.grad_fn.saved_tensors[0], loss.grad_fn.saved_tensors
+    assert mask.base is None and probs.base is None  # no view of their own arrays
+    assert np.shares_memory(y_saved, y) and y.flags.writeable
+    assert X.flags.writeable and W.data.flags.writeable and r.data.flags.writeable
+    loss.backward()
+    assert W.grad.flags.writeable and W.grad.dtype == np.float32
+
+
 def test_first_layer_does_not_compute_or_keep_what_the_data_gradient_needs():
     X = Tensor(_randn((4, 3)))  # data: no gradient
     W = _leaf((3, 2), 1, dtype=np.float32)

@@ -153,36 +153,51 @@ class Context:
         fn: the :class:`Function` subclass (set by ``apply``).
         parents: the input tensors (set by ``apply``).
         saved_tensors: what ``forward`` passed to :meth:`save_for_backward`, as
-            read-only views, so that an in-place edit raises instead of silently
-            changing the gradient. Freed by :func:`backward`.
+            read-only views (an array read-only already as it is), so that an
+            in-place edit raises instead of silently changing the gradient. Freed
+            by :func:`backward`.
 
     ``forward`` may also set small attributes of its own (``ctx.axis = axis``);
     arrays go through :meth:`save_for_backward`.
     """
 
-    # class-level defaults: creating a context sets two attributes, not seven
-    fn: type[Function] | None = None
+    # slots for what every context holds (faster to set and read than a
+    # dictionary's entries), and a __dict__ for what a forward adds, created only
+    # then; ``parents`` lives there too, where apply sets it (a default until then)
+    __slots__ = (
+        "needs_input_grad",
+        "_record",
+        "fn",
+        "_saved",
+        "_freed",
+        "retains_grad",
+        "__dict__",
+        "__weakref__",
+    )
     parents: tuple[Tensor, ...] = ()
-    _saved: tuple[Any, ...] = ()
-    _freed = False
-    # set by Tensor.retain_grad() on the operation's result (one result per context)
-    retains_grad = False
 
     def __init__(self, needs_input_grad: tuple[bool, ...], record: bool) -> None:
         self.needs_input_grad = needs_input_grad
         self._record = record
+        self.fn: type[Function] | None = None
+        self._saved: tuple[Any, ...] = ()
+        self._freed = False
+        # set by Tensor.retain_grad() on the operation's result (one per context)
+        self.retains_grad = False
 
     def save_for_backward(self, *arrays: Any) -> None:
         """Keep ``arrays`` (``None`` allowed) for backward, as read-only views.
 
-        Nothing is kept when nothing will call backward (under :func:`no_grad`, or
-        when no input requires a gradient).
+        An array that is read-only already is kept as it is: a forward that saves
+        an array of its own, which it does not return (``Relu``'s mask), makes it
+        read-only itself, and no view is made. Nothing is kept when nothing will
+        call backward (under :func:`no_grad`, or when no input requires a gradient).
         """
         if not self._record:
             return
         saved = []
         for a in arrays:
-            if isinstance(a, np.ndarray):
+            if isinstance(a, np.ndarray) and a.flags.writeable:
                 a = a.view()  # a view: the caller's array keeps its own flags
                 a.setflags(False)  # write=False (positional: half the time)
             saved.append(a)
@@ -929,6 +944,7 @@ class Relu(Function):
     @staticmethod
     def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
         mask = a > 0  # (N, H) booleans: a byte per entry, all backward needs
+        mask.setflags(False)  # read-only: ours, so it is saved without a view
         ctx.save_for_backward(mask)
         # maximum, not a * mask (nan at a = -inf) nor np.where(mask, a, 0), which
         # picks entry by entry and is several times slower on a random mask
@@ -1014,6 +1030,7 @@ class CrossEntropy(Function):
             loss = (log_sums.sum() - z[np.arange(N), y].sum()) / N
         else:  # (N, C) target probabilities: log p = z - log_sums, every entry
             loss = -(y * (z - log_sums)).sum() / N
+        probs.setflags(False)  # read-only: ours, so it is saved without a view
         ctx.save_for_backward(probs, y)
         return np.asarray(loss, dtype=logits.dtype)
 
@@ -1164,7 +1181,8 @@ def _operations(root: Tensor) -> list[Tensor]:
     while stack:
         t, todo = stack[-1]
         for p in todo:
-            if p.requires_grad and p.grad_fn is not None and id(p) not in seen:
+            # grad_fn first: a leaf or a constant is passed over on one test
+            if p.grad_fn is not None and p.requires_grad and id(p) not in seen:
                 seen.add(id(p))
                 stack.append((p, iter(p.grad_fn.parents)))  # walk into p first
                 break
@@ -1202,23 +1220,19 @@ def _checked(grad: Any, t: Tensor, source: str | type[Function]) -> np.ndarray:
     return grad
 
 
-def _accumulate(
-    t: Tensor, grad: Any, source: str | type[Function], *, fresh: bool = False
-) -> None:
-    """Where the gradients that are kept are stored: ``t.grad += grad``.
-
-    For a leaf, or an intermediate that :meth:`Tensor.retain_grad` keeps. The first
-    gradient is copied, so two tensors never share a gradient array; later ones are
-    added to it. A ``fresh`` gradient, an array that the operation's backward has
-    just created and handed to no one else, is stored as it is: copying it would
-    only cost time (a copy of every gradient, every step).
+def _accumulate(t: Tensor, grad: Any, source: str | type[Function]) -> None:
+    """``t.grad += grad``, for a gradient that is passed on as well: the seed of a
+    leaf root, and an intermediate that :meth:`Tensor.retain_grad` keeps. The first
+    gradient is copied, so that two tensors never share a gradient array. (The
+    leaves' gradients are stored by :func:`backward` itself, which keeps a
+    :func:`_fresh` array without a copy.)
 
     Raises:
         ValueError: if the shape is not ``t``'s (see :func:`_checked`).
     """
     checked = _checked(grad, t, source)
     if t.grad is None:
-        t.grad = checked if fresh and checked is grad else checked.copy()
+        t.grad = checked.copy()
     else:
         t.grad += checked
 
@@ -1261,7 +1275,9 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                 "or pass grad= of the same shape."
             )
         # dL/dL = 1 (np.ones, a Python function, takes four times longer)
-        grad = np.array(1, root.data.dtype).reshape(root.data.shape)
+        grad = np.array(1, root.data.dtype)
+        if root.data.ndim:  # a one-element (1, 1, ...) root
+            grad = grad.reshape(root.data.shape)
     else:
         grad = _checked(_value(grad), root, "backward(grad=...)")
     if root.grad_fn is None:  # a leaf differentiated with respect to itself
@@ -1290,37 +1306,50 @@ def backward(root: Tensor, grad: Any = None, *, retain_graph: bool = False) -> N
                 f"{len(parents)} input(s): one per input (None where no input "
                 "gradient is needed)."
             )
-        # whether no array was handed to two inputs (Add may hand one to both; two
-        # Nones count as a repeat too, which only costs the copies below)
-        distinct = len(grads) == 1 or len(set(map(id, grads))) == len(grads)
-        for parent, g, needed in zip(parents, grads, ctx.needs_input_grad, strict=True):
+        # (no strict=True: the lengths are checked above, and a zip called with a
+        # keyword is built several times slower)
+        for parent, g, needed in zip(parents, grads, ctx.needs_input_grad):  # noqa: B905
             if not needed:
                 continue
-            if g is None:
-                raise ValueError(
-                    f"{fn.__name__}.backward returned None for an input that "
-                    "requires a gradient."
-                )
-            if parent.grad_fn is None:  # a leaf keeps its gradient: t.grad += g
-                # fresh: a new writeable array (not a view, not t's own gradient
-                # passed on, as Add does, and not handed to another input of this
-                # operation too), which the leaf may keep without a copy
-                fresh = (
-                    distinct
-                    and g is not grad_output
-                    and type(g) is np.ndarray
-                    and g.base is None
-                    and g.flags.writeable
-                )
-                _accumulate(parent, g, fn, fresh=fresh)
-            else:  # an intermediate: held for this pass only
-                g = _checked(g, parent, fn)
+            data = parent.data  # g must be an array of its shape and dtype
+            if (
+                type(g) is not np.ndarray
+                or g.shape != data.shape
+                or g.dtype != data.dtype
+            ):
+                if g is None:
+                    raise ValueError(
+                        f"{fn.__name__}.backward returned None for an input that "
+                        "requires a gradient."
+                    )
+                g = _checked(g, parent, fn)  # raises for a wrong shape
+            if parent.grad_fn is not None:  # an intermediate: held for this pass only
                 key = id(parent)
+                held = pending.get(key)
                 # a second use adds into a new array: g may be shared (Add hands
                 # one array to both inputs), so it is never changed in place
-                pending[key] = g if key not in pending else pending[key] + g
+                pending[key] = g if held is None else held + g
+            elif parent.grad is not None:  # a leaf keeps its gradient: t.grad += g
+                parent.grad += g
+            elif _fresh(g, grad_output, grads):
+                parent.grad = g  # the leaf's own: no one else holds g
+            else:
+                parent.grad = g.copy()  # two tensors never share a gradient array
         if not retain_graph:
             ctx.free()
+
+
+def _fresh(g: np.ndarray, grad_output: np.ndarray, grads: tuple) -> bool:
+    """Whether a leaf may keep the gradient ``g`` without a copy: a new writeable
+    array (not a view, not the gradient the operation received and passed on, as
+    ``Add`` does, and not handed to another input of the operation too)."""
+    if g is grad_output or g.base is not None or not g.flags.writeable:
+        return False
+    uses = 0
+    for other in grads:
+        if other is g:
+            uses += 1
+    return uses == 1
 
 
 # --------------------------------------------------------------------------- gradcheck
@@ -1383,7 +1412,7 @@ class Parameter(Tensor, _s3.Parameter):
     stage 3's optimizers update it (``p.data -= lr * p.grad``). Its ``grad`` starts
     at zeros and ``zero_grad`` zeroes it in place, as in stage 3;
     ``zero_grad(set_to_none=True)`` sets it to ``None``, and the next backward
-    assigns the new gradient array (:func:`_accumulate`) instead of adding it to
+    assigns the new gradient array (:func:`backward`) instead of adding it to
     zeros.
     """
 
