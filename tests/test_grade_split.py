@@ -54,7 +54,7 @@ def _loopback_run(lab: str):
     given = _given(lab)
     run = S.SplitRun(module, S.new_prefix(), "nonce", "application/x-test", given)
     run.transport = S.Loopback(run.prefix, module)
-    run.transport.remote.peer.set_given(S.given_objects(given))
+    run.transport.remote.peer.set_given(S.given_objects(given), send=False)
     return run, _entries(lab)[0]
 
 

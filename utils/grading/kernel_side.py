@@ -245,7 +245,7 @@ class KernelRemote:
             _sys.modules[module] = fake
             package, _, leaf = module.rpartition(".")
             self._install(package, leaf, fake)
-        self.peer.set_given(named)
+        self.peer.set_given(named, send=False)
 
     @staticmethod
     def _install(package, leaf, module):

@@ -643,7 +643,7 @@ class _Lazy:
             twin = run.call({"op": "new", "h": hid})
             inst = twin.__dict__["_nn_inst"]
             d["_nn_inst"] = inst
-            run.peer.proxies[inst.__dict__["_nn"][1]] = self  # the kernel's, here
+            run.peer.set_proxy(inst.__dict__["_nn"][1], self)  # the kernel's, here
         return d["_nn_inst"]
 
     def __getattr__(self, name: str):

@@ -19,8 +19,8 @@ data, numbered, so that the other side keeps one copy of each and a graph crosse
 one message; later messages carry only the fields that changed (a gradient set), and
 the fields of records that persist (a ``Parameter``) go with every message once
 changed. A copy's methods may call its original (the check's operations). The
-pieces a lab hands out, which both sides build from the same source, travel by name
-(``{"$given": "module:name"}``) and are read as the receiver's own.
+pieces a lab hands out, which both sides build from the same source, go from the
+grader by name (``{"$given": "module:name"}``) and are read as the kernel's own.
 
 Only this module's own code is trusted on each side; whatever the kernel sends is
 decoded as plain data, a record's fields, a given piece by name or a handle the
@@ -333,8 +333,8 @@ class Peer:
         self.state_kinds = set()  # kinds of record whose changes go with every message
         self._state_keys = []  # ("own" | "other", number) of those records
         # the pieces both sides have, by "module:name" (a lab's given classes, the
-        # kernel's rebuilt from the grader's source): each side sends its own by
-        # name, and the other reads it as its own (a Neg of a graph: no handle)
+        # kernel's rebuilt from the grader's source): the grader sends its own by
+        # name, and the kernel reads it as its own (a Neg of a graph: no handle)
         self.given = {}  # name -> this side's object
         self._given_ids = {}  # id(object) -> its name
 
@@ -352,9 +352,13 @@ class Peer:
         found = self.proxies.get(hid)
         if found is None:
             found = self.make_proxy(hid, info)
-            self.proxies[hid] = found
-            self._proxy_ids[id(found)] = hid
+            self.set_proxy(hid, found)
         return found
+
+    def set_proxy(self, hid, obj):
+        """Make ``obj`` this side's stand-in for the other side's object ``hid``."""
+        self.proxies[hid] = obj
+        self._proxy_ids[id(obj)] = hid
 
     def own_hid(self, obj):
         """The other side's handle id if ``obj`` is a proxy of this peer, else None."""
@@ -470,10 +474,13 @@ class Peer:
             return self._enc_record(x, kind, sent, same)
         return self._handle_of(x)
 
-    def set_given(self, objects):
-        """This side's given pieces, ``{"module:name": object}`` (see :attr:`given`)."""
+    def set_given(self, objects, send=True):
+        """This side's given pieces, ``{"module:name": object}`` (see :attr:`given`),
+        read as such when the other side sends one by name, and sent by name only
+        with ``send`` (the grader's: the kernel's go as handles, so that a class of
+        the kernel's, its ``Sequential``, is still built there)."""
         self.given = dict(objects)
-        self._given_ids = {id(v): k for k, v in self.given.items()}
+        self._given_ids = {id(v): k for k, v in self.given.items()} if send else {}
 
     def forget(self, handles=True):
         """Drop what was lent and borrowed, and the handles given out so far (the
