@@ -200,6 +200,33 @@ class _nn_yours:
 """
 
 
+@functools.lru_cache(maxsize=32)
+def _top_level_sources(filename: str) -> dict[str, str]:
+    """The source of each top-level ``def`` and ``class`` of a file, decorators
+    included, by name: the file parsed once (``inspect.getsource`` parses the
+    whole module again for each class)."""
+    text = Path(filename).read_text()
+    lines = text.splitlines(keepends=True)
+    found = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            found[node.name] = "".join(lines[first - 1 : node.end_lineno])
+    return found
+
+
+def _source_of(value: Any) -> str:
+    """The source of a module-level function or class of the course."""
+    inner = inspect.unwrap(value) if inspect.isfunction(value) else value
+    home = sys.modules.get(getattr(inner, "__module__", ""))
+    filename = getattr(home, "__file__", None)
+    if filename:
+        found = _top_level_sources(filename).get(inner.__name__)
+        if found is not None:
+            return found
+    return inspect.getsource(value)
+
+
 def _module_attrs(obj: Any, alias: str) -> set[str]:
     """The attributes that the code of ``obj`` (a function, or a class's methods)
     reads of its global ``alias`` (a module: ``_s3.Module``)."""
@@ -321,7 +348,7 @@ def given_pieces(
             for func in [value] if inspect.isfunction(value) else methods:
                 if inspect.isfunction(func):  # its defaults before it
                     bases += sorted(_default_names(func))
-            source = inspect.getsource(value)
+            source = _source_of(value)
             defs.setdefault(module, {})[name] = (source, bases)
             used = _names_used(value) | _decorator_names(source)
             used |= {
@@ -392,7 +419,7 @@ def _modules_first(modules: list[str], needs: dict[str, set[str]]) -> list[str]:
 
 def kernel_given(check_module: str, import_source: str, uses_source: str = "") -> dict:
     """The given pieces' sources for a lab (:func:`given_pieces`), made once per
-    lab and process (``inspect.getsource`` of a class parses its whole module)."""
+    lab and process."""
     return dict(_kernel_given(check_module, import_source, uses_source))
 
 
