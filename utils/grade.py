@@ -1809,11 +1809,20 @@ def _split_run(lab: LabSpec, nonce: str) -> tuple[Any, str]:
     from utils.grading import split
 
     prefix = split.new_prefix()
+    given = split_given(lab)
+    setup = split.kernel_setup(lab.module, prefix, given)
+    return split.SplitRun(lab.module, prefix, nonce, MIME, given), setup
+
+
+def split_given(lab: LabSpec) -> dict[str, str]:
+    """The sources of the pieces that ``lab`` hands out, as its split-path kernel
+    rebuilds them: those its import cell imports, with what its code reads of a
+    module it imports whole (``stage4.Function``)."""
+    from utils.grading import split
+
     code = "\n".join(c.source for c in lab.nb.cells if c.cell_type == "code")
     imports = lab.nb.cells[lab.import_cell].source
-    setup = split.kernel_setup(lab.module, imports, prefix, code)
-    given = split.kernel_given(lab.module, imports, code)
-    return split.SplitRun(lab.module, prefix, nonce, MIME, given), setup
+    return split.kernel_given(lab.module, imports, code)
 
 
 def _remove_empty(folder: Path) -> None:

@@ -152,9 +152,9 @@ _GLOBAL_NAMES = {
 # what the grader's split path sends as data, not behind a handle (the records of
 # utils.grading.wire): a tensor, and the context of the operation that made it, as
 # the given stage 4's classes in the kernel, so that a graph crosses in one message.
-# (the kernel's class, the class here, a record alone, a copy here made as, the
-# methods that a copy in the kernel calls back here: the operations of the run, and
-# whether each message carries its changes: a parameter, which outlives a step)
+# (the kernel's class, the class here, a copy here made as, the methods that a copy
+# in the kernel calls back here: the operations of the run, and whether each message
+# carries its changes: a parameter, which outlives a step)
 _CALLS = (
     "__add__",
     "__radd__",
@@ -263,9 +263,9 @@ class _Parameter(ref.Parameter, _Tensor):
 
 
 WIRE_RECORDS = (
-    ("utils.reference.stage4:Parameter", ref.Parameter, True, _Parameter, _CALLS, True),
-    ("utils.reference.stage4:Tensor", ref.Tensor, True, _Tensor, _CALLS, False),
-    ("utils.reference.stage4:Context", ref.Context, True, ref.Context, (), False),
+    ("utils.reference.stage4:Parameter", ref.Parameter, _Parameter, _CALLS, True),
+    ("utils.reference.stage4:Tensor", ref.Tensor, _Tensor, _CALLS, False),
+    ("utils.reference.stage4:Context", ref.Context, ref.Context, (), False),
 )
 
 

@@ -52,9 +52,9 @@ from utils.reference import stage5 as ref
 # what the grader's split path sends as data (utils.grading.wire's records): stage
 # 4's tensors and contexts, as in lab 4; a copy's methods are stage 4's own there
 WIRE_RECORDS = (
-    ("utils.reference.stage4:Parameter", nn.Parameter, True, nn.Parameter, (), True),
-    ("utils.reference.stage4:Tensor", nn.Tensor, True, nn.Tensor, (), False),
-    ("utils.reference.stage4:Context", nn.Context, True, nn.Context, (), False),
+    ("utils.reference.stage4:Parameter", nn.Parameter, nn.Parameter, (), True),
+    ("utils.reference.stage4:Tensor", nn.Tensor, nn.Tensor, (), False),
+    ("utils.reference.stage4:Context", nn.Context, nn.Context, (), False),
 )
 
 LAB = Lab(

@@ -357,8 +357,8 @@ class KernelRemote:
         kinds, state = [], set()
         for item in spec if isinstance(spec, list) else []:
             try:
-                kind, alone, keep = item
-                kinds.append((str(kind), self._record_class(kind), bool(alone), ()))
+                kind, keep = item
+                kinds.append((str(kind), self._record_class(kind), ()))
             except (TypeError, ValueError):
                 continue
             if keep:

@@ -200,31 +200,50 @@ class _nn_yours:
 """
 
 
+def _decorator_reads(node: ast.FunctionDef | ast.ClassDef) -> frozenset[str]:
+    """The names that the decorators of a ``def`` or ``class`` read."""
+    return frozenset(
+        n.id
+        for d in node.decorator_list
+        for n in ast.walk(d)
+        if isinstance(n, ast.Name)
+    )
+
+
 @functools.lru_cache(maxsize=32)
-def _top_level_sources(filename: str) -> dict[str, str]:
-    """The source of each top-level ``def`` and ``class`` of a file, decorators
-    included, by name: the file parsed once (``inspect.getsource`` parses the
-    whole module again for each class)."""
+def _top_level_defs(filename: str) -> dict[str, tuple[str, frozenset[str]]]:
+    """Each top-level ``def`` and ``class`` of a file by name: its source, decorators
+    included, and the names its decorators read. The file is parsed once
+    (``inspect.getsource`` parses the whole module again for each class)."""
     text = Path(filename).read_text()
     lines = text.splitlines(keepends=True)
     found = {}
     for node in ast.parse(text).body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             first = min([node.lineno] + [d.lineno for d in node.decorator_list])
-            found[node.name] = "".join(lines[first - 1 : node.end_lineno])
+            source = "".join(lines[first - 1 : node.end_lineno])
+            found[node.name] = (source, _decorator_reads(node))
     return found
 
 
-def _source_of(value: Any) -> str:
-    """The source of a module-level function or class of the course."""
+def _source_of(value: Any) -> tuple[str, frozenset[str]]:
+    """The source of a function or class of the course, and the names its
+    decorators read (``contextlib`` for ``@contextlib.contextmanager``)."""
     inner = inspect.unwrap(value) if inspect.isfunction(value) else value
     home = sys.modules.get(getattr(inner, "__module__", ""))
     filename = getattr(home, "__file__", None)
-    if filename:
-        found = _top_level_sources(filename).get(inner.__name__)
-        if found is not None:
-            return found
-    return inspect.getsource(value)
+    found = _top_level_defs(filename).get(inner.__name__) if filename else None
+    if found is not None:
+        return found
+    source = inspect.getsource(value)  # not at the top of its module
+    node = ast.parse(textwrap.dedent(source)).body[0]
+    return source, _decorator_reads(node)  # type: ignore[arg-type]
+
+
+def _is_reference_module(value: Any) -> bool:
+    return isinstance(value, types.ModuleType) and value.__name__.startswith(
+        _REFERENCE + "."
+    )
 
 
 def _module_attrs(obj: Any, alias: str) -> set[str]:
@@ -247,19 +266,6 @@ def _module_attrs(obj: Any, alias: str) -> set[str]:
                 found.add(str(b.argval))
         codes += [c for c in code.co_consts if inspect.iscode(c)]
     return found
-
-
-def _decorator_names(source: str) -> set[str]:
-    """The names that the decorators of a ``def`` or ``class`` source read."""
-    try:
-        tree = ast.parse(textwrap.dedent(source))
-    except SyntaxError:
-        return set()
-    names: set[str] = set()
-    for node in tree.body[:1]:
-        for dec in getattr(node, "decorator_list", []):
-            names |= {n.id for n in ast.walk(dec) if isinstance(n, ast.Name)}
-    return names
 
 
 def given_pieces(
@@ -316,9 +322,8 @@ def given_pieces(
             why = f"{name} is an exercise of this lab: pass your own {name}"
             out.insert(0, f"{name} = _nn_yours({name!r}, {why!r})")
             continue
-        if isinstance(value, types.ModuleType) and value.__name__.startswith(
-            _REFERENCE + "."
-        ):  # a reference module: the given one of that name, with what is read of it
+        if _is_reference_module(value):  # the given one of that name, with what
+            # the lab or a piece reads of it
             target = value.__name__
             needs.setdefault(module, set()).add(target)
             out.insert(0, f"{name} = {_GIVEN}[{target!r}]")
@@ -348,16 +353,14 @@ def given_pieces(
             for func in [value] if inspect.isfunction(value) else methods:
                 if inspect.isfunction(func):  # its defaults before it
                     bases += sorted(_default_names(func))
-            source = _source_of(value)
+            source, decorators = _source_of(value)
             defs.setdefault(module, {})[name] = (source, bases)
-            used = _names_used(value) | _decorator_names(source)
+            used = _names_used(value) | decorators
             used |= {
                 n
                 for b in getattr(value, "__bases__", ())
                 for n, v in vars(home).items()
-                if isinstance(v, types.ModuleType)
-                and v.__name__.startswith(_REFERENCE + ".")
-                and getattr(v, b.__name__, 0) is b
+                if _is_reference_module(v) and getattr(v, b.__name__, 0) is b
             }  # class Module(_s3.Module): the alias its base is read through
             for n in sorted(used):
                 if n not in vars(home) or hasattr(builtins, n):
@@ -365,9 +368,7 @@ def given_pieces(
                 homes.setdefault((module, n), home)
                 todo.append((module, n))
                 alias = vars(home)[n]
-                if isinstance(alias, types.ModuleType) and alias.__name__.startswith(
-                    _REFERENCE + "."
-                ):  # what this piece reads of that module
+                if _is_reference_module(alias):  # what this piece reads of it
                     attrs = _module_attrs(value, n) | {
                         b.__name__
                         for b in getattr(value, "__bases__", ())
@@ -388,9 +389,14 @@ def given_pieces(
 def given_objects(sources: dict[str, str]) -> dict[str, Any]:
     """The grader's own objects of the given pieces (:func:`given_pieces`' sources),
     ``{"module:name": object}``: the classes and functions defined there (not the
-    stubs), which the kernel rebuilt from the same source."""
+    stubs), which the kernel rebuilt from the same source. Found once per lab."""
+    return dict(_given_objects(tuple(sources.items())))
+
+
+@functools.lru_cache(maxsize=16)
+def _given_objects(sources: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for module, source in sources.items():
+    for module, source in sources:
         real = importlib.import_module(module)
         for node in ast.parse(source).body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
@@ -429,18 +435,15 @@ def _kernel_given(check_module: str, import_source: str, uses_source: str) -> di
     return given_pieces(import_source, list(refs), uses_source)
 
 
-def kernel_setup(
-    check_module: str, import_source: str, prefix: str, uses_source: str = ""
-) -> str:
+def kernel_setup(check_module: str, prefix: str, given: dict[str, str]) -> str:
     """The first cell of a split-path notebook: the kernel's end of the wire, and
-    the given pieces (``uses_source``: the lab's code, see :func:`given_pieces`),
-    each module built from its source alone, after the given modules it reads."""
+    the given pieces (:func:`kernel_given`), each module built from its source
+    alone, after the given modules it reads."""
     code = (
         (_HERE / "wire.py").read_text()
         + "\n\n"
         + (_HERE / "kernel_side.py").read_text()
     )
-    given = kernel_given(check_module, import_source, uses_source)
     return (
         "def _nn_setup(code, prefix, module, given):  # added by the batch grader\n"
         "    import types\n"
@@ -1012,11 +1015,13 @@ class SplitRun:
         self.checks = fresh_check_module(module)
         self.prefix, self.nonce, self.mime = prefix, nonce, mime
         self.peer = wire.Peer("g", self._proxy, self._describe, _unwrap)
-        # (kind, class, alone, made as, calls, state): the check module's WIRE_RECORDS
+        # (kind, class, made as, calls, state): the check module's WIRE_RECORDS
         self.records = tuple(getattr(self.checks, "WIRE_RECORDS", ()))
-        self.peer.record_kinds = tuple((r[0], r[1], r[2], r[4]) for r in self.records)
+        self.peer.record_kinds = tuple(
+            (k, c, calls) for k, c, _, calls, _ in self.records
+        )
         self.peer.make_record = self._make_record
-        self.peer.state_kinds = {r[0] for r in self.records if r[5]}
+        self.peer.state_kinds = {k for k, _, _, _, state in self.records if state}
         self.peer.set_given(given_objects(given or {}))
         self.transport: Any = None
         self.depth = 0
@@ -1050,9 +1055,9 @@ class SplitRun:
         student's code made), as the check's own class for it."""
         if obj is not None:
             return obj
-        for spec in self.records:
-            if spec[0] == kind:
-                return spec[3].__new__(spec[3])
+        for name, _, made, _, _ in self.records:
+            if name == kind:
+                return made.__new__(made)
         raise TypeError(f"no record of kind {kind!r} here")
 
     @staticmethod
@@ -1123,7 +1128,7 @@ class SplitRun:
         top = self.depth == 0
         if top and getattr(self, "forget_next", False):
             request["forget"], self.forget_next = True, False
-            request["records"] = [[r[0], r[2], r[5]] for r in self.records]
+            request["records"] = [[k, state] for k, _, _, _, state in self.records]
         if top:
             if self.looping:  # the kernel's serve loop: one round trip
                 self._input(wire.dumps({"kind": "req", **request}))
@@ -1294,7 +1299,7 @@ class SplitRun:
             obj = self.peer.rec_objs[int(message["r"])]
         except (KeyError, TypeError, ValueError):
             obj = None
-        calls = [r[4] for r in self.records if isinstance(obj, r[1])]
+        calls = [c for _, cls, _, c, _ in self.records if isinstance(obj, cls)]
         if obj is None or not calls or name not in calls[0]:
             error = ValueError(f"the kernel may not call {name!r} of that record")
             return {"ok": False, "error": wire.error_data(error)}

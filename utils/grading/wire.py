@@ -311,9 +311,8 @@ class Peer:
         # operation that made it) that travel as their fields, not behind a handle,
         # numbered so that the other side keeps one copy of each in step: a graph
         # crosses once, and a walk over it costs no message (see _enc_record)
-        # (kind, class, alone, calls): this side's objects sent as records; a class
-        # with alone False (a context) is a record only as a record's field; calls:
-        # the methods that the other side's copy calls back here
+        # (kind, class, calls): this side's objects sent as records; calls: the
+        # methods that the other side's copy calls back here
         self.record_kinds = ()
         # make_record(kind, watched, calls, obj=None): a new copy of the other's
         # record here, or ``obj`` counting the reads of the fields ``watched``
@@ -326,7 +325,6 @@ class Peer:
         self._rec_copy_ids = {}  # id(copy) -> number
         self.rec_agreed = {}  # ("own" | "other", number) -> {field: token}
         self.rec_reads = {}  # id(copy) -> {field: reads} of the watched fields
-        self._rec_depth = 0  # > 0 while a record's fields are encoded
         self._rec_queue = []  # records met by encode whose fields are still to send
         self._rec_slots = None  # while decoding: number -> (record, key of its fields)
         self._replays = [0]
@@ -513,13 +511,12 @@ class Peer:
     # ------------------------------------------------------------ records
     def _record_kind(self, x):
         """``"copy"`` for this side's copy of the other's record, the kind of one of
-        this side's objects sent as a record, or None (a handle). A class with
-        ``alone`` False (a context) is a record only as a record's field."""
+        this side's objects sent as a record, or None (a handle)."""
         n = self._rec_copy_ids.get(id(x))
         if n is not None and self.rec_copies.get(n) is x:
             return "copy"
-        for kind, cls, alone, _ in self.record_kinds:
-            if isinstance(x, cls) and (alone or self._rec_depth):
+        for kind, cls, _ in self.record_kinds:
+            if isinstance(x, cls):
                 return kind
         return None
 
@@ -550,7 +547,7 @@ class Peer:
                 if kind in self.state_kinds:
                     self._state_keys.append(("own", n))
             out, agreed_key = {"$R": n, "kind": kind}, ("own", n)
-            calls = next((c for k, _, _, c in self.record_kinds if k == kind), ())
+            calls = next((c for k, _, c in self.record_kinds if k == kind), ())
             if fresh and calls:
                 out["calls"] = list(calls)
             watch = _watched(x)
@@ -563,16 +560,12 @@ class Peer:
     def _rec_fields(self, x, fresh, agreed_key, sent, same):
         agreed = self.rec_agreed.setdefault(agreed_key, {})
         fields = []
-        self._rec_depth += 1
-        try:
-            for name, value in record_fields(x):
-                token = _token(value)
-                if not fresh and agreed.get(name) == token and not _holds(value):
-                    continue
-                agreed[name] = token
-                fields.append([name, self._enc(value, sent, same)])
-        finally:
-            self._rec_depth -= 1
+        for name, value in record_fields(x):
+            token = _token(value)
+            if not fresh and agreed.get(name) == token and not _holds(value):
+                continue
+            agreed[name] = token
+            fields.append([name, self._enc(value, sent, same)])
         return fields
 
     def _dec_record(self, j, got, originals):
@@ -786,7 +779,7 @@ class Peer:
         """
         got = [] if got is None else got
         originals = originals or []
-        self._replays = [1 << 18]  # reads of watched fields this message may replay
+        self._replays = [1 << 18]  # reads of watched fields this decode may replay
         outer, self._rec_slots = self._rec_slots, {}  # number -> (record, its key)
         try:
             with _no_collection():
